@@ -1,0 +1,13 @@
+//! inferbench: benchmark-as-code for LLM serving.
+//!
+//! The pipeline, one way: `catalog` (parse, inherit, validate) → `plan` (run id, selection, load
+//! specs, generated rates) → `render` (tera → Kubernetes manifests) → `snapshot` (immutable
+//! folders under `output/`) → platform → results → report. Each module knows only the ones before
+//! it; `cli` wires them to commands.
+
+pub mod catalog;
+pub mod cli;
+pub mod plan;
+pub mod render;
+pub mod schema;
+pub mod snapshot;
