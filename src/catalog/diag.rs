@@ -41,7 +41,13 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A problem with a message only.
     pub fn new(message: impl Into<String>) -> Self {
-        Self { location: None, path: None, benchmark: None, message: message.into(), notes: vec![] }
+        Self {
+            location: None,
+            path: None,
+            benchmark: None,
+            message: message.into(),
+            notes: vec![],
+        }
     }
 
     /// Sets where it is.

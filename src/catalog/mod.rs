@@ -44,12 +44,18 @@ pub struct Entry {
 impl Entry {
     /// `benchmarks[i].` + `rel` (or `benchmarks[i]` for an empty `rel`).
     pub fn path(&self, rel: &str) -> String {
-        if rel.is_empty() { format!("benchmarks[{}]", self.index) } else { format!("benchmarks[{}].{rel}", self.index) }
+        if rel.is_empty() {
+            format!("benchmarks[{}]", self.index)
+        } else {
+            format!("benchmarks[{}].{rel}", self.index)
+        }
     }
 
     /// Where `rel` is written in this entry, or the nearest written parent.
     pub fn location(&self, rel: &str) -> Option<Location> {
-        self.positions.nearest(&self.path(rel)).map(|o| self.file.location(o))
+        self.positions
+            .nearest(&self.path(rel))
+            .map(|o| self.file.location(o))
     }
 
     /// True when this entry itself writes `rel`.
@@ -60,7 +66,9 @@ impl Entry {
     /// The base this entry names, if any.
     pub fn base(&self) -> Option<String> {
         let b = self.raw.get_field_by_name("base_benchmark_name")?;
-        self.raw.has_field_by_name("base_benchmark_name").then(|| b.as_str().unwrap_or_default().to_owned())
+        self.raw
+            .has_field_by_name("base_benchmark_name")
+            .then(|| b.as_str().unwrap_or_default().to_owned())
     }
 }
 
@@ -132,13 +140,28 @@ impl Catalog {
             };
             let positions = Arc::new(Positions::index(&desc, &file.text));
             let list = msg.get_field_by_name("benchmarks").map(|v| v.into_owned());
-            for (index, item) in list.iter().flat_map(|v| v.as_list().unwrap_or_default()).enumerate() {
+            for (index, item) in list
+                .iter()
+                .flat_map(|v| v.as_list().unwrap_or_default())
+                .enumerate()
+            {
                 let Value::Message(raw) = item else { continue };
-                let name = raw.get_field_by_name("name").and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-                let entry = Entry { name, file: file.clone(), index, positions: positions.clone(), raw: raw.clone() };
+                let name = raw
+                    .get_field_by_name("name")
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let entry = Entry {
+                    name,
+                    file: file.clone(),
+                    index,
+                    positions: positions.clone(),
+                    raw: raw.clone(),
+                };
                 if entry.name.is_empty() {
                     diags.push(
-                        Diagnostic::new("every benchmark needs a name").at(entry.location("")).path(entry.path("name")),
+                        Diagnostic::new("every benchmark needs a name")
+                            .at(entry.location(""))
+                            .path(entry.path("name")),
                     );
                 } else if let Some(&other) = cat.by_name.get(&entry.name) {
                     let first = &cat.entries[other];
@@ -165,7 +188,10 @@ impl Catalog {
 
     /// Benchmark names in file order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|e| e.name.as_str()).filter(|n| !n.is_empty())
+        self.entries
+            .iter()
+            .map(|e| e.name.as_str())
+            .filter(|n| !n.is_empty())
     }
 
     /// The chain of entry indices from `name` up to its root, or the diagnostic that breaks it.
@@ -176,22 +202,33 @@ impl Catalog {
         let mut chain = vec![start];
         loop {
             let entry = &self.entries[*chain.last().expect("non-empty")];
-            let Some(base) = entry.base() else { return Ok(chain) };
+            let Some(base) = entry.base() else {
+                return Ok(chain);
+            };
             let Some(&next) = self.by_name.get(&base) else {
-                let mut d = Diagnostic::new(format!("base benchmark \"{base}\" is not defined in the selected catalog files"))
-                    .at(entry.location("base_benchmark_name"))
-                    .path(entry.path("base_benchmark_name"))
-                    .benchmark(&entry.name);
+                let mut d = Diagnostic::new(format!(
+                    "base benchmark \"{base}\" is not defined in the selected catalog files"
+                ))
+                .at(entry.location("base_benchmark_name"))
+                .path(entry.path("base_benchmark_name"))
+                .benchmark(&entry.name);
                 if let Some(similar) = self.names().min_by_key(|n| strsim::levenshtein(n, &base)) {
                     if strsim::levenshtein(similar, &base) <= base.len().max(4) / 4 + 1 {
-                        d = d.note(self.entry(similar).and_then(|e| e.location("name")), format!("did you mean \"{similar}\"?"));
+                        d = d.note(
+                            self.entry(similar).and_then(|e| e.location("name")),
+                            format!("did you mean \"{similar}\"?"),
+                        );
                     }
                 }
                 return Err(d);
             };
             if let Some(pos) = chain.iter().position(|&i| i == next) {
                 let cycle = &chain[pos..];
-                let names: Vec<_> = cycle.iter().chain(std::iter::once(&next)).map(|&i| self.entries[i].name.as_str()).collect();
+                let names: Vec<_> = cycle
+                    .iter()
+                    .chain(std::iter::once(&next))
+                    .map(|&i| self.entries[i].name.as_str())
+                    .collect();
                 let mut d = Diagnostic::new(format!("inheritance cycle: {}", names.join(" → ")))
                     .at(entry.location("base_benchmark_name"))
                     .path(entry.path("base_benchmark_name"))
@@ -199,7 +236,14 @@ impl Catalog {
                 for &i in cycle {
                     let e = &self.entries[i];
                     if i != *chain.last().expect("non-empty") {
-                        d = d.note(e.location("base_benchmark_name"), format!("\"{}\" extends \"{}\"", e.name, e.base().unwrap_or_default()));
+                        d = d.note(
+                            e.location("base_benchmark_name"),
+                            format!(
+                                "\"{}\" extends \"{}\"",
+                                e.name,
+                                e.base().unwrap_or_default()
+                            ),
+                        );
                     }
                 }
                 return Err(d);
@@ -228,12 +272,23 @@ impl Catalog {
             // each link once.
             let message = match chain.get(1).and_then(|b| memo.get(b)) {
                 Some(base) => inherit::resolve_chain([base, &e.raw]).expect("two links"),
-                None => inherit::resolve_chain(chain.iter().rev().map(|&i| &self.entries[i].raw)).expect("non-empty chain"),
+                None => inherit::resolve_chain(chain.iter().rev().map(|&i| &self.entries[i].raw))
+                    .expect("non-empty chain"),
             };
             memo.insert(i, message.clone());
             match message.transcode_to::<schema::Benchmark>() {
-                Ok(benchmark) => out.push(Resolved { name: e.name.clone(), chain, message, benchmark }),
-                Err(err) => diags.push(Diagnostic::new(format!("internal error decoding the resolved benchmark: {err}")).at(e.location(""))),
+                Ok(benchmark) => out.push(Resolved {
+                    name: e.name.clone(),
+                    chain,
+                    message,
+                    benchmark,
+                }),
+                Err(err) => diags.push(
+                    Diagnostic::new(format!(
+                        "internal error decoding the resolved benchmark: {err}"
+                    ))
+                    .at(e.location("")),
+                ),
             }
         }
         diags.into_result(out)
@@ -255,7 +310,10 @@ impl Catalog {
 
     /// The `benchmark.pbtxt` text of a resolved benchmark: canonical, pretty text format.
     pub fn to_text(message: &DynamicMessage) -> String {
-        let opts = prost_reflect::text_format::FormatOptions::new().pretty(true);
+        // Declaration order (not field-number order): name first, as people write them.
+        let opts = prost_reflect::text_format::FormatOptions::new()
+            .pretty(true)
+            .print_message_fields_in_index_order(true);
         let mut s = message.to_text_format_with_options(&opts);
         if !s.ends_with('\n') {
             s.push('\n');
@@ -269,9 +327,13 @@ pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
     let mut out = vec![];
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let rd = std::fs::read_dir(&d).map_err(|e| Diagnostic::new(format!("cannot read catalog folder {}: {e}", d.display())))?;
+        let rd = std::fs::read_dir(&d).map_err(|e| {
+            Diagnostic::new(format!("cannot read catalog folder {}: {e}", d.display()))
+        })?;
         for ent in rd {
-            let ent = ent.map_err(|e| Diagnostic::new(format!("cannot read catalog folder {}: {e}", d.display())))?;
+            let ent = ent.map_err(|e| {
+                Diagnostic::new(format!("cannot read catalog folder {}: {e}", d.display()))
+            })?;
             let p = ent.path();
             if p.is_dir() {
                 stack.push(p);

@@ -27,7 +27,9 @@ mod tests {
 
     fn err(text: &str) -> String {
         let f = SourceFile::new("c.pbtxt".into(), text.into());
-        parse(&f, schema::message("Benchmarks")).unwrap_err().to_string()
+        parse(&f, schema::message("Benchmarks"))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -40,7 +42,10 @@ mod tests {
             err("benchmarks {\n  name: \"a\"\n"),
             "c.pbtxt:3:1: not a valid Benchmarks text-format message: expected '}' or a field name, but reached end of input"
         );
-        assert!(err("benchmarks { config { model_server { replicas: \"two\" } } }").starts_with("c.pbtxt:1:48: "));
+        assert!(
+            err("benchmarks { config { model_server { replicas: \"two\" } } }")
+                .starts_with("c.pbtxt:1:48: ")
+        );
     }
 
     #[test]

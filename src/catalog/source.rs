@@ -38,8 +38,13 @@ impl SourceFile {
             Ok(text) => text,
             Err(e) => {
                 let valid = e.utf8_error().valid_up_to();
-                let lossy = Self::new(path.to_path_buf(), String::from_utf8_lossy(e.as_bytes()).into_owned());
-                return Err(Diagnostic::new("file is not valid UTF-8").at(Some(lossy.location(valid))));
+                let lossy = Self::new(
+                    path.to_path_buf(),
+                    String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                );
+                return Err(
+                    Diagnostic::new("file is not valid UTF-8").at(Some(lossy.location(valid)))
+                );
             }
         };
         Ok(Arc::new(Self::new(path.to_path_buf(), text)))
@@ -50,7 +55,11 @@ impl SourceFile {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
-        Self { path, text, line_starts }
+        Self {
+            path,
+            text,
+            line_starts,
+        }
     }
 
     /// The line:column of a byte offset (clamped to the text).
@@ -58,8 +67,15 @@ impl SourceFile {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset).max(1);
         let start = self.line_starts[line - 1];
-        let col = self.text.get(start..offset).map_or(1, |s| s.chars().count() + 1);
-        Location { file: self.path.clone(), line, col }
+        let col = self
+            .text
+            .get(start..offset)
+            .map_or(1, |s| s.chars().count() + 1);
+        Location {
+            file: self.path.clone(),
+            line,
+            col,
+        }
     }
 
     /// The message type the header names (`# proto-message: HardwareTable`), else benchmarks.
@@ -69,7 +85,9 @@ impl SourceFile {
             if line.is_empty() {
                 continue;
             }
-            let Some(comment) = line.strip_prefix('#') else { break };
+            let Some(comment) = line.strip_prefix('#') else {
+                break;
+            };
             if let Some(name) = comment.trim().strip_prefix("proto-message:") {
                 let name = name.trim();
                 let short = name.rsplit('.').next().unwrap_or(name);
@@ -105,9 +123,18 @@ mod tests {
     fn header_selects_the_message_type() {
         let f = |t: &str| SourceFile::new("x".into(), t.into()).kind();
         assert_eq!(f("benchmarks {}"), FileKind::Benchmarks);
-        assert_eq!(f("# proto-file: proto/hardware.proto\n# proto-message: HardwareTable\n"), FileKind::HardwareTable);
-        assert_eq!(f("# proto-message: benchmark.proto.Benchmarks\n"), FileKind::Benchmarks);
+        assert_eq!(
+            f("# proto-file: proto/hardware.proto\n# proto-message: HardwareTable\n"),
+            FileKind::HardwareTable
+        );
+        assert_eq!(
+            f("# proto-message: benchmark.proto.Benchmarks\n"),
+            FileKind::Benchmarks
+        );
         assert_eq!(f("# proto-message: Foo\n"), FileKind::Other);
-        assert_eq!(f("# a comment\n\nbenchmarks {}\n# proto-message: Foo"), FileKind::Benchmarks);
+        assert_eq!(
+            f("# a comment\n\nbenchmarks {}\n# proto-message: Foo"),
+            FileKind::Benchmarks
+        );
     }
 }

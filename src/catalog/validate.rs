@@ -10,8 +10,8 @@ use regex::Regex;
 
 use super::{Catalog, Diagnostic, Diagnostics, Resolved, hardware::HardwareTable};
 use crate::schema::{
-    self, BenchmarkTool, Dataset, LoadBalancer, LoadSpec, ModelServer, benchmark_tool, envoy, gateway, load_balancer,
-    load_spec, model_server,
+    self, BenchmarkTool, Dataset, LoadBalancer, LoadSpec, ModelServer, benchmark_tool, envoy,
+    gateway, load_balancer, load_spec, model_server,
 };
 
 /// Longest Kubernetes namespace name.
@@ -22,7 +22,12 @@ pub const RUN_ID_LEN: usize = 8;
 
 /// Validates every concrete (non-abstract) benchmark. `run_id_len` is the length of the run id the
 /// namespaces will carry.
-pub fn validate_all(catalog: &Catalog, resolved: &[Resolved], hw: &HardwareTable, run_id_len: usize) -> Diagnostics {
+pub fn validate_all(
+    catalog: &Catalog,
+    resolved: &[Resolved],
+    hw: &HardwareTable,
+    run_id_len: usize,
+) -> Diagnostics {
     let mut diags = Diagnostics::default();
     for r in resolved.iter().filter(|r| !r.is_abstract()) {
         diags.0.extend(validate(catalog, r, hw, run_id_len).0);
@@ -31,11 +36,23 @@ pub fn validate_all(catalog: &Catalog, resolved: &[Resolved], hw: &HardwareTable
 }
 
 /// Validates one resolved benchmark.
-pub fn validate(catalog: &Catalog, r: &Resolved, hw: &HardwareTable, run_id_len: usize) -> Diagnostics {
-    let mut c = Checker { catalog, r, diags: Diagnostics::default() };
+pub fn validate(
+    catalog: &Catalog,
+    r: &Resolved,
+    hw: &HardwareTable,
+    run_id_len: usize,
+) -> Diagnostics {
+    let mut c = Checker {
+        catalog,
+        r,
+        diags: Diagnostics::default(),
+    };
     c.name(run_id_len);
     match &r.benchmark.config {
-        None => c.err("config", "required: model_server, load_balancer and benchmark_tool"),
+        None => c.err(
+            "config",
+            "required: model_server, load_balancer and benchmark_tool",
+        ),
         Some(cfg) => {
             let ms = cfg.model_server.clone().unwrap_or_default();
             if cfg.model_server.is_none() {
@@ -58,14 +75,21 @@ struct Checker<'a> {
     diags: Diagnostics,
 }
 
-static DNS_LABEL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").expect("regex"));
-static DNS_SUBDOMAIN: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").expect("regex"));
-static ENV_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$").expect("regex"));
-static QUANTITY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$").expect("regex")
+static DNS_LABEL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").expect("regex"));
+static DNS_SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").expect("regex")
 });
-static DURATION: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$").expect("regex"));
+static ENV_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$").expect("regex"));
+static QUANTITY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$",
+    )
+    .expect("regex")
+});
+static DURATION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$").expect("regex"));
 /// An image reference, per the grammar of distribution/reference: `[host[:port]/]path[:tag][@digest]`.
 static IMAGE: LazyLock<Regex> = LazyLock::new(|| {
     // A first component is a registry host only with a '.', a port, or as "localhost" (as docker).
@@ -80,7 +104,10 @@ static IMAGE: LazyLock<Regex> = LazyLock::new(|| {
 /// Checks an image reference; `Err` says what is wrong.
 pub fn check_image(image: &str) -> Result<(), String> {
     if image.len() > 255 {
-        return Err(format!("image reference is {} characters, more than 255", image.len()));
+        return Err(format!(
+            "image reference is {} characters, more than 255",
+            image.len()
+        ));
     }
     if !IMAGE.is_match(image) {
         return Err(format!(
@@ -89,7 +116,10 @@ pub fn check_image(image: &str) -> Result<(), String> {
     }
     if let Some((_, d)) = image.split_once("@sha256:") {
         if d.len() != 64 {
-            return Err(format!("\"{image}\": a sha256 digest has 64 hex characters, this one has {}", d.len()));
+            return Err(format!(
+                "\"{image}\": a sha256 digest has 64 hex characters, this one has {}",
+                d.len()
+            ));
         }
     }
     Ok(())
@@ -103,10 +133,19 @@ fn positive_int(s: &str) -> Option<u64> {
 impl Checker<'_> {
     fn err(&mut self, rel: &str, msg: impl Into<String>) {
         let (loc, path, owner) = self.catalog.origin(&self.r.chain, rel);
-        let mut d = Diagnostic::new(msg).at(loc).path(path).benchmark(&self.r.name);
+        let mut d = Diagnostic::new(msg)
+            .at(loc)
+            .path(path)
+            .benchmark(&self.r.name);
         if owner != self.r.name {
-            let here = self.catalog.entry(&self.r.name).and_then(|e| e.location("name"));
-            d = d.note(here, format!("inherited from \"{owner}\" by \"{}\"", self.r.name));
+            let here = self
+                .catalog
+                .entry(&self.r.name)
+                .and_then(|e| e.location("name"));
+            d = d.note(
+                here,
+                format!("inherited from \"{owner}\" by \"{}\"", self.r.name),
+            );
         }
         self.diags.push(d);
     }
@@ -173,7 +212,10 @@ impl Checker<'_> {
 
     fn required_model(&mut self, rel: &str, model: Option<&str>) {
         if model.is_none_or(str::is_empty) {
-            self.err(rel, "required: the model id (e.g. \"meta-llama/Llama-2-7b-hf\")");
+            self.err(
+                rel,
+                "required: the model id (e.g. \"meta-llama/Llama-2-7b-hf\")",
+            );
         }
     }
 
@@ -183,13 +225,23 @@ impl Checker<'_> {
         self.positive_i32(&format!("{P}.replicas"), ms.replicas);
         if let Some(n) = ms.accelerator_count {
             if n < 0 {
-                self.err(&format!("{P}.accelerator_count"), format!("expected 0 or more, got {n}"));
+                self.err(
+                    &format!("{P}.accelerator_count"),
+                    format!("expected 0 or more, got {n}"),
+                );
             }
         }
         self.port(&format!("{P}.port"), ms.port);
-        self.positive_i32(&format!("{P}.startup_timeout_seconds"), ms.startup_timeout_seconds);
+        self.positive_i32(
+            &format!("{P}.startup_timeout_seconds"),
+            ms.startup_timeout_seconds,
+        );
         if let Some(res) = &ms.resources {
-            for (f, v) in [("cpu", &res.cpu), ("memory", &res.memory), ("shm_size", &res.shm_size)] {
+            for (f, v) in [
+                ("cpu", &res.cpu),
+                ("memory", &res.memory),
+                ("shm_size", &res.shm_size),
+            ] {
                 if let Some(q) = v {
                     if !QUANTITY.is_match(q) {
                         self.err(&format!("{P}.resources.{f}"), format!("\"{q}\" is not a Kubernetes quantity (e.g. \"8\", \"500m\", \"64Gi\")"));
@@ -200,89 +252,157 @@ impl Checker<'_> {
         if let Some(s) = &ms.hf_token_secret {
             if let Some(n) = &s.name {
                 if !DNS_SUBDOMAIN.is_match(n) {
-                    self.err(&format!("{P}.hf_token_secret.name"), format!("\"{n}\" is not a valid Secret name"));
+                    self.err(
+                        &format!("{P}.hf_token_secret.name"),
+                        format!("\"{n}\" is not a valid Secret name"),
+                    );
                 }
             }
         }
         for (i, e) in ms.env.iter().enumerate() {
             if !ENV_NAME.is_match(e.name()) {
-                self.err(&format!("{P}.env[{i}].name"), format!("\"{}\" is not a valid environment variable name", e.name()));
+                self.err(
+                    &format!("{P}.env[{i}].name"),
+                    format!("\"{}\" is not a valid environment variable name", e.name()),
+                );
             }
         }
         let needs_accelerator = !matches!(ms.r#type, Some(model_server::Type::External(_)) | None);
-        let sim_profile = matches!(&ms.r#type, Some(model_server::Type::Simulator(s)) if s.profile.is_some());
-        if needs_accelerator && !sim_profile && ms.accelerator.as_deref().is_none_or(str::is_empty) {
+        let sim_profile =
+            matches!(&ms.r#type, Some(model_server::Type::Simulator(s)) if s.profile.is_some());
+        if needs_accelerator && !sim_profile && ms.accelerator.as_deref().is_none_or(str::is_empty)
+        {
             self.err(&format!("{P}.accelerator"), "required: the accelerator type (e.g. \"nvidia-h100-80gb\"); it selects nodes and the hardware profile");
         }
         use model_server::Type;
         match &ms.r#type {
-            None => self.err(P, "required: one of vllm, sglang, tgi, triton, jetstream, simulator, external"),
+            None => self.err(
+                P,
+                "required: one of vllm, sglang, tgi, triton, jetstream, simulator, external",
+            ),
             Some(Type::Vllm(v)) => {
                 let p = format!("{P}.vllm");
                 self.required_model(&format!("{p}.model"), v.model.as_deref());
-                self.string_int(&format!("{p}.tensor_parallelism"), v.tensor_parallelism.as_deref(), "the tensor parallel size");
-                self.string_int(&format!("{p}.max_loras"), v.max_loras.as_deref(), "the maximum number of LoRAs");
-                self.string_int(&format!("{p}.lora_rank"), v.lora_rank.as_deref(), "the maximum LoRA rank");
+                self.string_int(
+                    &format!("{p}.tensor_parallelism"),
+                    v.tensor_parallelism.as_deref(),
+                    "the tensor parallel size",
+                );
+                self.string_int(
+                    &format!("{p}.max_loras"),
+                    v.max_loras.as_deref(),
+                    "the maximum number of LoRAs",
+                );
+                self.string_int(
+                    &format!("{p}.lora_rank"),
+                    v.lora_rank.as_deref(),
+                    "the maximum LoRA rank",
+                );
                 if let Some(v1) = &v.v1 {
                     if v1 != "0" && v1 != "1" {
-                        self.err(&format!("{p}.v1"), format!("expected \"0\" (V0 engine) or \"1\" (V1 engine), got \"{v1}\""));
+                        self.err(
+                            &format!("{p}.v1"),
+                            format!(
+                                "expected \"0\" (V0 engine) or \"1\" (V1 engine), got \"{v1}\""
+                            ),
+                        );
                     }
                 }
                 self.positive_i32(&format!("{p}.max_model_len"), v.max_model_len);
                 self.positive_i32(&format!("{p}.max_num_seqs"), v.max_num_seqs);
                 if let Some(u) = v.gpu_memory_utilization {
                     if !(u > 0.0 && u <= 1.0) {
-                        self.err(&format!("{p}.gpu_memory_utilization"), format!("expected a fraction in (0, 1], got {u}"));
+                        self.err(
+                            &format!("{p}.gpu_memory_utilization"),
+                            format!("expected a fraction in (0, 1], got {u}"),
+                        );
                     }
                 }
                 for (i, a) in v.lora_adapters.iter().enumerate() {
                     if a.name().is_empty() || a.path().is_empty() {
-                        self.err(&format!("{p}.lora_adapters[{i}]"), "a LoRA adapter needs a name and a path");
+                        self.err(
+                            &format!("{p}.lora_adapters[{i}]"),
+                            "a LoRA adapter needs a name and a path",
+                        );
                     }
                 }
             }
             Some(Type::Sglang(v)) => {
                 self.required_model(&format!("{P}.sglang.model"), v.model.as_deref());
-                self.positive_i32(&format!("{P}.sglang.tensor_parallelism"), v.tensor_parallelism);
+                self.positive_i32(
+                    &format!("{P}.sglang.tensor_parallelism"),
+                    v.tensor_parallelism,
+                );
                 self.positive_i32(&format!("{P}.sglang.max_model_len"), v.max_model_len);
             }
             Some(Type::Tgi(v)) => {
                 self.required_model(&format!("{P}.tgi.model"), v.model.as_deref());
                 self.positive_i32(&format!("{P}.tgi.tensor_parallelism"), v.tensor_parallelism);
                 self.positive_i32(&format!("{P}.tgi.max_total_tokens"), v.max_total_tokens);
-                self.positive_i32(&format!("{P}.tgi.max_batch_prefill_tokens"), v.max_batch_prefill_tokens);
+                self.positive_i32(
+                    &format!("{P}.tgi.max_batch_prefill_tokens"),
+                    v.max_batch_prefill_tokens,
+                );
             }
             Some(Type::Triton(v)) => {
                 self.required_model(&format!("{P}.triton.model"), v.model.as_deref());
-                self.positive_i32(&format!("{P}.triton.tensor_parallelism"), v.tensor_parallelism);
+                self.positive_i32(
+                    &format!("{P}.triton.tensor_parallelism"),
+                    v.tensor_parallelism,
+                );
                 if ms.image.is_none() {
-                    self.err(&format!("{P}.image"), "required for triton: the Triton / TensorRT-LLM image with your engine");
+                    self.err(
+                        &format!("{P}.image"),
+                        "required for triton: the Triton / TensorRT-LLM image with your engine",
+                    );
                 }
             }
             Some(Type::Jetstream(v)) => {
                 self.required_model(&format!("{P}.jetstream.model"), v.model.as_deref());
-                self.positive_i32(&format!("{P}.jetstream.tensor_parallelism"), v.tensor_parallelism);
+                self.positive_i32(
+                    &format!("{P}.jetstream.tensor_parallelism"),
+                    v.tensor_parallelism,
+                );
                 if ms.image.is_none() {
-                    self.err(&format!("{P}.image"), "required for jetstream: the JetStream server image");
+                    self.err(
+                        &format!("{P}.image"),
+                        "required for jetstream: the JetStream server image",
+                    );
                 }
             }
             Some(Type::Simulator(v)) => {
                 self.required_model(&format!("{P}.simulator.model"), v.model.as_deref());
-                self.positive_i32(&format!("{P}.simulator.tensor_parallelism"), v.tensor_parallelism);
+                self.positive_i32(
+                    &format!("{P}.simulator.tensor_parallelism"),
+                    v.tensor_parallelism,
+                );
                 self.positive_f64(&format!("{P}.simulator.time_scale"), v.time_scale);
                 self.positive_i32(&format!("{P}.simulator.max_num_seqs"), v.max_num_seqs);
                 if let Some(p) = &v.profile {
                     if !p.contains('@') {
-                        self.err(&format!("{P}.simulator.profile"), format!("expected \"MODEL@ACCELERATOR\", got \"{p}\""));
+                        self.err(
+                            &format!("{P}.simulator.profile"),
+                            format!("expected \"MODEL@ACCELERATOR\", got \"{p}\""),
+                        );
                     }
                 }
             }
             Some(Type::External(v)) => match v.url.as_deref() {
-                None | Some("") => self.err(&format!("{P}.external.url"), "required: the base URL of the running server"),
+                None | Some("") => self.err(
+                    &format!("{P}.external.url"),
+                    "required: the base URL of the running server",
+                ),
                 Some(u) => match url::Url::parse(u) {
-                    Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
-                    Ok(_) => self.err(&format!("{P}.external.url"), format!("\"{u}\" is not an http(s) URL with a host")),
-                    Err(e) => self.err(&format!("{P}.external.url"), format!("\"{u}\" is not a URL: {e}")),
+                    Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                    }
+                    Ok(_) => self.err(
+                        &format!("{P}.external.url"),
+                        format!("\"{u}\" is not an http(s) URL with a host"),
+                    ),
+                    Err(e) => self.err(
+                        &format!("{P}.external.url"),
+                        format!("\"{u}\" is not a URL: {e}"),
+                    ),
                 },
             },
         }
@@ -296,7 +416,10 @@ impl Checker<'_> {
                 self.port(&format!("{P}.k8s_service.port"), s.port);
                 if let Some(t) = &s.service_type {
                     if !matches!(t.as_str(), "ClusterIP" | "LoadBalancer" | "NodePort") {
-                        self.err(&format!("{P}.k8s_service.service_type"), format!("expected ClusterIP, NodePort or LoadBalancer, got \"{t}\""));
+                        self.err(
+                            &format!("{P}.k8s_service.service_type"),
+                            format!("expected ClusterIP, NodePort or LoadBalancer, got \"{t}\""),
+                        );
                     }
                 }
             }
@@ -308,22 +431,34 @@ impl Checker<'_> {
                 self.port(&format!("{p}.port"), g.port);
                 if let Some(c) = &g.gateway_class_name {
                     if !DNS_SUBDOMAIN.is_match(c) {
-                        self.err(&format!("{p}.gateway_class_name"), format!("\"{c}\" is not a valid GatewayClass name"));
+                        self.err(
+                            &format!("{p}.gateway_class_name"),
+                            format!("\"{c}\" is not a valid GatewayClass name"),
+                        );
                     }
                 }
                 match &g.r#type {
                     None => self.err(&p, "required: envoy or gke_gateway"),
                     Some(gateway::Type::Envoy(e)) => match &e.r#type {
-                        None => self.err(&format!("{p}.envoy"), "required: epp (endpoint picker) or lb_policy"),
+                        None => self.err(
+                            &format!("{p}.envoy"),
+                            "required: epp (endpoint picker) or lb_policy",
+                        ),
                         Some(envoy::Type::Epp(epp)) => self.epp(&format!("{p}.envoy.epp"), epp),
                         Some(envoy::Type::LbPolicy(pol)) => {
-                            if !matches!(pol.as_str(), "RoundRobin" | "LeastRequest" | "Random" | "ConsistentHash") {
+                            if !matches!(
+                                pol.as_str(),
+                                "RoundRobin" | "LeastRequest" | "Random" | "ConsistentHash"
+                            ) {
                                 self.err(&format!("{p}.envoy.lb_policy"), format!("expected RoundRobin, LeastRequest, Random or ConsistentHash, got \"{pol}\""));
                             }
                         }
                     },
                     Some(gateway::Type::GkeGateway(gke)) => match &gke.epp {
-                        None => self.err(&format!("{p}.gke_gateway.epp"), "required: the endpoint picker"),
+                        None => self.err(
+                            &format!("{p}.gke_gateway.epp"),
+                            "required: the endpoint picker",
+                        ),
                         Some(epp) => self.epp(&format!("{p}.gke_gateway.epp"), epp),
                     },
                 }
@@ -335,12 +470,20 @@ impl Checker<'_> {
         self.image(&format!("{p}.image"), epp.image.as_deref());
         if let Some(d) = &epp.refresh_metrics_interval {
             if !DURATION.is_match(d) {
-                self.err(&format!("{p}.refresh_metrics_interval"), format!("\"{d}\" is not a duration such as \"50ms\""));
+                self.err(
+                    &format!("{p}.refresh_metrics_interval"),
+                    format!("\"{d}\" is not a duration such as \"50ms\""),
+                );
             }
         }
     }
 
-    fn benchmark_tool(&mut self, tool: Option<&BenchmarkTool>, ms: &ModelServer, hw: &HardwareTable) {
+    fn benchmark_tool(
+        &mut self,
+        tool: Option<&BenchmarkTool>,
+        ms: &ModelServer,
+        hw: &HardwareTable,
+    ) {
         const P: &str = "config.benchmark_tool";
         let mut has_rates = false;
         if let Some(t) = tool {
@@ -351,7 +494,8 @@ impl Checker<'_> {
                 None => {}
                 Some(benchmark_tool::Type::Lpg(l)) => {
                     let p = format!("{P}.lpg");
-                    if let Some(rates) = l.request_rates.as_deref().filter(|s| !s.trim().is_empty()) {
+                    if let Some(rates) = l.request_rates.as_deref().filter(|s| !s.trim().is_empty())
+                    {
                         has_rates = true;
                         for r in rates.split(',') {
                             match r.trim().parse::<f64>() {
@@ -360,11 +504,22 @@ impl Checker<'_> {
                             }
                         }
                     }
-                    self.string_int(&format!("{p}.benchmark_time_seconds"), l.benchmark_time_seconds.as_deref(), "seconds per rate");
-                    self.string_int(&format!("{p}.output_length"), l.output_length.as_deref(), "the output length");
+                    self.string_int(
+                        &format!("{p}.benchmark_time_seconds"),
+                        l.benchmark_time_seconds.as_deref(),
+                        "seconds per rate",
+                    );
+                    self.string_int(
+                        &format!("{p}.output_length"),
+                        l.output_length.as_deref(),
+                        "the output length",
+                    );
                     if let Some(w) = &l.warmup_seconds {
                         if w.trim().parse::<u64>().is_err() {
-                            self.err(&format!("{p}.warmup_seconds"), format!("expected a whole number of seconds, got \"{w}\""));
+                            self.err(
+                                &format!("{p}.warmup_seconds"),
+                                format!("expected a whole number of seconds, got \"{w}\""),
+                            );
                         }
                     }
                     if let Some(port) = l.port.as_deref().filter(|s| !s.is_empty()) {
@@ -374,15 +529,23 @@ impl Checker<'_> {
                     }
                     if let Some(models) = &l.models {
                         if models.split(',').any(|m| m.trim().is_empty()) {
-                            self.err(&format!("{p}.models"), format!("expected comma-separated model names, got \"{models}\""));
+                            self.err(
+                                &format!("{p}.models"),
+                                format!("expected comma-separated model names, got \"{models}\""),
+                            );
                         }
                     }
                 }
-                Some(benchmark_tool::Type::Load(l)) => has_rates = self.load_spec(&format!("{P}.load"), l),
+                Some(benchmark_tool::Type::Load(l)) => {
+                    has_rates = self.load_spec(&format!("{P}.load"), l)
+                }
             }
         }
         if !has_rates {
-            let (model, accel) = (ms.model().unwrap_or_default(), ms.accelerator.as_deref().unwrap_or_default());
+            let (model, accel) = (
+                ms.model().unwrap_or_default(),
+                ms.accelerator.as_deref().unwrap_or_default(),
+            );
             if hw.find(model, accel).is_none() && ms.r#type.is_some() {
                 self.err(
                     P,
@@ -405,28 +568,54 @@ impl Checker<'_> {
         }
         if let Some(e) = &l.endpoint {
             if !e.starts_with('/') {
-                self.err(&format!("{p}.endpoint"), format!("expected a path starting with '/', got \"{e}\""));
+                self.err(
+                    &format!("{p}.endpoint"),
+                    format!("expected a path starting with '/', got \"{e}\""),
+                );
             }
         }
         if !l.traffic_split.is_empty() {
             if l.traffic_split.len() != l.models.len() {
-                self.err(&format!("{p}.traffic_split"), format!("has {} shares for {} models: one share per entry of models", l.traffic_split.len(), l.models.len()));
+                self.err(
+                    &format!("{p}.traffic_split"),
+                    format!(
+                        "has {} shares for {} models: one share per entry of models",
+                        l.traffic_split.len(),
+                        l.models.len()
+                    ),
+                );
             }
             let sum: f64 = l.traffic_split.iter().sum();
-            if l.traffic_split.iter().any(|s| !(s.is_finite() && *s >= 0.0)) || (sum - 1.0).abs() > 1e-6 {
-                self.err(&format!("{p}.traffic_split"), format!("shares must be ≥ 0 and sum to 1, they sum to {sum}"));
+            if l.traffic_split
+                .iter()
+                .any(|s| !(s.is_finite() && *s >= 0.0))
+                || (sum - 1.0).abs() > 1e-6
+            {
+                self.err(
+                    &format!("{p}.traffic_split"),
+                    format!("shares must be ≥ 0 and sum to 1, they sum to {sum}"),
+                );
             }
         }
-        self.positive_f64(&format!("{p}.request_timeout_seconds"), l.request_timeout_seconds);
+        self.positive_f64(
+            &format!("{p}.request_timeout_seconds"),
+            l.request_timeout_seconds,
+        );
         self.positive_f64(&format!("{p}.duration_seconds"), l.duration_seconds);
         self.positive_f64(&format!("{p}.burstiness"), l.burstiness);
         if let Some(w) = l.warmup_seconds {
             if !(w.is_finite() && w >= 0.0) {
-                self.err(&format!("{p}.warmup_seconds"), format!("expected seconds ≥ 0, got {w}"));
+                self.err(
+                    &format!("{p}.warmup_seconds"),
+                    format!("expected seconds ≥ 0, got {w}"),
+                );
             }
         }
         if l.max_concurrency == Some(0) {
-            self.err(&format!("{p}.max_concurrency"), "expected a cap > 0 (leave unset for no cap)");
+            self.err(
+                &format!("{p}.max_concurrency"),
+                "expected a cap > 0 (leave unset for no cap)",
+            );
         }
         if let Some(s) = &l.slo {
             self.positive_f64(&format!("{p}.slo.ttft_ms"), s.ttft_ms);
@@ -434,7 +623,10 @@ impl Checker<'_> {
             self.positive_f64(&format!("{p}.slo.e2e_ms"), s.e2e_ms);
         }
         if let Some(m) = &l.server_metrics {
-            self.positive_f64(&format!("{p}.server_metrics.interval_seconds"), m.interval_seconds);
+            self.positive_f64(
+                &format!("{p}.server_metrics.interval_seconds"),
+                m.interval_seconds,
+            );
         }
         if let Some(d) = &l.dataset {
             self.dataset(&format!("{p}.dataset"), d);
@@ -443,11 +635,17 @@ impl Checker<'_> {
             None => false,
             Some(load_spec::Pattern::Rates(r)) => {
                 if r.request_rates.is_empty() {
-                    self.err(&format!("{p}.rates.request_rates"), "required: at least one rate (req/s)");
+                    self.err(
+                        &format!("{p}.rates.request_rates"),
+                        "required: at least one rate (req/s)",
+                    );
                 }
                 for (i, x) in r.request_rates.iter().enumerate() {
                     if x.is_nan() || *x <= 0.0 {
-                        self.err(&format!("{p}.rates.request_rates[{i}]"), format!("rates must be > 0 (inf = all at once), got {x}"));
+                        self.err(
+                            &format!("{p}.rates.request_rates[{i}]"),
+                            format!("rates must be > 0 (inf = all at once), got {x}"),
+                        );
                     } else if x.is_infinite() && l.num_prompts.unwrap_or(0) == 0 {
                         self.err(&format!("{p}.rates.request_rates[{i}]"), "an infinite rate sends a stage's requests all at once: set num_prompts to say how many");
                     }
@@ -456,18 +654,26 @@ impl Checker<'_> {
             }
             Some(load_spec::Pattern::Stages(s)) => {
                 if s.stages.is_empty() {
-                    self.err(&format!("{p}.stages.stages"), "required: at least one stage");
+                    self.err(
+                        &format!("{p}.stages.stages"),
+                        "required: at least one stage",
+                    );
                 }
                 for (i, st) in s.stages.iter().enumerate() {
                     let q = format!("{p}.stages.stages[{i}]");
                     match st.rate {
                         None => self.err(&q, "required: rate"),
-                        Some(x) if !(x.is_finite() && x > 0.0) => self.err(&format!("{q}.rate"), format!("rates must be > 0, got {x}")),
+                        Some(x) if !(x.is_finite() && x > 0.0) => {
+                            self.err(&format!("{q}.rate"), format!("rates must be > 0, got {x}"))
+                        }
                         _ => {}
                     }
                     match st.duration_seconds {
                         None => self.err(&q, "required: duration_seconds"),
-                        Some(x) if !(x.is_finite() && x > 0.0) => self.err(&format!("{q}.duration_seconds"), format!("expected seconds > 0, got {x}")),
+                        Some(x) if !(x.is_finite() && x > 0.0) => self.err(
+                            &format!("{q}.duration_seconds"),
+                            format!("expected seconds > 0, got {x}"),
+                        ),
                         _ => {}
                     }
                 }
@@ -475,21 +681,33 @@ impl Checker<'_> {
             }
             Some(load_spec::Pattern::Concurrency(c)) => {
                 if c.users.is_empty() {
-                    self.err(&format!("{p}.concurrency.users"), "required: at least one number of virtual users");
+                    self.err(
+                        &format!("{p}.concurrency.users"),
+                        "required: at least one number of virtual users",
+                    );
                 }
                 for (i, u) in c.users.iter().enumerate() {
                     if *u == 0 {
-                        self.err(&format!("{p}.concurrency.users[{i}]"), "expected a number of users > 0");
+                        self.err(
+                            &format!("{p}.concurrency.users[{i}]"),
+                            "expected a number of users > 0",
+                        );
                     }
                 }
                 true
             }
             Some(load_spec::Pattern::Sweep(s)) => {
                 if s.num_rates == Some(0) {
-                    self.err(&format!("{p}.sweep.num_rates"), "expected a number of rates > 0");
+                    self.err(
+                        &format!("{p}.sweep.num_rates"),
+                        "expected a number of rates > 0",
+                    );
                 }
                 if s.probe_concurrency == Some(0) {
-                    self.err(&format!("{p}.sweep.probe_concurrency"), "expected a number of users > 0");
+                    self.err(
+                        &format!("{p}.sweep.probe_concurrency"),
+                        "expected a number of users > 0",
+                    );
                 }
                 self.positive_f64(&format!("{p}.sweep.probe_seconds"), s.probe_seconds);
                 self.positive_f64(&format!("{p}.sweep.max_fraction"), s.max_fraction);
@@ -501,10 +719,16 @@ impl Checker<'_> {
     fn dataset(&mut self, p: &str, d: &Dataset) {
         use schema::dataset::Source;
         if d.max_input_length == Some(0) {
-            self.err(&format!("{p}.max_input_length"), "expected a token count > 0");
+            self.err(
+                &format!("{p}.max_input_length"),
+                "expected a token count > 0",
+            );
         }
         if d.max_output_length == Some(0) {
-            self.err(&format!("{p}.max_output_length"), "expected a token count > 0");
+            self.err(
+                &format!("{p}.max_output_length"),
+                "expected a token count > 0",
+            );
         }
         let len = |c: &mut Self, q: String, l: &Option<schema::LengthDistribution>| {
             if let Some(l) = l {
@@ -519,18 +743,27 @@ impl Checker<'_> {
             }
         };
         match &d.source {
-            Some(Source::Sharegpt(s) | Source::Jsonl(s) | Source::Ipex(s) | Source::Conversations(s)) if s.is_empty() => {
+            Some(
+                Source::Sharegpt(s) | Source::Jsonl(s) | Source::Ipex(s) | Source::Conversations(s),
+            ) if s.is_empty() => {
                 self.err(p, "the dataset source needs a path");
             }
             Some(Source::Synthetic(s)) => {
                 if s.input.is_none() {
-                    self.err(&format!("{p}.synthetic.input"), "required: input token lengths");
+                    self.err(
+                        &format!("{p}.synthetic.input"),
+                        "required: input token lengths",
+                    );
                 }
                 len(self, format!("{p}.synthetic.input"), &s.input);
                 len(self, format!("{p}.synthetic.output"), &s.output);
             }
             Some(Source::SharedPrefix(s)) => {
-                for (f, v) in [("num_groups", s.num_groups), ("prompts_per_group", s.prompts_per_group), ("prefix_length", s.prefix_length)] {
+                for (f, v) in [
+                    ("num_groups", s.num_groups),
+                    ("prompts_per_group", s.prompts_per_group),
+                    ("prefix_length", s.prefix_length),
+                ] {
                     if v.unwrap_or(0) == 0 {
                         self.err(&format!("{p}.shared_prefix.{f}"), "required: a value > 0");
                     }
@@ -560,7 +793,15 @@ mod tests {
         ] {
             assert_eq!(check_image(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "Vllm/openai", "vllm/openai:", "vllm//openai", "vllm/openai@sha256:abc", "a b", "vllm/openai:tag@sha256:12"] {
+        for bad in [
+            "",
+            "Vllm/openai",
+            "vllm/openai:",
+            "vllm//openai",
+            "vllm/openai@sha256:abc",
+            "a b",
+            "vllm/openai:tag@sha256:12",
+        ] {
             assert!(check_image(bad).is_err(), "{bad}");
         }
     }

@@ -1,1 +1,247 @@
+//! Command line: clap definitions and dispatch. Every flag has an `INFERBENCH_*` environment
+//! variable; the original tool's lower-case script variables (`run_id`, `dry_run`, `gcs_bucket`,
+//! `skip_tear_down`, `benchmark_name_regex`, `regex`, `benchmarks`, `output_dir`) are accepted too
+//! (see [`apply_seed_env_aliases`]).
 
+mod catalog_cmd;
+mod generate_cmd;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::catalog::select::FileSelection;
+
+/// Exit code for problems in the user's input (catalog errors, tampered snapshots).
+pub const EXIT_INPUT: u8 = 1;
+/// Exit code for a command or option that is not built yet, and for usage errors.
+pub const EXIT_UNAVAILABLE: u8 = 2;
+
+/// The seed's script variables and the flags' environment variables they stand for.
+pub const SEED_ENV_ALIASES: &[(&str, &str)] = &[
+    ("run_id", "INFERBENCH_RUN_ID"),
+    ("dry_run", "INFERBENCH_DRY_RUN"),
+    ("gcs_bucket", "INFERBENCH_GCS_BUCKET"),
+    ("skip_tear_down", "INFERBENCH_SKIP_TEAR_DOWN"),
+    ("benchmark_name_regex", "INFERBENCH_BENCHMARK_NAME_REGEX"),
+    ("regex", "INFERBENCH_REGEX"),
+    ("benchmarks", "INFERBENCH_BENCHMARKS"),
+    ("output_dir", "INFERBENCH_OUTPUT"),
+];
+
+/// Copies each set seed variable to its `INFERBENCH_*` name unless that is set already.
+///
+/// # Safety
+/// Mutates the process environment: call it first thing in `main`, before any thread starts.
+pub unsafe fn apply_seed_env_aliases() {
+    for (seed, ours) in SEED_ENV_ALIASES {
+        if std::env::var_os(ours).is_none() {
+            if let Some(v) = std::env::var_os(seed) {
+                // SAFETY: the caller guarantees no other thread runs yet.
+                unsafe { std::env::set_var(ours, v) };
+            }
+        }
+    }
+}
+
+/// inferbench: benchmark-as-code for LLM serving.
+///
+/// Catalogs of benchmarks (protobuf text format, `catalog/*.pbtxt`, schema `proto/benchmark.proto`)
+/// are resolved (inheritance), validated, rendered into Kubernetes manifests and snapshotted
+/// immutably under `output/{run_id}/{benchmark}-{run_id}/`.
+#[derive(Debug, Parser)]
+#[command(name = "inferbench", version, about, long_about = None, max_term_width = 110)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check, list and show catalog benchmarks.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Render manifests into immutable snapshots (the same as `run --dry-run`).
+    Generate(GenerateArgs),
+    /// Run benchmarks: deploy, load, collect results, tear down.
+    Run(RunArgs),
+    /// The stand-alone load engine (not built yet).
+    Load(NotBuiltArgs),
+    /// The simulated model server (not built yet).
+    Sim(NotBuiltArgs),
+    /// Tables, plots and an HTML report of a run (not built yet).
+    Report(NotBuiltArgs),
+    /// Upload a run folder to GCS (not built yet).
+    Upload(NotBuiltArgs),
+}
+
+/// Catalog commands.
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Parse, resolve and validate every selected catalog file; report every error with file:line:col.
+    Validate(CatalogArgs),
+    /// List benchmarks: name, where defined, base chain, server.
+    List(CatalogArgs),
+    /// Print one benchmark as text format, as written or resolved.
+    Show(ShowArgs),
+}
+
+/// Which catalog files and benchmarks a command reads.
+#[derive(Debug, Clone, Args)]
+pub struct Selection {
+    /// Catalog files or folders (folders are searched for *.pbtxt). Default: every file under --catalog-dir.
+    #[arg(value_name = "CATALOG_OR_DIR")]
+    pub catalogs: Vec<PathBuf>,
+    /// The catalog folder.
+    #[arg(
+        long,
+        env = "INFERBENCH_CATALOG_DIR",
+        default_value = "catalog",
+        value_name = "DIR"
+    )]
+    pub catalog_dir: PathBuf,
+    /// A catalog file under --catalog-dir, by name without .pbtxt (seed: benchmarks=NAME).
+    #[arg(long, env = "INFERBENCH_BENCHMARKS", value_name = "NAME")]
+    pub benchmarks: Option<String>,
+    /// Keep catalog files whose whole path (e.g. catalog/benchmarks.pbtxt) matches this regex;
+    /// anchored, as `find -regex` (seed: regex=...).
+    #[arg(long, env = "INFERBENCH_REGEX", value_name = "FILE_RE")]
+    pub regex: Option<String>,
+    /// The hardware table. Default: CATALOG_DIR/hardware.pbtxt, else the built-in one.
+    #[arg(long, env = "INFERBENCH_HARDWARE", value_name = "FILE")]
+    pub hardware: Option<PathBuf>,
+}
+
+impl Selection {
+    /// The file part of the selection.
+    pub fn files(&self) -> FileSelection {
+        FileSelection {
+            paths: self.catalogs.clone(),
+            catalog_dir: self.catalog_dir.clone(),
+            benchmarks: self.benchmarks.clone().filter(|b| !b.is_empty()),
+            regex: self.regex.clone().filter(|r| !r.is_empty()),
+        }
+    }
+}
+
+/// Arguments of `catalog validate` and `catalog list`.
+#[derive(Debug, Clone, Args)]
+pub struct CatalogArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Keep benchmarks whose whole name matches this regex (anchored: '.*h100.*' selects names containing h100).
+    #[arg(long, env = "INFERBENCH_BENCHMARK_NAME_REGEX", value_name = "RE")]
+    pub benchmark_name_regex: Option<String>,
+}
+
+/// Arguments of `catalog show`.
+#[derive(Debug, Clone, Args)]
+pub struct ShowArgs {
+    /// Benchmark name.
+    pub name: String,
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Print it with inheritance resolved (what is rendered), instead of as written.
+    #[arg(long)]
+    pub resolved: bool,
+}
+
+/// Arguments of `generate` (and of `run`).
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Keep benchmarks whose whole name matches this regex (anchored: '.*h100.*' selects names
+    /// containing h100; seed: benchmark_name_regex=...).
+    #[arg(long, env = "INFERBENCH_BENCHMARK_NAME_REGEX", value_name = "RE")]
+    pub benchmark_name_regex: Option<String>,
+    /// Reuse this run id: resume it, or add benchmarks to it (seed: run_id=...). Default: a new
+    /// 8-hex-character id.
+    #[arg(long, env = "INFERBENCH_RUN_ID", value_name = "ID")]
+    pub run_id: Option<String>,
+    /// Root folder of runs (seed: output_dir=...).
+    #[arg(
+        long,
+        env = "INFERBENCH_OUTPUT",
+        default_value = "output",
+        value_name = "DIR"
+    )]
+    pub output: PathBuf,
+    /// Replace existing snapshots instead of verifying and reusing them (never one with results).
+    #[arg(long, env = "INFERBENCH_OVERWRITE_SNAPSHOT")]
+    pub overwrite_snapshot: bool,
+    /// Image with the inferbench binary, for load engine and simulator pods.
+    #[arg(long, env = "INFERBENCH_IMAGE", value_name = "IMAGE", default_value_t = crate::render::context::default_image())]
+    pub image: String,
+    /// Render with the templates of this folder instead of the built-in ones.
+    #[arg(long, env = "INFERBENCH_TEMPLATES", value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub generate: GenerateArgs,
+    /// Only write manifests; deploy nothing (seed: dry_run=true).
+    #[arg(long, env = "INFERBENCH_DRY_RUN")]
+    pub dry_run: bool,
+    /// Where benchmarks run.
+    #[arg(long, env = "INFERBENCH_PLATFORM", default_value = "local", value_parser = ["local", "kube"])]
+    pub platform: String,
+    /// Upload the run folder to this GCS bucket (seed: gcs_bucket=...).
+    #[arg(long, env = "INFERBENCH_GCS_BUCKET", value_name = "BUCKET")]
+    pub gcs_bucket: Option<String>,
+    /// Keep the deployed environment after each benchmark (seed: skip_tear_down=true).
+    #[arg(long, env = "INFERBENCH_SKIP_TEAR_DOWN")]
+    pub skip_tear_down: bool,
+    /// Benchmarks run at once.
+    #[arg(
+        long,
+        env = "INFERBENCH_PARALLELISM",
+        default_value_t = 1,
+        value_name = "N"
+    )]
+    pub parallelism: u32,
+}
+
+/// Arguments of commands not built yet: accepted whole, so the message is about the command.
+#[derive(Debug, Clone, Args)]
+pub struct NotBuiltArgs {
+    /// Arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub args: Vec<String>,
+}
+
+fn not_built(what: &str, issue: &str) -> ExitCode {
+    eprintln!("inferbench: {what} is not built yet ({issue}); nothing was done.");
+    ExitCode::from(EXIT_UNAVAILABLE)
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Catalog(CatalogCommand::Validate(a)) => catalog_cmd::validate(&a),
+        Command::Catalog(CatalogCommand::List(a)) => catalog_cmd::list(&a),
+        Command::Catalog(CatalogCommand::Show(a)) => catalog_cmd::show(&a),
+        Command::Generate(a) => generate_cmd::generate(&a, "generate"),
+        Command::Run(a) if a.dry_run => generate_cmd::generate(&a.generate, "run --dry-run"),
+        Command::Run(a) => {
+            let platform = if a.platform == "kube" {
+                "the kube platform"
+            } else {
+                "the local platform (simulator + embedded load engine)"
+            };
+            not_built(
+                &format!("inferbench run on {platform}"),
+                "issues 6 and 7; `inferbench run --dry-run` or `inferbench generate` writes the manifests",
+            )
+        }
+        Command::Load(_) => not_built("inferbench load, the stand-alone load engine,", "issue 5"),
+        Command::Sim(_) => not_built("inferbench sim, the simulated model server,", "issue 4"),
+        Command::Report(_) => not_built("inferbench report", "issue 8"),
+        Command::Upload(_) => not_built("inferbench upload", "issue 6"),
+    }
+}

@@ -1,0 +1,161 @@
+//! `inferbench catalog validate | list | show`.
+
+use std::process::ExitCode;
+
+use super::{CatalogArgs, EXIT_INPUT, ShowArgs};
+use crate::{
+    catalog::{Catalog, Diagnostics, select::anchored, validate},
+    pipeline,
+};
+
+fn fail(d: &Diagnostics) -> ExitCode {
+    eprintln!("{d}");
+    ExitCode::from(EXIT_INPUT)
+}
+
+/// Parses, resolves and validates; prints every error, or a one-line summary.
+pub fn validate(a: &CatalogArgs) -> ExitCode {
+    let loaded = match pipeline::load(&a.selection.files(), a.selection.hardware.as_deref()) {
+        Ok(l) => l,
+        Err(d) => return fail(&d),
+    };
+    let mut resolved = loaded.resolved.clone();
+    if let Some(re) = &a.benchmark_name_regex {
+        match anchored(re, "benchmark name") {
+            Ok(re) => resolved.retain(|r| re.is_match(&r.name)),
+            Err(d) => return fail(&d.into()),
+        }
+    }
+    let diags = validate::validate_all(
+        &loaded.catalog,
+        &resolved,
+        &loaded.hardware,
+        validate::RUN_ID_LEN,
+    );
+    if !diags.is_empty() {
+        return fail(&diags.into_result(()).unwrap_err());
+    }
+    let abstracts = resolved.iter().filter(|r| r.is_abstract()).count();
+    println!(
+        "ok: {} benchmarks ({} abstract) in {} files: {}",
+        resolved.len(),
+        abstracts,
+        loaded.catalog.files.len(),
+        loaded
+            .catalog
+            .files
+            .iter()
+            .map(|f| f.path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    ExitCode::SUCCESS
+}
+
+/// One line per benchmark.
+pub fn list(a: &CatalogArgs) -> ExitCode {
+    let loaded = match pipeline::load(&a.selection.files(), a.selection.hardware.as_deref()) {
+        Ok(l) => l,
+        Err(d) => return fail(&d),
+    };
+    let re = match a
+        .benchmark_name_regex
+        .as_deref()
+        .map(|r| anchored(r, "benchmark name"))
+        .transpose()
+    {
+        Ok(re) => re,
+        Err(d) => return fail(&d.into()),
+    };
+    let rows: Vec<[String; 4]> = loaded
+        .resolved
+        .iter()
+        .filter(|r| re.as_ref().is_none_or(|re| re.is_match(&r.name)))
+        .map(|r| {
+            let chain: Vec<_> = r
+                .chain
+                .iter()
+                .map(|&i| loaded.catalog.entries[i].name.as_str())
+                .collect();
+            let e = &loaded.catalog.entries[r.chain[0]];
+            let loc = e
+                .location("")
+                .map(|l| format!("{}:{}", l.file.display(), l.line))
+                .unwrap_or_default();
+            let ms = r
+                .benchmark
+                .config
+                .as_ref()
+                .and_then(|c| c.model_server.clone())
+                .unwrap_or_default();
+            let server = format!(
+                "{} {} {}×{}{}",
+                ms.kind_name().unwrap_or("-"),
+                ms.model().unwrap_or("-"),
+                ms.accelerator.as_deref().unwrap_or("-"),
+                ms.replica_count(),
+                if r.is_abstract() { " (abstract)" } else { "" }
+            );
+            [
+                chain.join(" ← "),
+                loc,
+                server,
+                r.benchmark.description.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let headers = ["BENCHMARK ← BASES", "DEFINED AT", "SERVER", "DESCRIPTION"];
+    let widths: Vec<usize> = (0..4)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([headers[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: [&str; 4]| {
+        let s: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", s.join("  ").trim_end());
+    };
+    line(headers);
+    for r in &rows {
+        line([&r[0], &r[1], &r[2], &r[3]]);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Text format of one benchmark.
+pub fn show(a: &ShowArgs) -> ExitCode {
+    let loaded = match pipeline::load(&a.selection.files(), a.selection.hardware.as_deref()) {
+        Ok(l) => l,
+        Err(d) => return fail(&d),
+    };
+    let Some(entry) = loaded.catalog.entry(&a.name) else {
+        let names: Vec<_> = loaded.catalog.names().collect();
+        eprintln!(
+            "error: no benchmark named \"{}\"; known: {}",
+            a.name,
+            names.join(", ")
+        );
+        return ExitCode::from(EXIT_INPUT);
+    };
+    if a.resolved {
+        let r = loaded
+            .resolved
+            .iter()
+            .find(|r| r.name == a.name)
+            .expect("every named entry resolves");
+        print!("{}", Catalog::to_text(&r.message));
+    } else {
+        if let Some(l) = entry.location("") {
+            println!("# {l}");
+        }
+        print!("{}", Catalog::to_text(&entry.raw));
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,88 @@
+//! `inferbench generate` and `inferbench run --dry-run`: plan, render, snapshot.
+
+use std::process::ExitCode;
+
+use super::{EXIT_INPUT, GenerateArgs};
+use crate::{
+    pipeline,
+    plan::PlanOptions,
+    render::{RenderOptions, Renderer},
+    snapshot::Outcome,
+};
+
+/// Prints the plan, writes every snapshot, records `run.json`, prints what happened.
+pub fn generate(a: &GenerateArgs, command: &str) -> ExitCode {
+    let loaded = match pipeline::load(&a.selection.files(), a.selection.hardware.as_deref()) {
+        Ok(l) => l,
+        Err(d) => {
+            eprintln!("{d}");
+            return ExitCode::from(EXIT_INPUT);
+        }
+    };
+    let opts = PlanOptions {
+        run_id: a.run_id.clone().filter(|r| !r.is_empty()),
+        output_root: a.output.clone(),
+        name_regex: a.benchmark_name_regex.clone().filter(|r| !r.is_empty()),
+    };
+    let plan = match pipeline::plan(&loaded, &opts) {
+        Ok(p) => p,
+        Err(d) => {
+            eprintln!("{d}");
+            return ExitCode::from(EXIT_INPUT);
+        }
+    };
+    print!("{plan}");
+    let ropts = RenderOptions {
+        image: a.image.clone(),
+    };
+    let renderer = match &a.templates {
+        Some(dir) => Renderer::from_dir(dir, ropts),
+        None => Renderer::builtin(ropts),
+    };
+    let renderer = match renderer {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INPUT);
+        }
+    };
+    let reports = pipeline::generate(&plan, &renderer, a.overwrite_snapshot);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Err(e) = pipeline::record(&plan, &reports, command, args) {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_INPUT);
+    }
+    println!("snapshots:");
+    let mut failed = 0;
+    for r in &reports {
+        match &r.outcome {
+            Ok(Outcome::Created) => println!("  {}: written to {}/", r.name, r.dir.display()),
+            Ok(Outcome::Reused { differs: false }) => println!(
+                "  {}: exists, verified, reused ({}/)",
+                r.name,
+                r.dir.display()
+            ),
+            Ok(Outcome::Reused { differs: true }) => println!(
+                "  {}: exists, verified, reused — the catalog now renders differently; the snapshot is kept (--overwrite-snapshot re-renders) ({}/)",
+                r.name,
+                r.dir.display()
+            ),
+            Ok(Outcome::Replaced) => println!("  {}: replaced ({}/)", r.name, r.dir.display()),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {}: {e}", r.name);
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} benchmarks failed", reports.len());
+        return ExitCode::from(EXIT_INPUT);
+    }
+    println!(
+        "run {}: {} snapshots under {}/",
+        plan.run_id,
+        reports.len(),
+        plan.run_dir.display()
+    );
+    ExitCode::SUCCESS
+}

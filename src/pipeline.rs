@@ -1,0 +1,146 @@
+//! The steps every command shares, in pipeline order: select and load catalogs → resolve →
+//! plan → render → snapshot. Commands (`generate`, `run`) call these; they hold no logic of
+//! their own beyond printing.
+
+use std::path::{Path, PathBuf};
+
+use crate::{
+    catalog::{Catalog, Diagnostics, Resolved, hardware::HardwareTable, select::FileSelection},
+    plan::{self, Plan, PlanOptions},
+    render::{RenderError, Renderer},
+    snapshot::{
+        self, Content, Outcome, SnapshotError,
+        run_file::{self, BenchmarkRecord, Invocation, State},
+    },
+};
+
+/// A catalog set, loaded and resolved.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The parsed files.
+    pub catalog: Catalog,
+    /// Every benchmark, resolved.
+    pub resolved: Vec<Resolved>,
+    /// The hardware table.
+    pub hardware: HardwareTable,
+}
+
+/// Loads the selected files, resolves inheritance and reads the hardware table.
+pub fn load(sel: &FileSelection, hardware: Option<&Path>) -> Result<Loaded, Diagnostics> {
+    let files = sel.files()?;
+    let catalog = Catalog::load(&files)?;
+    let resolved = catalog.resolve()?;
+    let hardware = match hardware {
+        Some(p) => HardwareTable::load(p)?,
+        None => HardwareTable::for_catalog(&sel.catalog_dir)?,
+    };
+    Ok(Loaded {
+        catalog,
+        resolved,
+        hardware,
+    })
+}
+
+/// Builds the plan of a loaded catalog set.
+pub fn plan(loaded: &Loaded, opts: &PlanOptions) -> Result<Plan, Diagnostics> {
+    plan::build(
+        &loaded.catalog,
+        loaded.resolved.clone(),
+        &loaded.hardware,
+        opts,
+    )
+}
+
+/// What happened to one benchmark's snapshot.
+#[derive(Debug)]
+pub struct SnapshotReport {
+    /// Benchmark name.
+    pub name: String,
+    /// Its folder.
+    pub dir: PathBuf,
+    /// Written, reused or replaced — or why not.
+    pub outcome: Result<Outcome, GenerateError>,
+}
+
+/// Why a snapshot could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    /// Rendering failed.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// Writing or verifying failed.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+}
+
+/// Renders and snapshots every planned benchmark; one failure does not stop the others.
+pub fn generate(plan: &Plan, renderer: &Renderer, overwrite: bool) -> Vec<SnapshotReport> {
+    plan.benchmarks
+        .iter()
+        .map(|p| {
+            let outcome = renderer
+                .render(p, &plan.run_id)
+                .map_err(GenerateError::from)
+                .and_then(|manifests| {
+                    let content = Content {
+                        benchmark_pbtxt: Catalog::to_text(&p.resolved.message),
+                        manifests: manifests.into_iter().map(|m| (m.file, m.text)).collect(),
+                    };
+                    Ok(snapshot::write(&p.dir, &content, overwrite)?)
+                });
+            SnapshotReport {
+                name: p.name.clone(),
+                dir: p.dir.clone(),
+                outcome,
+            }
+        })
+        .collect()
+}
+
+/// Records the plan and the snapshot outcomes in `run.json`.
+pub fn record(
+    plan: &Plan,
+    reports: &[SnapshotReport],
+    command: &str,
+    args: Vec<String>,
+) -> Result<(), run_file::RunFileError> {
+    run_file::update(&plan.run_dir, &plan.run_id, |run| {
+        for c in &plan.catalogs {
+            let c = c.display().to_string();
+            if !run.catalogs.contains(&c) {
+                run.catalogs.push(c);
+            }
+        }
+        run.invocations.push(Invocation {
+            at: run_file::now(),
+            command: command.into(),
+            args,
+        });
+        for (p, r) in plan.benchmarks.iter().zip(reports) {
+            let (state, reason) = match &r.outcome {
+                Ok(_) => (State::Pending, None),
+                Err(e) => (State::Failed, Some(e.to_string())),
+            };
+            let rec = run
+                .benchmarks
+                .entry(p.name.clone())
+                .or_insert_with(|| BenchmarkRecord {
+                    namespace: p.namespace.clone(),
+                    source: p
+                        .source
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    state,
+                    reason: reason.clone(),
+                    updated_at: run_file::now(),
+                });
+            // Never downgrade a finished benchmark; a re-render of a pending one stays pending.
+            if rec.state != State::Done && rec.state != State::Running {
+                rec.state = state;
+                rec.reason = reason;
+                rec.updated_at = run_file::now();
+            }
+        }
+    })
+}
