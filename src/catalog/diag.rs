@@ -22,9 +22,13 @@ impl fmt::Display for Location {
     }
 }
 
-/// One problem found in a catalog.
+/// One problem found in a catalog (boxed: it travels in `Result`s and must stay small).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
+pub struct Diagnostic(Box<Detail>);
+
+/// The content of a [`Diagnostic`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detail {
     /// Where the offending text is; `None` when the problem is not tied to a file (e.g. a missing
     /// catalog folder).
     pub location: Option<Location>,
@@ -38,63 +42,71 @@ pub struct Diagnostic {
     pub notes: Vec<(Option<Location>, String)>,
 }
 
+impl std::ops::Deref for Diagnostic {
+    type Target = Detail;
+    fn deref(&self) -> &Detail {
+        &self.0
+    }
+}
+
 impl Diagnostic {
     /// A problem with a message only.
     pub fn new(message: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Detail {
             location: None,
             path: None,
             benchmark: None,
             message: message.into(),
             notes: vec![],
-        }
+        }))
     }
 
     /// Sets where it is.
     #[must_use]
     pub fn at(mut self, location: Option<Location>) -> Self {
-        self.location = location;
+        self.0.location = location;
         self
     }
 
     /// Sets the field path.
     #[must_use]
     pub fn path(mut self, path: impl Into<String>) -> Self {
-        self.path = Some(path.into());
+        self.0.path = Some(path.into());
         self
     }
 
     /// Sets the benchmark name.
     #[must_use]
     pub fn benchmark(mut self, name: impl Into<String>) -> Self {
-        self.benchmark = Some(name.into());
+        self.0.benchmark = Some(name.into());
         self
     }
 
     /// Adds a note pointing at another place.
     #[must_use]
     pub fn note(mut self, location: Option<Location>, text: impl Into<String>) -> Self {
-        self.notes.push((location, text.into()));
+        self.0.notes.push((location, text.into()));
         self
     }
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(loc) = &self.location {
+        let d: &Detail = self;
+        if let Some(loc) = &d.location {
             write!(f, "{loc}: ")?;
         }
-        if let Some(path) = &self.path {
+        if let Some(path) = &d.path {
             write!(f, "{path}")?;
-            if let Some(b) = &self.benchmark {
+            if let Some(b) = &d.benchmark {
                 write!(f, " (benchmark \"{b}\")")?;
             }
             write!(f, ": ")?;
-        } else if let Some(b) = &self.benchmark {
+        } else if let Some(b) = &d.benchmark {
             write!(f, "benchmark \"{b}\": ")?;
         }
-        write!(f, "{}", self.message)?;
-        for (loc, text) in &self.notes {
+        write!(f, "{}", d.message)?;
+        for (loc, text) in &d.notes {
             match loc {
                 Some(loc) => write!(f, "\n  {loc}: note: {text}")?,
                 None => write!(f, "\n  note: {text}")?,

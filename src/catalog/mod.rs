@@ -212,44 +212,56 @@ impl Catalog {
                 .at(entry.location("base_benchmark_name"))
                 .path(entry.path("base_benchmark_name"))
                 .benchmark(&entry.name);
-                if let Some(similar) = self.names().min_by_key(|n| strsim::levenshtein(n, &base)) {
-                    if strsim::levenshtein(similar, &base) <= base.len().max(4) / 4 + 1 {
-                        d = d.note(
-                            self.entry(similar).and_then(|e| e.location("name")),
-                            format!("did you mean \"{similar}\"?"),
-                        );
-                    }
+                if let Some(similar) = self.names().min_by_key(|n| strsim::levenshtein(n, &base))
+                    && strsim::levenshtein(similar, &base) <= base.len().max(4) / 4 + 1
+                {
+                    d = d.note(
+                        self.entry(similar).and_then(|e| e.location("name")),
+                        format!("did you mean \"{similar}\"?"),
+                    );
                 }
                 return Err(d);
             };
             if let Some(pos) = chain.iter().position(|&i| i == next) {
-                let cycle = &chain[pos..];
-                let names: Vec<_> = cycle
-                    .iter()
-                    .chain(std::iter::once(&next))
-                    .map(|&i| self.entries[i].name.as_str())
-                    .collect();
-                let mut d = Diagnostic::new(format!("inheritance cycle: {}", names.join(" → ")))
-                    .at(entry.location("base_benchmark_name"))
-                    .path(entry.path("base_benchmark_name"))
-                    .benchmark(&entry.name);
-                for &i in cycle {
-                    let e = &self.entries[i];
-                    if i != *chain.last().expect("non-empty") {
-                        d = d.note(
-                            e.location("base_benchmark_name"),
-                            format!(
-                                "\"{}\" extends \"{}\"",
-                                e.name,
-                                e.base().unwrap_or_default()
-                            ),
-                        );
-                    }
-                }
-                return Err(d);
+                return Err(self.cycle_error(&chain[pos..]));
             }
             chain.push(next);
         }
+    }
+
+    /// The error for a cycle, the same whichever member it was found from (so it is reported
+    /// once): it starts at the member defined first and is located at its reference.
+    fn cycle_error(&self, cycle: &[usize]) -> Diagnostic {
+        let first = (0..cycle.len())
+            .min_by_key(|&k| cycle[k])
+            .expect("non-empty cycle");
+        let ordered: Vec<usize> = cycle[first..]
+            .iter()
+            .chain(&cycle[..first])
+            .copied()
+            .collect();
+        let names: Vec<&str> = ordered
+            .iter()
+            .chain(std::iter::once(&ordered[0]))
+            .map(|&i| self.entries[i].name.as_str())
+            .collect();
+        let head = &self.entries[ordered[0]];
+        let mut d = Diagnostic::new(format!("inheritance cycle: {}", names.join(" → ")))
+            .at(head.location("base_benchmark_name"))
+            .path(head.path("base_benchmark_name"))
+            .benchmark(&head.name);
+        for &i in &ordered[1..] {
+            let e = &self.entries[i];
+            d = d.note(
+                e.location("base_benchmark_name"),
+                format!(
+                    "\"{}\" extends \"{}\"",
+                    e.name,
+                    e.base().unwrap_or_default()
+                ),
+            );
+        }
+        d
     }
 
     /// Resolves inheritance for every benchmark; every broken chain is reported (once per cause).

@@ -114,13 +114,13 @@ pub fn check_image(image: &str) -> Result<(), String> {
             "\"{image}\" is not a valid image reference ([registry[:port]/]path[:tag][@sha256:<64 hex>], path in lower case)"
         ));
     }
-    if let Some((_, d)) = image.split_once("@sha256:") {
-        if d.len() != 64 {
-            return Err(format!(
-                "\"{image}\": a sha256 digest has 64 hex characters, this one has {}",
-                d.len()
-            ));
-        }
+    if let Some((_, d)) = image.split_once("@sha256:")
+        && d.len() != 64
+    {
+        return Err(format!(
+            "\"{image}\": a sha256 digest has 64 hex characters, this one has {}",
+            d.len()
+        ));
     }
     Ok(())
 }
@@ -171,42 +171,42 @@ impl Checker<'_> {
     }
 
     fn image(&mut self, rel: &str, image: Option<&str>) {
-        if let Some(i) = image {
-            if let Err(e) = check_image(i) {
-                self.err(rel, e);
-            }
+        if let Some(i) = image
+            && let Err(e) = check_image(i)
+        {
+            self.err(rel, e);
         }
     }
 
     fn port(&mut self, rel: &str, port: Option<i32>) {
-        if let Some(p) = port {
-            if !(1..=65535).contains(&p) {
-                self.err(rel, format!("a port is 1..65535, got {p}"));
-            }
+        if let Some(p) = port
+            && !(1..=65535).contains(&p)
+        {
+            self.err(rel, format!("a port is 1..65535, got {p}"));
         }
     }
 
     fn positive_i32(&mut self, rel: &str, v: Option<i32>) {
-        if let Some(n) = v {
-            if n <= 0 {
-                self.err(rel, format!("expected a positive integer, got {n}"));
-            }
+        if let Some(n) = v
+            && n <= 0
+        {
+            self.err(rel, format!("expected a positive integer, got {n}"));
         }
     }
 
     fn positive_f64(&mut self, rel: &str, v: Option<f64>) {
-        if let Some(x) = v {
-            if !(x.is_finite() && x > 0.0) {
-                self.err(rel, format!("expected a number > 0, got {x}"));
-            }
+        if let Some(x) = v
+            && !(x.is_finite() && x > 0.0)
+        {
+            self.err(rel, format!("expected a number > 0, got {x}"));
         }
     }
 
     fn string_int(&mut self, rel: &str, v: Option<&str>, what: &str) {
-        if let Some(s) = v {
-            if positive_int(s).is_none() {
-                self.err(rel, format!("expected {what} written as a positive integer string such as \"1\", got \"{s}\""));
-            }
+        if let Some(s) = v
+            && positive_int(s).is_none()
+        {
+            self.err(rel, format!("expected {what} written as a positive integer string such as \"1\", got \"{s}\""));
         }
     }
 
@@ -223,13 +223,13 @@ impl Checker<'_> {
         const P: &str = "config.model_server";
         self.image(&format!("{P}.image"), ms.image.as_deref());
         self.positive_i32(&format!("{P}.replicas"), ms.replicas);
-        if let Some(n) = ms.accelerator_count {
-            if n < 0 {
-                self.err(
-                    &format!("{P}.accelerator_count"),
-                    format!("expected 0 or more, got {n}"),
-                );
-            }
+        if let Some(n) = ms.accelerator_count
+            && n < 0
+        {
+            self.err(
+                &format!("{P}.accelerator_count"),
+                format!("expected 0 or more, got {n}"),
+            );
         }
         self.port(&format!("{P}.port"), ms.port);
         self.positive_i32(
@@ -242,22 +242,26 @@ impl Checker<'_> {
                 ("memory", &res.memory),
                 ("shm_size", &res.shm_size),
             ] {
-                if let Some(q) = v {
-                    if !QUANTITY.is_match(q) {
-                        self.err(&format!("{P}.resources.{f}"), format!("\"{q}\" is not a Kubernetes quantity (e.g. \"8\", \"500m\", \"64Gi\")"));
-                    }
-                }
-            }
-        }
-        if let Some(s) = &ms.hf_token_secret {
-            if let Some(n) = &s.name {
-                if !DNS_SUBDOMAIN.is_match(n) {
+                if let Some(q) = v
+                    && !QUANTITY.is_match(q)
+                {
                     self.err(
-                        &format!("{P}.hf_token_secret.name"),
-                        format!("\"{n}\" is not a valid Secret name"),
+                        &format!("{P}.resources.{f}"),
+                        format!(
+                            "\"{q}\" is not a Kubernetes quantity (e.g. \"8\", \"500m\", \"64Gi\")"
+                        ),
                     );
                 }
             }
+        }
+        if let Some(s) = &ms.hf_token_secret
+            && let Some(n) = &s.name
+            && !DNS_SUBDOMAIN.is_match(n)
+        {
+            self.err(
+                &format!("{P}.hf_token_secret.name"),
+                format!("\"{n}\" is not a valid Secret name"),
+            );
         }
         for (i, e) in ms.env.iter().enumerate() {
             if !ENV_NAME.is_match(e.name()) {
@@ -298,25 +302,24 @@ impl Checker<'_> {
                     v.lora_rank.as_deref(),
                     "the maximum LoRA rank",
                 );
-                if let Some(v1) = &v.v1 {
-                    if v1 != "0" && v1 != "1" {
-                        self.err(
-                            &format!("{p}.v1"),
-                            format!(
-                                "expected \"0\" (V0 engine) or \"1\" (V1 engine), got \"{v1}\""
-                            ),
-                        );
-                    }
+                if let Some(v1) = &v.v1
+                    && v1 != "0"
+                    && v1 != "1"
+                {
+                    self.err(
+                        &format!("{p}.v1"),
+                        format!("expected \"0\" (V0 engine) or \"1\" (V1 engine), got \"{v1}\""),
+                    );
                 }
                 self.positive_i32(&format!("{p}.max_model_len"), v.max_model_len);
                 self.positive_i32(&format!("{p}.max_num_seqs"), v.max_num_seqs);
-                if let Some(u) = v.gpu_memory_utilization {
-                    if !(u > 0.0 && u <= 1.0) {
-                        self.err(
-                            &format!("{p}.gpu_memory_utilization"),
-                            format!("expected a fraction in (0, 1], got {u}"),
-                        );
-                    }
+                if let Some(u) = v.gpu_memory_utilization
+                    && !(u > 0.0 && u <= 1.0)
+                {
+                    self.err(
+                        &format!("{p}.gpu_memory_utilization"),
+                        format!("expected a fraction in (0, 1], got {u}"),
+                    );
                 }
                 for (i, a) in v.lora_adapters.iter().enumerate() {
                     if a.name().is_empty() || a.path().is_empty() {
@@ -378,13 +381,13 @@ impl Checker<'_> {
                 );
                 self.positive_f64(&format!("{P}.simulator.time_scale"), v.time_scale);
                 self.positive_i32(&format!("{P}.simulator.max_num_seqs"), v.max_num_seqs);
-                if let Some(p) = &v.profile {
-                    if !p.contains('@') {
-                        self.err(
-                            &format!("{P}.simulator.profile"),
-                            format!("expected \"MODEL@ACCELERATOR\", got \"{p}\""),
-                        );
-                    }
+                if let Some(p) = &v.profile
+                    && !p.contains('@')
+                {
+                    self.err(
+                        &format!("{P}.simulator.profile"),
+                        format!("expected \"MODEL@ACCELERATOR\", got \"{p}\""),
+                    );
                 }
             }
             Some(Type::External(v)) => match v.url.as_deref() {
@@ -414,13 +417,13 @@ impl Checker<'_> {
             None => {}
             Some(load_balancer::Type::K8sService(s)) => {
                 self.port(&format!("{P}.k8s_service.port"), s.port);
-                if let Some(t) = &s.service_type {
-                    if !matches!(t.as_str(), "ClusterIP" | "LoadBalancer" | "NodePort") {
-                        self.err(
-                            &format!("{P}.k8s_service.service_type"),
-                            format!("expected ClusterIP, NodePort or LoadBalancer, got \"{t}\""),
-                        );
-                    }
+                if let Some(t) = &s.service_type
+                    && !matches!(t.as_str(), "ClusterIP" | "LoadBalancer" | "NodePort")
+                {
+                    self.err(
+                        &format!("{P}.k8s_service.service_type"),
+                        format!("expected ClusterIP, NodePort or LoadBalancer, got \"{t}\""),
+                    );
                 }
             }
             Some(load_balancer::Type::Gateway(g)) => {
@@ -429,13 +432,13 @@ impl Checker<'_> {
                     self.err(&p, "a gateway needs model server pods to route to; an external model server has none (use k8s_service or no load_balancer)");
                 }
                 self.port(&format!("{p}.port"), g.port);
-                if let Some(c) = &g.gateway_class_name {
-                    if !DNS_SUBDOMAIN.is_match(c) {
-                        self.err(
-                            &format!("{p}.gateway_class_name"),
-                            format!("\"{c}\" is not a valid GatewayClass name"),
-                        );
-                    }
+                if let Some(c) = &g.gateway_class_name
+                    && !DNS_SUBDOMAIN.is_match(c)
+                {
+                    self.err(
+                        &format!("{p}.gateway_class_name"),
+                        format!("\"{c}\" is not a valid GatewayClass name"),
+                    );
                 }
                 match &g.r#type {
                     None => self.err(&p, "required: envoy or gke_gateway"),
@@ -468,13 +471,13 @@ impl Checker<'_> {
 
     fn epp(&mut self, p: &str, epp: &schema::Epp) {
         self.image(&format!("{p}.image"), epp.image.as_deref());
-        if let Some(d) = &epp.refresh_metrics_interval {
-            if !DURATION.is_match(d) {
-                self.err(
-                    &format!("{p}.refresh_metrics_interval"),
-                    format!("\"{d}\" is not a duration such as \"50ms\""),
-                );
-            }
+        if let Some(d) = &epp.refresh_metrics_interval
+            && !DURATION.is_match(d)
+        {
+            self.err(
+                &format!("{p}.refresh_metrics_interval"),
+                format!("\"{d}\" is not a duration such as \"50ms\""),
+            );
         }
     }
 
@@ -514,26 +517,26 @@ impl Checker<'_> {
                         l.output_length.as_deref(),
                         "the output length",
                     );
-                    if let Some(w) = &l.warmup_seconds {
-                        if w.trim().parse::<u64>().is_err() {
-                            self.err(
-                                &format!("{p}.warmup_seconds"),
-                                format!("expected a whole number of seconds, got \"{w}\""),
-                            );
-                        }
+                    if let Some(w) = &l.warmup_seconds
+                        && w.trim().parse::<u64>().is_err()
+                    {
+                        self.err(
+                            &format!("{p}.warmup_seconds"),
+                            format!("expected a whole number of seconds, got \"{w}\""),
+                        );
                     }
-                    if let Some(port) = l.port.as_deref().filter(|s| !s.is_empty()) {
-                        if !port.parse::<u16>().is_ok_and(|p| p > 0) {
-                            self.err(&format!("{p}.port"), format!("expected a port number written as a string such as \"8081\", got \"{port}\""));
-                        }
+                    if let Some(port) = l.port.as_deref().filter(|s| !s.is_empty())
+                        && !port.parse::<u16>().is_ok_and(|p| p > 0)
+                    {
+                        self.err(&format!("{p}.port"), format!("expected a port number written as a string such as \"8081\", got \"{port}\""));
                     }
-                    if let Some(models) = &l.models {
-                        if models.split(',').any(|m| m.trim().is_empty()) {
-                            self.err(
-                                &format!("{p}.models"),
-                                format!("expected comma-separated model names, got \"{models}\""),
-                            );
-                        }
+                    if let Some(models) = &l.models
+                        && models.split(',').any(|m| m.trim().is_empty())
+                    {
+                        self.err(
+                            &format!("{p}.models"),
+                            format!("expected comma-separated model names, got \"{models}\""),
+                        );
                     }
                 }
                 Some(benchmark_tool::Type::Load(l)) => {
@@ -561,18 +564,18 @@ impl Checker<'_> {
 
     /// Checks a LoadSpec; returns whether it says how load is offered (so no rates are generated).
     fn load_spec(&mut self, p: &str, l: &LoadSpec) -> bool {
-        if let Some(u) = l.url.as_deref().filter(|u| !u.is_empty()) {
-            if url::Url::parse(u).is_err() {
-                self.err(&format!("{p}.url"), format!("\"{u}\" is not a URL"));
-            }
+        if let Some(u) = l.url.as_deref().filter(|u| !u.is_empty())
+            && url::Url::parse(u).is_err()
+        {
+            self.err(&format!("{p}.url"), format!("\"{u}\" is not a URL"));
         }
-        if let Some(e) = &l.endpoint {
-            if !e.starts_with('/') {
-                self.err(
-                    &format!("{p}.endpoint"),
-                    format!("expected a path starting with '/', got \"{e}\""),
-                );
-            }
+        if let Some(e) = &l.endpoint
+            && !e.starts_with('/')
+        {
+            self.err(
+                &format!("{p}.endpoint"),
+                format!("expected a path starting with '/', got \"{e}\""),
+            );
         }
         if !l.traffic_split.is_empty() {
             if l.traffic_split.len() != l.models.len() {
@@ -603,13 +606,13 @@ impl Checker<'_> {
         );
         self.positive_f64(&format!("{p}.duration_seconds"), l.duration_seconds);
         self.positive_f64(&format!("{p}.burstiness"), l.burstiness);
-        if let Some(w) = l.warmup_seconds {
-            if !(w.is_finite() && w >= 0.0) {
-                self.err(
-                    &format!("{p}.warmup_seconds"),
-                    format!("expected seconds ≥ 0, got {w}"),
-                );
-            }
+        if let Some(w) = l.warmup_seconds
+            && !(w.is_finite() && w >= 0.0)
+        {
+            self.err(
+                &format!("{p}.warmup_seconds"),
+                format!("expected seconds ≥ 0, got {w}"),
+            );
         }
         if l.max_concurrency == Some(0) {
             self.err(
@@ -735,10 +738,10 @@ impl Checker<'_> {
                 if l.mean.unwrap_or(0) == 0 {
                     c.err(&q, "required: a mean token count > 0");
                 }
-                if let (Some(lo), Some(hi)) = (l.min, l.max) {
-                    if lo > hi {
-                        c.err(&q, format!("min {lo} is above max {hi}"));
-                    }
+                if let (Some(lo), Some(hi)) = (l.min, l.max)
+                    && lo > hi
+                {
+                    c.err(&q, format!("min {lo} is above max {hi}"));
                 }
             }
         };

@@ -35,11 +35,11 @@ pub const SEED_ENV_ALIASES: &[(&str, &str)] = &[
 /// Mutates the process environment: call it first thing in `main`, before any thread starts.
 pub unsafe fn apply_seed_env_aliases() {
     for (seed, ours) in SEED_ENV_ALIASES {
-        if std::env::var_os(ours).is_none() {
-            if let Some(v) = std::env::var_os(seed) {
-                // SAFETY: the caller guarantees no other thread runs yet.
-                unsafe { std::env::set_var(ours, v) };
-            }
+        if std::env::var_os(ours).is_none()
+            && let Some(v) = std::env::var_os(seed)
+        {
+            // SAFETY: the caller guarantees no other thread runs yet.
+            unsafe { std::env::set_var(ours, v) };
         }
     }
 }

