@@ -28,9 +28,7 @@ fn main() {
     let mut cfg = prost_build::Config::new();
     // Only our messages (not enums, not google.protobuf.*) get the reflection derive.
     let ours = fds.file.iter().filter(|f| f.package() == "benchmark.proto");
-    for (package, message) in
-        ours.flat_map(|f| f.message_type.iter().map(move |m| (f.package(), m.name())))
-    {
+    for (package, message) in ours.flat_map(|f| f.message_type.iter().map(move |m| (f.package(), m.name()))) {
         cfg.type_attribute(
             format!(".{package}.{message}"),
             format!(

@@ -34,21 +34,12 @@ pub fn load(sel: &FileSelection, hardware: Option<&Path>) -> Result<Loaded, Diag
         Some(p) => HardwareTable::load(p)?,
         None => HardwareTable::for_catalog(&sel.catalog_dir)?,
     };
-    Ok(Loaded {
-        catalog,
-        resolved,
-        hardware,
-    })
+    Ok(Loaded { catalog, resolved, hardware })
 }
 
 /// Builds the plan of a loaded catalog set.
 pub fn plan(loaded: &Loaded, opts: &PlanOptions) -> Result<Plan, Diagnostics> {
-    plan::build(
-        &loaded.catalog,
-        loaded.resolved.clone(),
-        &loaded.hardware,
-        opts,
-    )
+    plan::build(&loaded.catalog, loaded.resolved.clone(), &loaded.hardware, opts)
 }
 
 /// What happened to one benchmark's snapshot.
@@ -73,26 +64,37 @@ pub enum GenerateError {
     Snapshot(#[from] SnapshotError),
 }
 
-/// Renders and snapshots every planned benchmark; one failure does not stop the others.
+/// Renders (in parallel) and snapshots every planned benchmark; one failure does not stop the
+/// others.
 pub fn generate(plan: &Plan, renderer: &Renderer, overwrite: bool) -> Vec<SnapshotReport> {
+    use rayon::prelude::*;
+    let rendered: Vec<Result<Content, GenerateError>> = plan
+        .benchmarks
+        .par_iter()
+        .map(|p| {
+            let manifests = renderer.render(p, &plan.run_id)?;
+            Ok(Content {
+                benchmark_pbtxt: Catalog::to_text(&p.resolved.message),
+                manifests: manifests.into_iter().map(|m| (m.file, m.text)).collect(),
+            })
+        })
+        .collect();
+    let to_write: Vec<(&Path, &Content)> = plan
+        .benchmarks
+        .iter()
+        .zip(&rendered)
+        .filter_map(|(p, r)| r.as_ref().ok().map(|c| (p.dir.as_path(), c)))
+        .collect();
+    let mut written = snapshot::write_all(to_write, overwrite, &|_| Ok(())).into_iter();
     plan.benchmarks
         .iter()
-        .map(|p| {
-            let outcome = renderer
-                .render(p, &plan.run_id)
-                .map_err(GenerateError::from)
-                .and_then(|manifests| {
-                    let content = Content {
-                        benchmark_pbtxt: Catalog::to_text(&p.resolved.message),
-                        manifests: manifests.into_iter().map(|m| (m.file, m.text)).collect(),
-                    };
-                    Ok(snapshot::write(&p.dir, &content, overwrite)?)
-                });
-            SnapshotReport {
-                name: p.name.clone(),
-                dir: p.dir.clone(),
-                outcome,
-            }
+        .zip(rendered)
+        .map(|(p, r)| {
+            let outcome = match r {
+                Ok(_) => written.next().expect("one result per written snapshot").map_err(GenerateError::from),
+                Err(e) => Err(e),
+            };
+            SnapshotReport { name: p.name.clone(), dir: p.dir.clone(), outcome }
         })
         .collect()
 }
@@ -111,30 +113,19 @@ pub fn record(
                 run.catalogs.push(c);
             }
         }
-        run.invocations.push(Invocation {
-            at: run_file::now(),
-            command: command.into(),
-            args,
-        });
+        run.invocations.push(Invocation { at: run_file::now(), command: command.into(), args });
         for (p, r) in plan.benchmarks.iter().zip(reports) {
             let (state, reason) = match &r.outcome {
                 Ok(_) => (State::Pending, None),
                 Err(e) => (State::Failed, Some(e.to_string())),
             };
-            let rec = run
-                .benchmarks
-                .entry(p.name.clone())
-                .or_insert_with(|| BenchmarkRecord {
-                    namespace: p.namespace.clone(),
-                    source: p
-                        .source
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_default(),
-                    state,
-                    reason: reason.clone(),
-                    updated_at: run_file::now(),
-                });
+            let rec = run.benchmarks.entry(p.name.clone()).or_insert_with(|| BenchmarkRecord {
+                namespace: p.namespace.clone(),
+                source: p.source.as_ref().map(ToString::to_string).unwrap_or_default(),
+                state,
+                reason: reason.clone(),
+                updated_at: run_file::now(),
+            });
             // Never downgrade a finished benchmark; a re-render of a pending one stays pending.
             if rec.state != State::Done && rec.state != State::Running {
                 rec.state = state;

@@ -13,10 +13,8 @@ use prost_reflect::{DescriptorPool, MessageDescriptor};
 /// (`google.protobuf.Timestamp`).
 pub static DESCRIPTOR_POOL: LazyLock<DescriptorPool> = LazyLock::new(|| {
     let mut pool = DescriptorPool::global();
-    pool.decode_file_descriptor_set(
-        include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin")).as_ref(),
-    )
-    .expect("descriptor set compiled by build.rs decodes");
+    pool.decode_file_descriptor_set(include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin")).as_ref())
+        .expect("descriptor set compiled by build.rs decodes");
     pool
 });
 
@@ -74,10 +72,7 @@ impl ModelServer {
     pub fn tensor_parallelism(&self) -> u32 {
         use model_server::Type;
         let tp = match self.r#type.as_ref() {
-            Some(Type::Vllm(v)) => v
-                .tensor_parallelism
-                .as_deref()
-                .and_then(|s| s.trim().parse().ok()),
+            Some(Type::Vllm(v)) => v.tensor_parallelism.as_deref().and_then(|s| s.trim().parse().ok()),
             Some(Type::Sglang(v)) => v.tensor_parallelism.and_then(|n| u32::try_from(n).ok()),
             Some(Type::Tgi(v)) => v.tensor_parallelism.and_then(|n| u32::try_from(n).ok()),
             Some(Type::Triton(v)) => v.tensor_parallelism.and_then(|n| u32::try_from(n).ok()),
@@ -90,8 +85,6 @@ impl ModelServer {
 
     /// Replicas (default 1).
     pub fn replica_count(&self) -> u32 {
-        self.replicas
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(1)
+        self.replicas.and_then(|n| u32::try_from(n).ok()).unwrap_or(1)
     }
 }

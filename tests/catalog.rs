@@ -36,12 +36,7 @@ fn errors(files: &[(&str, &str)]) -> String {
         Ok(r) => r,
         Err(d) => return shown(d.to_string()),
     };
-    let d = validate::validate_all(
-        &cat,
-        &resolved,
-        &HardwareTable::builtin(),
-        validate::RUN_ID_LEN,
-    );
+    let d = validate::validate_all(&cat, &resolved, &HardwareTable::builtin(), validate::RUN_ID_LEN);
     match d.into_result(()) {
         Ok(()) => "ok".into(),
         Err(d) => shown(d.to_string()),
@@ -50,20 +45,9 @@ fn errors(files: &[(&str, &str)]) -> String {
 
 #[test]
 fn the_seed_example_parses_resolves_and_new_benchmark_only_changes_replicas() {
-    let sel = FileSelection {
-        paths: vec!["tests/fixtures/seed-example.pbtxt".into()],
-        ..Default::default()
-    };
+    let sel = FileSelection { paths: vec!["tests/fixtures/seed-example.pbtxt".into()], ..Default::default() };
     let loaded = pipeline::load(&sel, None).unwrap();
-    let by = |n: &str| {
-        loaded
-            .resolved
-            .iter()
-            .find(|r| r.name == n)
-            .unwrap()
-            .benchmark
-            .clone()
-    };
+    let by = |n: &str| loaded.resolved.iter().find(|r| r.name == n).unwrap().benchmark.clone();
     let (base, new) = (by("base-benchmark"), by("new-benchmark"));
     let (bc, nc) = (base.config.clone().unwrap(), new.config.clone().unwrap());
     assert_eq!(bc.model_server.as_ref().unwrap().replicas, Some(1));
@@ -73,46 +57,22 @@ fn the_seed_example_parses_resolves_and_new_benchmark_only_changes_replicas() {
     n2.model_server.as_mut().unwrap().replicas = Some(1);
     assert_eq!(n2, bc);
     let ms = nc.model_server.unwrap();
-    assert!(
-        matches!(&ms.r#type, Some(model_server::Type::Vllm(v)) if v.tensor_parallelism.as_deref() == Some("1"))
-    );
-    assert!(matches!(
-        nc.load_balancer.unwrap().r#type,
-        Some(load_balancer::Type::Gateway(_))
-    ));
+    assert!(matches!(&ms.r#type, Some(model_server::Type::Vllm(v)) if v.tensor_parallelism.as_deref() == Some("1")));
+    assert!(matches!(nc.load_balancer.unwrap().r#type, Some(load_balancer::Type::Gateway(_))));
     assert_eq!(new.base_benchmark_name.as_deref(), Some("base-benchmark"));
-    let diags = validate::validate_all(
-        &loaded.catalog,
-        &loaded.resolved,
-        &loaded.hardware,
-        validate::RUN_ID_LEN,
-    );
+    let diags = validate::validate_all(&loaded.catalog, &loaded.resolved, &loaded.hardware, validate::RUN_ID_LEN);
     assert!(diags.is_empty(), "{diags:?}");
 }
 
 #[test]
 fn the_shipped_catalogs_are_valid() {
-    let sel = FileSelection {
-        catalog_dir: "catalog".into(),
-        ..Default::default()
-    };
+    let sel = FileSelection { catalog_dir: "catalog".into(), ..Default::default() };
     let loaded = pipeline::load(&sel, None).unwrap();
     assert!(loaded.resolved.len() >= 10);
-    let diags = validate::validate_all(
-        &loaded.catalog,
-        &loaded.resolved,
-        &loaded.hardware,
-        validate::RUN_ID_LEN,
-    );
+    let diags = validate::validate_all(&loaded.catalog, &loaded.resolved, &loaded.hardware, validate::RUN_ID_LEN);
     assert!(diags.is_empty(), "{diags}");
     // The hardware table in catalog/ is not read as a catalog of benchmarks.
-    assert!(
-        loaded
-            .catalog
-            .files
-            .iter()
-            .all(|f| !f.path.ends_with("hardware.pbtxt"))
-    );
+    assert!(loaded.catalog.files.iter().all(|f| !f.path.ends_with("hardware.pbtxt")));
 }
 
 const GOOD: &str = r#"name: "a"
@@ -125,10 +85,7 @@ const GOOD: &str = r#"name: "a"
 
 #[test]
 fn parse_errors_of_every_file_are_reported_together() {
-    let e = errors(&[
-        ("a.pbtxt", "benchmarks {\n  nme: \"x\"\n}\n"),
-        ("b.pbtxt", "benchmarks {\n  name: \"y\"\n"),
-    ]);
+    let e = errors(&[("a.pbtxt", "benchmarks {\n  nme: \"x\"\n}\n"), ("b.pbtxt", "benchmarks {\n  name: \"y\"\n")]);
     assert_eq!(
         e,
         "error: cat/a.pbtxt:2:3: not a valid Benchmarks text-format message: field 'nme' not found for message 'benchmark.proto.Benchmark'\n\
@@ -141,9 +98,7 @@ fn parse_errors_of_every_file_are_reported_together() {
 fn unknown_base_names_the_reference_and_suggests_a_close_name() {
     let e = errors(&[(
         "c.pbtxt",
-        &format!(
-            "benchmarks {{ {GOOD} }}\nbenchmarks {{\n  name: \"b\"\n  base_benchmark_name: \"aa\"\n}}\n"
-        ),
+        &format!("benchmarks {{ {GOOD} }}\nbenchmarks {{\n  name: \"b\"\n  base_benchmark_name: \"aa\"\n}}\n"),
     )]);
     assert_eq!(
         e,
@@ -165,10 +120,7 @@ fn cycles_list_every_link() {
          cat/c.pbtxt:3:24: note: \"z\" extends \"x\"\n\
          1 error"
     );
-    let self_cycle = errors(&[(
-        "c.pbtxt",
-        "benchmarks { name: \"s\" base_benchmark_name: \"s\" }",
-    )]);
+    let self_cycle = errors(&[("c.pbtxt", "benchmarks { name: \"s\" base_benchmark_name: \"s\" }")]);
     assert_eq!(
         self_cycle,
         "error: cat/c.pbtxt:1:24: benchmarks[0].base_benchmark_name (benchmark \"s\"): inheritance cycle: s → s\n1 error"
@@ -229,13 +181,7 @@ benchmarks {
 #[test]
 fn the_namespace_limit_says_by_how_much() {
     let name = "a".repeat(60);
-    let e = errors(&[(
-        "c.pbtxt",
-        &format!(
-            "benchmarks {{ {} }}",
-            GOOD.replace("\"a\"", &format!("\"{name}\""))
-        ),
-    )]);
+    let e = errors(&[("c.pbtxt", &format!("benchmarks {{ {} }}", GOOD.replace("\"a\"", &format!("\"{name}\""))))]);
     assert_eq!(
         e,
         format!(
@@ -253,14 +199,8 @@ fn missing_rates_need_a_known_model_and_accelerator() {
         "{e}"
     );
     // With rates, the pair needs no profile.
-    let with_rates = text.replace(
-        "  }\n  }",
-        "  }\n    benchmark_tool { lpg { request_rates: \"1,2\" } }\n  }",
-    );
-    assert_eq!(
-        errors(&[("c.pbtxt", &format!("benchmarks {{ {with_rates} }}"))]),
-        "ok"
-    );
+    let with_rates = text.replace("  }\n  }", "  }\n    benchmark_tool { lpg { request_rates: \"1,2\" } }\n  }");
+    assert_eq!(errors(&[("c.pbtxt", &format!("benchmarks {{ {with_rates} }}"))]), "ok");
 }
 
 #[test]
@@ -282,30 +222,15 @@ fn required_fields_and_server_kinds() {
 
 #[test]
 fn a_false_override_survives_inheritance() {
-    let sel = FileSelection {
-        paths: vec!["catalog/benchmarks.pbtxt".into()],
-        ..Default::default()
-    };
+    let sel = FileSelection { paths: vec!["catalog/benchmarks.pbtxt".into()], ..Default::default() };
     let loaded = pipeline::load(&sel, None).unwrap();
     let fd = |n: &str| {
-        let cfg = loaded
-            .resolved
-            .iter()
-            .find(|r| r.name == n)
-            .unwrap()
-            .benchmark
-            .config
-            .clone()
-            .unwrap();
+        let cfg = loaded.resolved.iter().find(|r| r.name == n).unwrap().benchmark.config.clone().unwrap();
         match cfg.load_balancer.unwrap().r#type.unwrap() {
             load_balancer::Type::Gateway(g) => g.full_duplex_streaming_enabled,
             other => panic!("{other:?}"),
         }
     };
     assert_eq!(fd("llama2-7b-h100-r8-epp"), Some(true));
-    assert_eq!(
-        fd("llama2-7b-h100-r8-epp-no-stream"),
-        Some(false),
-        "the original tool lost this false"
-    );
+    assert_eq!(fd("llama2-7b-h100-r8-epp-no-stream"), Some(false), "the original tool lost this false");
 }

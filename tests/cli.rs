@@ -28,22 +28,13 @@ fn inferbench(args: &[&str], env: &[(&str, &str)]) -> Output {
 
 fn script(name: &str, env: &[(&str, &str)]) -> Output {
     let mut c = Command::new("bash");
-    c.arg(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("scripts")
-            .join(name),
-    )
-    .env("INFERBENCH_BIN", BIN);
+    c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name)).env("INFERBENCH_BIN", BIN);
     c.envs(env.iter().copied());
     c.output().unwrap()
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 fn dirs(p: &Path) -> Vec<String> {
@@ -61,19 +52,11 @@ fn dirs(p: &Path) -> Vec<String> {
 fn validate_accepts_the_shipped_catalogs_and_rejects_a_bad_one_with_its_place() {
     let o = inferbench(&["catalog", "validate"], &[]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(
-        text(&o).starts_with("ok: 16 benchmarks (0 abstract) in 2 files"),
-        "{}",
-        text(&o)
-    );
+    assert!(text(&o).starts_with("ok: 16 benchmarks (0 abstract) in 2 files"), "{}", text(&o));
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.pbtxt");
-    std::fs::write(
-        &bad,
-        "benchmarks {\n  name: \"x\"\n  config { model_server { replicas: \"2\" } }\n}\n",
-    )
-    .unwrap();
+    std::fs::write(&bad, "benchmarks {\n  name: \"x\"\n  config { model_server { replicas: \"2\" } }\n}\n").unwrap();
     let o = inferbench(&["catalog", "validate", bad.to_str().unwrap()], &[]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
@@ -87,36 +70,16 @@ fn validate_accepts_the_shipped_catalogs_and_rejects_a_bad_one_with_its_place() 
 
 #[test]
 fn show_prints_a_benchmark_as_written_or_resolved() {
-    let args = [
-        "catalog",
-        "show",
-        "new-benchmark",
-        "tests/fixtures/seed-example.pbtxt",
-    ];
+    let args = ["catalog", "show", "new-benchmark", "tests/fixtures/seed-example.pbtxt"];
     let o = inferbench(&args, &[]);
     assert!(o.status.success());
     let written = text(&o);
-    assert!(
-        written.starts_with("# tests/fixtures/seed-example.pbtxt:37:1\nname: \"new-benchmark\""),
-        "{written}"
-    );
+    assert!(written.starts_with("# tests/fixtures/seed-example.pbtxt:37:1\nname: \"new-benchmark\""), "{written}");
     assert!(!written.contains("vllm"));
     let o = inferbench(&[&args[..], &["--resolved"]].concat(), &[]);
     let resolved = text(&o);
-    assert!(
-        resolved.contains("replicas: 2")
-            && resolved.contains("model: \"meta-llama/Llama-2-7b-hf\""),
-        "{resolved}"
-    );
-    let o = inferbench(
-        &[
-            "catalog",
-            "show",
-            "nope",
-            "tests/fixtures/seed-example.pbtxt",
-        ],
-        &[],
-    );
+    assert!(resolved.contains("replicas: 2") && resolved.contains("model: \"meta-llama/Llama-2-7b-hf\""), "{resolved}");
+    let o = inferbench(&["catalog", "show", "nope", "tests/fixtures/seed-example.pbtxt"], &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("known: base-benchmark, new-benchmark"));
 }
@@ -135,16 +98,11 @@ fn the_seed_generate_script_works_unchanged_with_its_variables() {
     assert!(o.status.success(), "{}", text(&o));
     let got = dirs(&out.path().join("abc12345"));
     assert!(!got.is_empty());
-    assert!(
-        got.iter()
-            .all(|d| d.contains("h100") && d.ends_with("-abc12345")),
-        "{got:?}"
-    );
+    assert!(got.iter().all(|d| d.contains("h100") && d.ends_with("-abc12345")), "{got:?}");
     assert!(got.contains(&"llama2-7b-h100-r8-epp-abc12345".to_owned()));
     assert!(!got.iter().any(|d| d.contains("a100") || d.contains("l4")));
     let run: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.path().join("abc12345/run.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(out.path().join("abc12345/run.json")).unwrap()).unwrap();
     assert_eq!(run["run_id"], "abc12345");
     assert_eq!(run["benchmarks"]["llama2-7b-h100"]["state"], "pending");
     assert_eq!(run["benchmarks"].as_object().unwrap().len(), got.len());
@@ -152,15 +110,9 @@ fn the_seed_generate_script_works_unchanged_with_its_variables() {
     // Resume: the same run id reuses and verifies every snapshot.
     let o = script("generate_manifests.bash", &env);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(
-        text(&o).matches("exists, verified, reused").count(),
-        got.len(),
-        "{}",
-        text(&o)
-    );
+    assert_eq!(text(&o).matches("exists, verified, reused").count(), got.len(), "{}", text(&o));
     let run: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.path().join("abc12345/run.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(out.path().join("abc12345/run.json")).unwrap()).unwrap();
     assert_eq!(run["invocations"].as_array().unwrap().len(), 2);
 }
 
@@ -180,7 +132,13 @@ fn an_unanchored_name_regex_gets_a_hint() {
         &[],
     );
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("no benchmark selected (the regex must match the whole name: for names containing 'h100', use '.*h100.*')"), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "no benchmark selected (the regex must match the whole name: for names containing 'h100', use '.*h100.*')"
+        ),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -189,35 +147,18 @@ fn dry_run_through_the_run_script_writes_manifests_and_a_real_run_says_it_is_not
     let out_s = out.path().to_str().unwrap();
     let o = script(
         "run_benchmarks_file.bash",
-        &[
-            ("benchmarks", "quickstart"),
-            ("dry_run", "true"),
-            ("run_id", "dry00001"),
-            ("output_dir", out_s),
-        ],
+        &[("benchmarks", "quickstart"), ("dry_run", "true"), ("run_id", "dry00001"), ("output_dir", out_s)],
     );
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(
         dirs(&out.path().join("dry00001")),
-        [
-            "quickstart-sim-chat-dry00001",
-            "quickstart-sim-dry00001",
-            "quickstart-sim-r2-dry00001"
-        ]
+        ["quickstart-sim-chat-dry00001", "quickstart-sim-dry00001", "quickstart-sim-r2-dry00001"]
     );
-    assert!(
-        !out.path()
-            .join("dry00001/quickstart-sim-dry00001/results")
-            .exists()
-    );
+    assert!(!out.path().join("dry00001/quickstart-sim-dry00001/results").exists());
 
     let o = script(
         "run_benchmarks_file.bash",
-        &[
-            ("benchmarks", "quickstart"),
-            ("dry_run", "false"),
-            ("output_dir", out_s),
-        ],
+        &[("benchmarks", "quickstart"), ("dry_run", "false"), ("output_dir", out_s)],
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("is not built yet"), "{}", text(&o));
@@ -232,18 +173,9 @@ fn dry_run_through_the_run_script_writes_manifests_and_a_real_run_says_it_is_not
 fn a_tampered_snapshot_fails_the_next_generate_naming_the_file() {
     let out = tempfile::tempdir().unwrap();
     let out_s = out.path().to_str().unwrap();
-    let args = [
-        "generate",
-        "tests/fixtures/seed-example.pbtxt",
-        "--run-id",
-        "tamp0001",
-        "--output",
-        out_s,
-    ];
+    let args = ["generate", "tests/fixtures/seed-example.pbtxt", "--run-id", "tamp0001", "--output", out_s];
     assert!(inferbench(&args, &[]).status.success());
-    let f = out
-        .path()
-        .join("tamp0001/new-benchmark-tamp0001/manifests/10-model-server.yaml");
+    let f = out.path().join("tamp0001/new-benchmark-tamp0001/manifests/10-model-server.yaml");
     let mut s = std::fs::read_to_string(&f).unwrap();
     s = s.replace("replicas: 2", "replicas: 3");
     std::fs::write(&f, s).unwrap();

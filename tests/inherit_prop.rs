@@ -43,17 +43,15 @@ fn layer() -> impl Strategy<Value = Layer> {
         proptest::option::of(proptest::collection::vec("[a-z]{1,4}", 1..3)),
         proptest::option::of(any::<bool>()),
     )
-        .prop_map(
-            |(replicas, accelerator, tensor_parallelism, lb, rates, models, streaming)| Layer {
-                replicas,
-                accelerator,
-                tensor_parallelism,
-                lb,
-                rates,
-                models,
-                streaming,
-            },
-        )
+        .prop_map(|(replicas, accelerator, tensor_parallelism, lb, rates, models, streaming)| Layer {
+            replicas,
+            accelerator,
+            tensor_parallelism,
+            lb,
+            rates,
+            models,
+            streaming,
+        })
 }
 
 fn to_text(i: usize, l: &Layer) -> String {
@@ -69,15 +67,13 @@ fn to_text(i: usize, l: &Layer) -> String {
     }
     let lb = match &l.lb {
         None => String::new(),
-        Some(Lb::Service(p)) => format!(
-            "load_balancer {{ k8s_service {{ {} }} }}",
-            p.map(|p| format!("port: {p}")).unwrap_or_default()
-        ),
+        Some(Lb::Service(p)) => {
+            format!("load_balancer {{ k8s_service {{ {} }} }}", p.map(|p| format!("port: {p}")).unwrap_or_default())
+        }
         Some(Lb::Gateway(fd)) => {
             format!(
                 "load_balancer {{ gateway {{ {} }} }}",
-                fd.map(|b| format!("full_duplex_streaming_enabled: {b}"))
-                    .unwrap_or_default()
+                fd.map(|b| format!("full_duplex_streaming_enabled: {b}")).unwrap_or_default()
             )
         }
     };
@@ -85,28 +81,16 @@ fn to_text(i: usize, l: &Layer) -> String {
     if let Some(r) = &l.rates {
         // An empty list cannot be told from "not set" in text format; write at least one rate.
         let r = if r.is_empty() { vec![1] } else { r.clone() };
-        load += &format!(
-            "rates {{ request_rates: [{}] }} ",
-            r.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
-        );
+        load +=
+            &format!("rates {{ request_rates: [{}] }} ", r.iter().map(u32::to_string).collect::<Vec<_>>().join(", "));
     }
     if let Some(m) = &l.models {
-        load += &format!(
-            "models: [{}] ",
-            m.iter()
-                .map(|m| format!("\"{m}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        load += &format!("models: [{}] ", m.iter().map(|m| format!("\"{m}\"")).collect::<Vec<_>>().join(", "));
     }
     if let Some(s) = l.streaming {
         load += &format!("streaming: {s} ");
     }
-    let base = if i == 0 {
-        String::new()
-    } else {
-        format!("base_benchmark_name: \"b{}\"", i - 1)
-    };
+    let base = if i == 0 { String::new() } else { format!("base_benchmark_name: \"b{}\"", i - 1) };
     format!(
         "benchmarks {{ name: \"b{i}\" {base} config {{ model_server {{ {ms} }} {lb} benchmark_tool {{ load {{ {load} }} }} }} }}\n"
     )
@@ -133,11 +117,7 @@ fn merge_by_hand(chain: &[Layer]) -> Layer {
             (Some(Lb::Gateway(a)), Some(Lb::Gateway(b))) => Some(Lb::Gateway(b.or(a))),
             (_, Some(other)) => Some(other.clone()),
         };
-        acc.rates = l
-            .rates
-            .clone()
-            .map(|r| if r.is_empty() { vec![1] } else { r })
-            .or(acc.rates);
+        acc.rates = l.rates.clone().map(|r| if r.is_empty() { vec![1] } else { r }).or(acc.rates);
         acc.models = l.models.clone().or(acc.models);
         acc.streaming = l.streaming.or(acc.streaming);
     }

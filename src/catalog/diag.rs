@@ -52,13 +52,7 @@ impl std::ops::Deref for Diagnostic {
 impl Diagnostic {
     /// A problem with a message only.
     pub fn new(message: impl Into<String>) -> Self {
-        Self(Box::new(Detail {
-            location: None,
-            path: None,
-            benchmark: None,
-            message: message.into(),
-            notes: vec![],
-        }))
+        Self(Box::new(Detail { location: None, path: None, benchmark: None, message: message.into(), notes: vec![] }))
     }
 
     /// Sets where it is.

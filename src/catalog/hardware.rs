@@ -28,29 +28,20 @@ impl HardwareTable {
 
     /// The built-in table.
     pub fn builtin() -> Self {
-        Self::parse(Arc::new(SourceFile::new(
-            "<built-in>/catalog/hardware.pbtxt".into(),
-            BUILTIN.into(),
-        )))
-        .expect("the built-in hardware table is valid (checked by tests)")
+        Self::parse(Arc::new(SourceFile::new("<built-in>/catalog/hardware.pbtxt".into(), BUILTIN.into())))
+            .expect("the built-in hardware table is valid (checked by tests)")
     }
 
     /// `catalog_dir/hardware.pbtxt` when it exists, else the built-in table.
     pub fn for_catalog(catalog_dir: &Path) -> Result<Self, Diagnostics> {
         let p = catalog_dir.join("hardware.pbtxt");
-        if p.is_file() {
-            Self::load(&p)
-        } else {
-            Ok(Self::builtin())
-        }
+        if p.is_file() { Self::load(&p) } else { Ok(Self::builtin()) }
     }
 
     fn parse(file: Arc<SourceFile>) -> Result<Self, Diagnostics> {
         let desc = schema::message("HardwareTable");
         let msg = parse::parse(&file, desc.clone())?;
-        let table: schema::HardwareTable = msg
-            .transcode_to()
-            .map_err(|e| Diagnostic::new(e.to_string()))?;
+        let table: schema::HardwareTable = msg.transcode_to().map_err(|e| Diagnostic::new(e.to_string()))?;
         let pos = Positions::index(&desc, &file.text);
         let mut diags = Diagnostics::default();
         for (i, p) in table.profiles.iter().enumerate() {
@@ -73,33 +64,19 @@ impl HardwareTable {
             }
             for (j, r) in p.base_rates.iter().enumerate() {
                 if !(r.is_finite() && *r > 0.0) {
-                    err(
-                        &format!(".base_rates[{j}]"),
-                        &format!("rates must be > 0, got {r}"),
-                    );
+                    err(&format!(".base_rates[{j}]"), &format!("rates must be > 0, got {r}"));
                 }
             }
-            if table.profiles[..i]
-                .iter()
-                .any(|q| q.model() == p.model() && q.accelerator() == p.accelerator())
-            {
-                err(
-                    "",
-                    &format!("duplicate profile {}@{}", p.model(), p.accelerator()),
-                );
+            if table.profiles[..i].iter().any(|q| q.model() == p.model() && q.accelerator() == p.accelerator()) {
+                err("", &format!("duplicate profile {}@{}", p.model(), p.accelerator()));
             }
         }
-        diags.into_result(Self {
-            source: file.path.display().to_string(),
-            profiles: table.profiles,
-        })
+        diags.into_result(Self { source: file.path.display().to_string(), profiles: table.profiles })
     }
 
     /// The profile of a model on an accelerator.
     pub fn find(&self, model: &str, accelerator: &str) -> Option<&HardwareProfile> {
-        self.profiles
-            .iter()
-            .find(|p| p.model() == model && p.accelerator() == accelerator)
+        self.profiles.iter().find(|p| p.model() == model && p.accelerator() == accelerator)
     }
 
     /// Every profile.
@@ -109,10 +86,7 @@ impl HardwareTable {
 
     /// "model@accelerator" of every profile, for error messages.
     pub fn known_pairs(&self) -> Vec<String> {
-        self.profiles
-            .iter()
-            .map(|p| format!("{}@{}", p.model(), p.accelerator()))
-            .collect()
+        self.profiles.iter().map(|p| format!("{}@{}", p.model(), p.accelerator())).collect()
     }
 }
 
@@ -123,17 +97,9 @@ mod tests {
     #[test]
     fn builtin_table_is_valid_and_has_the_original_rates() {
         let t = HardwareTable::builtin();
-        let p = t
-            .find("meta-llama/Llama-2-7b-hf", "nvidia-h100-80gb")
-            .unwrap();
-        assert_eq!(
-            p.base_rates,
-            [10.0, 20.0, 30.0, 40.0, 60.0, 70.0, 80.0, 90.0, 100.0]
-        );
-        assert!(
-            t.find("meta-llama/Llama-2-7b-hf", "nvidia-tesla-k80")
-                .is_none()
-        );
+        let p = t.find("meta-llama/Llama-2-7b-hf", "nvidia-h100-80gb").unwrap();
+        assert_eq!(p.base_rates, [10.0, 20.0, 30.0, 40.0, 60.0, 70.0, 80.0, 90.0, 100.0]);
+        assert!(t.find("meta-llama/Llama-2-7b-hf", "nvidia-tesla-k80").is_none());
     }
 
     #[test]
@@ -143,18 +109,9 @@ mod tests {
             "profiles { model: \"m\" accelerator: \"a\" base_rates: [1, -2] }\nprofiles { model: \"m\" accelerator: \"a\" base_rates: 1 }\nprofiles { }".into(),
         );
         let e = HardwareTable::parse(Arc::new(f)).unwrap_err().to_string();
-        assert!(
-            e.contains("h.pbtxt:1:56: profiles[0].base_rates[1]: rates must be > 0, got -2"),
-            "{e}"
-        );
-        assert!(
-            e.contains("h.pbtxt:2:1: profiles[1]: duplicate profile m@a"),
-            "{e}"
-        );
-        assert!(
-            e.contains("h.pbtxt:3:1: profiles[2].model: required"),
-            "{e}"
-        );
+        assert!(e.contains("h.pbtxt:1:56: profiles[0].base_rates[1]: rates must be > 0, got -2"), "{e}");
+        assert!(e.contains("h.pbtxt:2:1: profiles[1]: duplicate profile m@a"), "{e}");
+        assert!(e.contains("h.pbtxt:3:1: profiles[2].model: required"), "{e}");
         assert!(e.ends_with("5 errors"), "{e}");
     }
 }

@@ -28,9 +28,7 @@ pub fn merge(base: &mut DynamicMessage, child: &DynamicMessage) {
 }
 
 /// Resolves one benchmark from its chain, root first: the root, then each descendant merged on.
-pub fn resolve_chain<'a>(
-    chain_root_first: impl IntoIterator<Item = &'a DynamicMessage>,
-) -> Option<DynamicMessage> {
+pub fn resolve_chain<'a>(chain_root_first: impl IntoIterator<Item = &'a DynamicMessage>) -> Option<DynamicMessage> {
     let mut iter = chain_root_first.into_iter();
     let mut acc = iter.next()?.clone();
     let mut own = acc.clone();
@@ -79,10 +77,7 @@ mod tests {
         let out = msg(&resolved(&[base, child]));
         let b: schema::Benchmark = out.transcode_to().unwrap();
         let cfg = b.config.unwrap();
-        assert!(matches!(
-            cfg.load_balancer.unwrap().r#type,
-            Some(schema::load_balancer::Type::Gateway(_))
-        ));
+        assert!(matches!(cfg.load_balancer.unwrap().r#type, Some(schema::load_balancer::Type::Gateway(_))));
         let load = match cfg.benchmark_tool.unwrap().r#type.unwrap() {
             schema::benchmark_tool::Type::Load(l) => l,
             other => panic!("{other:?}"),
@@ -96,13 +91,7 @@ mod tests {
 
     #[test]
     fn identity_fields_are_not_inherited() {
-        let out = resolved(&[
-            r#"name: "a" abstract: true description: "d""#,
-            r#"name: "b" base_benchmark_name: "a""#,
-        ]);
-        assert_eq!(
-            out,
-            msg(r#"name: "b" base_benchmark_name: "a""#).to_text_format()
-        );
+        let out = resolved(&[r#"name: "a" abstract: true description: "d""#, r#"name: "b" base_benchmark_name: "a""#]);
+        assert_eq!(out, msg(r#"name: "b" base_benchmark_name: "a""#).to_text_format());
     }
 }

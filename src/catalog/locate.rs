@@ -19,13 +19,7 @@ pub struct Positions {
 impl Positions {
     /// Indexes `text`, a message of type `desc` in text format.
     pub fn index(desc: &MessageDescriptor, text: &str) -> Self {
-        let mut walker = Walker {
-            toks: Tokens {
-                s: text.as_bytes(),
-                i: 0,
-            },
-            out: HashMap::new(),
-        };
+        let mut walker = Walker { toks: Tokens { s: text.as_bytes(), i: 0 }, out: HashMap::new() };
         walker.fields(Some(desc), "", None, 0);
         Self { map: walker.out }
     }
@@ -100,11 +94,8 @@ impl Tokens<'_> {
                 Tok::Str
             }
             b'0'..=b'9' | b'.' => {
-                while self.i < s.len()
-                    && (s[self.i].is_ascii_alphanumeric() || matches!(s[self.i], b'.' | b'_'))
-                    || (self.i < s.len()
-                        && matches!(s[self.i], b'+' | b'-')
-                        && matches!(s[self.i - 1], b'e' | b'E'))
+                while self.i < s.len() && (s[self.i].is_ascii_alphanumeric() || matches!(s[self.i], b'.' | b'_'))
+                    || (self.i < s.len() && matches!(s[self.i], b'+' | b'-') && matches!(s[self.i - 1], b'e' | b'E'))
                 {
                     self.i += 1;
                 }
@@ -146,13 +137,7 @@ const MAX_DEPTH: usize = 100;
 
 impl Walker<'_> {
     /// Fields of one message until `close` (or the end of input).
-    fn fields(
-        &mut self,
-        desc: Option<&MessageDescriptor>,
-        prefix: &str,
-        close: Option<u8>,
-        depth: usize,
-    ) {
+    fn fields(&mut self, desc: Option<&MessageDescriptor>, prefix: &str, close: Option<u8>, depth: usize) {
         let mut counts: HashMap<String, usize> = HashMap::new();
         while let Some((tok, start)) = self.toks.next() {
             match tok {
@@ -171,11 +156,7 @@ impl Walker<'_> {
                     let name = std::str::from_utf8(&self.toks.s[start..self.toks.i]).unwrap_or("");
                     let field = desc.and_then(|d| d.get_field_by_name(name));
                     let repeated = field.as_ref().is_some_and(|f| f.is_list());
-                    let base = if prefix.is_empty() {
-                        name.to_owned()
-                    } else {
-                        format!("{prefix}.{name}")
-                    };
+                    let base = if prefix.is_empty() { name.to_owned() } else { format!("{prefix}.{name}") };
                     let sub = field.as_ref().and_then(|f| match f.kind() {
                         Kind::Message(m) => Some(m),
                         _ => None,
@@ -304,10 +285,7 @@ mod tests {
 
     fn line_col(text: &str, off: usize) -> (usize, usize) {
         let before = &text[..off];
-        (
-            before.matches('\n').count() + 1,
-            off - before.rfind('\n').map_or(0, |i| i + 1) + 1,
-        )
+        (before.matches('\n').count() + 1, off - before.rfind('\n').map_or(0, |i| i + 1) + 1)
     }
 
     #[test]
@@ -317,18 +295,9 @@ mod tests {
         assert_eq!(line_col(text, p.get("benchmarks[0]").unwrap()), (1, 1));
         assert_eq!(line_col(text, p.get("benchmarks[0].name").unwrap()), (2, 3));
         assert_eq!(line_col(text, p.get("benchmarks[1]").unwrap()), (5, 1));
-        assert_eq!(
-            line_col(
-                text,
-                p.get("benchmarks[1].config.model_server.replicas").unwrap()
-            ),
-            (8, 20)
-        );
+        assert_eq!(line_col(text, p.get("benchmarks[1].config.model_server.replicas").unwrap()), (8, 20));
         // A field not written is reported at the nearest written parent.
-        assert_eq!(
-            p.nearest("benchmarks[1].config.model_server.image"),
-            p.get("benchmarks[1].config.model_server")
-        );
+        assert_eq!(p.nearest("benchmarks[1].config.model_server.image"), p.get("benchmarks[1].config.model_server"));
         assert_eq!(p.get("benchmarks[2]"), None);
     }
 
@@ -337,10 +306,7 @@ mod tests {
         let text = "benchmarks { config { benchmark_tool { load { rates { request_rates: [1, 2.5,\n 4e1] } } } } }";
         let p = index(text);
         let base = "benchmarks[0].config.benchmark_tool.load.rates.request_rates";
-        assert_eq!(
-            line_col(text, p.get(&format!("{base}[2]")).unwrap()),
-            (2, 2)
-        );
+        assert_eq!(line_col(text, p.get(&format!("{base}[2]")).unwrap()), (2, 2));
         assert!(p.get(&format!("{base}[0]")).is_some());
         assert!(p.get(&format!("{base}[3]")).is_none());
     }
@@ -350,10 +316,7 @@ mod tests {
         let text = "benchmarks { name: \"x{\\\"}\" \"y\" description: 'it''s' }\nbenchmarks { name: \"z\" }";
         let p = index(text);
         assert!(p.get("benchmarks[0].description").is_some());
-        assert_eq!(
-            line_col(text, p.get("benchmarks[1].name").unwrap()),
-            (2, 14)
-        );
+        assert_eq!(line_col(text, p.get("benchmarks[1].name").unwrap()), (2, 14));
     }
 
     #[test]

@@ -44,18 +44,12 @@ pub struct Entry {
 impl Entry {
     /// `benchmarks[i].` + `rel` (or `benchmarks[i]` for an empty `rel`).
     pub fn path(&self, rel: &str) -> String {
-        if rel.is_empty() {
-            format!("benchmarks[{}]", self.index)
-        } else {
-            format!("benchmarks[{}].{rel}", self.index)
-        }
+        if rel.is_empty() { format!("benchmarks[{}]", self.index) } else { format!("benchmarks[{}].{rel}", self.index) }
     }
 
     /// Where `rel` is written in this entry, or the nearest written parent.
     pub fn location(&self, rel: &str) -> Option<Location> {
-        self.positions
-            .nearest(&self.path(rel))
-            .map(|o| self.file.location(o))
+        self.positions.nearest(&self.path(rel)).map(|o| self.file.location(o))
     }
 
     /// True when this entry itself writes `rel`.
@@ -66,9 +60,7 @@ impl Entry {
     /// The base this entry names, if any.
     pub fn base(&self) -> Option<String> {
         let b = self.raw.get_field_by_name("base_benchmark_name")?;
-        self.raw
-            .has_field_by_name("base_benchmark_name")
-            .then(|| b.as_str().unwrap_or_default().to_owned())
+        self.raw.has_field_by_name("base_benchmark_name").then(|| b.as_str().unwrap_or_default().to_owned())
     }
 }
 
@@ -140,28 +132,14 @@ impl Catalog {
             };
             let positions = Arc::new(Positions::index(&desc, &file.text));
             let list = msg.get_field_by_name("benchmarks").map(|v| v.into_owned());
-            for (index, item) in list
-                .iter()
-                .flat_map(|v| v.as_list().unwrap_or_default())
-                .enumerate()
-            {
+            for (index, item) in list.iter().flat_map(|v| v.as_list().unwrap_or_default()).enumerate() {
                 let Value::Message(raw) = item else { continue };
-                let name = raw
-                    .get_field_by_name("name")
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                let entry = Entry {
-                    name,
-                    file: file.clone(),
-                    index,
-                    positions: positions.clone(),
-                    raw: raw.clone(),
-                };
+                let name =
+                    raw.get_field_by_name("name").and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+                let entry = Entry { name, file: file.clone(), index, positions: positions.clone(), raw: raw.clone() };
                 if entry.name.is_empty() {
                     diags.push(
-                        Diagnostic::new("every benchmark needs a name")
-                            .at(entry.location(""))
-                            .path(entry.path("name")),
+                        Diagnostic::new("every benchmark needs a name").at(entry.location("")).path(entry.path("name")),
                     );
                 } else if let Some(&other) = cat.by_name.get(&entry.name) {
                     let first = &cat.entries[other];
@@ -188,10 +166,7 @@ impl Catalog {
 
     /// Benchmark names in file order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.entries
-            .iter()
-            .map(|e| e.name.as_str())
-            .filter(|n| !n.is_empty())
+        self.entries.iter().map(|e| e.name.as_str()).filter(|n| !n.is_empty())
     }
 
     /// The chain of entry indices from `name` up to its root, or the diagnostic that breaks it.
@@ -206,12 +181,11 @@ impl Catalog {
                 return Ok(chain);
             };
             let Some(&next) = self.by_name.get(&base) else {
-                let mut d = Diagnostic::new(format!(
-                    "base benchmark \"{base}\" is not defined in the selected catalog files"
-                ))
-                .at(entry.location("base_benchmark_name"))
-                .path(entry.path("base_benchmark_name"))
-                .benchmark(&entry.name);
+                let mut d =
+                    Diagnostic::new(format!("base benchmark \"{base}\" is not defined in the selected catalog files"))
+                        .at(entry.location("base_benchmark_name"))
+                        .path(entry.path("base_benchmark_name"))
+                        .benchmark(&entry.name);
                 if let Some(similar) = self.names().min_by_key(|n| strsim::levenshtein(n, &base))
                     && strsim::levenshtein(similar, &base) <= base.len().max(4) / 4 + 1
                 {
@@ -232,19 +206,10 @@ impl Catalog {
     /// The error for a cycle, the same whichever member it was found from (so it is reported
     /// once): it starts at the member defined first and is located at its reference.
     fn cycle_error(&self, cycle: &[usize]) -> Diagnostic {
-        let first = (0..cycle.len())
-            .min_by_key(|&k| cycle[k])
-            .expect("non-empty cycle");
-        let ordered: Vec<usize> = cycle[first..]
-            .iter()
-            .chain(&cycle[..first])
-            .copied()
-            .collect();
-        let names: Vec<&str> = ordered
-            .iter()
-            .chain(std::iter::once(&ordered[0]))
-            .map(|&i| self.entries[i].name.as_str())
-            .collect();
+        let first = (0..cycle.len()).min_by_key(|&k| cycle[k]).expect("non-empty cycle");
+        let ordered: Vec<usize> = cycle[first..].iter().chain(&cycle[..first]).copied().collect();
+        let names: Vec<&str> =
+            ordered.iter().chain(std::iter::once(&ordered[0])).map(|&i| self.entries[i].name.as_str()).collect();
         let head = &self.entries[ordered[0]];
         let mut d = Diagnostic::new(format!("inheritance cycle: {}", names.join(" → ")))
             .at(head.location("base_benchmark_name"))
@@ -254,11 +219,7 @@ impl Catalog {
             let e = &self.entries[i];
             d = d.note(
                 e.location("base_benchmark_name"),
-                format!(
-                    "\"{}\" extends \"{}\"",
-                    e.name,
-                    e.base().unwrap_or_default()
-                ),
+                format!("\"{}\" extends \"{}\"", e.name, e.base().unwrap_or_default()),
             );
         }
         d
@@ -284,22 +245,16 @@ impl Catalog {
             // each link once.
             let message = match chain.get(1).and_then(|b| memo.get(b)) {
                 Some(base) => inherit::resolve_chain([base, &e.raw]).expect("two links"),
-                None => inherit::resolve_chain(chain.iter().rev().map(|&i| &self.entries[i].raw))
-                    .expect("non-empty chain"),
+                None => {
+                    inherit::resolve_chain(chain.iter().rev().map(|&i| &self.entries[i].raw)).expect("non-empty chain")
+                }
             };
             memo.insert(i, message.clone());
             match message.transcode_to::<schema::Benchmark>() {
-                Ok(benchmark) => out.push(Resolved {
-                    name: e.name.clone(),
-                    chain,
-                    message,
-                    benchmark,
-                }),
+                Ok(benchmark) => out.push(Resolved { name: e.name.clone(), chain, message, benchmark }),
                 Err(err) => diags.push(
-                    Diagnostic::new(format!(
-                        "internal error decoding the resolved benchmark: {err}"
-                    ))
-                    .at(e.location("")),
+                    Diagnostic::new(format!("internal error decoding the resolved benchmark: {err}"))
+                        .at(e.location("")),
                 ),
             }
         }
@@ -323,9 +278,8 @@ impl Catalog {
     /// The `benchmark.pbtxt` text of a resolved benchmark: canonical, pretty text format.
     pub fn to_text(message: &DynamicMessage) -> String {
         // Declaration order (not field-number order): name first, as people write them.
-        let opts = prost_reflect::text_format::FormatOptions::new()
-            .pretty(true)
-            .print_message_fields_in_index_order(true);
+        let opts =
+            prost_reflect::text_format::FormatOptions::new().pretty(true).print_message_fields_in_index_order(true);
         let mut s = message.to_text_format_with_options(&opts);
         if !s.ends_with('\n') {
             s.push('\n');
@@ -339,13 +293,10 @@ pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
     let mut out = vec![];
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let rd = std::fs::read_dir(&d).map_err(|e| {
-            Diagnostic::new(format!("cannot read catalog folder {}: {e}", d.display()))
-        })?;
+        let rd = std::fs::read_dir(&d)
+            .map_err(|e| Diagnostic::new(format!("cannot read catalog folder {}: {e}", d.display())))?;
         for ent in rd {
-            let ent = ent.map_err(|e| {
-                Diagnostic::new(format!("cannot read catalog folder {}: {e}", d.display()))
-            })?;
+            let ent = ent.map_err(|e| Diagnostic::new(format!("cannot read catalog folder {}: {e}", d.display())))?;
             let p = ent.path();
             if p.is_dir() {
                 stack.push(p);

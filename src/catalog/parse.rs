@@ -11,12 +11,8 @@ pub fn parse(file: &SourceFile, desc: MessageDescriptor) -> Result<DynamicMessag
     DynamicMessage::parse_text_format(desc, &file.text).map_err(|e| {
         use miette::Diagnostic as _;
         // Every kind but "unexpected end of input" carries a span; that one points at the end.
-        let offset = e
-            .labels()
-            .and_then(|mut l| l.next())
-            .map_or(file.text.len(), |l| l.offset());
-        Diagnostic::new(format!("not a valid {name} text-format message: {e}"))
-            .at(Some(file.location(offset)))
+        let offset = e.labels().and_then(|mut l| l.next()).map_or(file.text.len(), |l| l.offset());
+        Diagnostic::new(format!("not a valid {name} text-format message: {e}")).at(Some(file.location(offset)))
     })
 }
 
@@ -27,9 +23,7 @@ mod tests {
 
     fn err(text: &str) -> String {
         let f = SourceFile::new("c.pbtxt".into(), text.into());
-        parse(&f, schema::message("Benchmarks"))
-            .unwrap_err()
-            .to_string()
+        parse(&f, schema::message("Benchmarks")).unwrap_err().to_string()
     }
 
     #[test]
@@ -42,10 +36,7 @@ mod tests {
             err("benchmarks {\n  name: \"a\"\n"),
             "c.pbtxt:3:1: not a valid Benchmarks text-format message: expected '}' or a field name, but reached end of input"
         );
-        assert!(
-            err("benchmarks { config { model_server { replicas: \"two\" } } }")
-                .starts_with("c.pbtxt:1:48: ")
-        );
+        assert!(err("benchmarks { config { model_server { replicas: \"two\" } } }").starts_with("c.pbtxt:1:48: "));
     }
 
     #[test]

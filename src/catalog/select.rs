@@ -23,8 +23,7 @@ pub struct FileSelection {
 
 /// Compiles a user regex so that it must match the whole text (as `find -regex` does).
 pub fn anchored(re: &str, what: &str) -> Result<Regex, Diagnostic> {
-    Regex::new(&format!("^(?:{re})$"))
-        .map_err(|e| Diagnostic::new(format!("invalid {what} regex '{re}': {e}")))
+    Regex::new(&format!("^(?:{re})$")).map_err(|e| Diagnostic::new(format!("invalid {what} regex '{re}': {e}")))
 }
 
 impl FileSelection {
@@ -37,10 +36,7 @@ impl FileSelection {
             } else if p.exists() {
                 files.push(p.clone());
             } else {
-                return Err(Diagnostic::new(format!(
-                    "catalog file {} does not exist",
-                    p.display()
-                )));
+                return Err(Diagnostic::new(format!("catalog file {} does not exist", p.display())));
             }
         }
         if let Some(name) = &self.benchmarks {
@@ -60,21 +56,14 @@ impl FileSelection {
                     "no catalog file {} (benchmarks={name}); files in {}: {}",
                     file.display(),
                     self.catalog_dir.display(),
-                    if known.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        known.join(", ")
-                    }
+                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
                 )));
             }
             files.push(file);
         }
         if self.paths.is_empty() && self.benchmarks.is_none() {
             if !self.catalog_dir.is_dir() {
-                return Err(Diagnostic::new(format!(
-                    "catalog folder {} does not exist",
-                    self.catalog_dir.display()
-                )));
+                return Err(Diagnostic::new(format!("catalog folder {} does not exist", self.catalog_dir.display())));
             }
             files = discover(&self.catalog_dir)?;
         }
@@ -87,7 +76,12 @@ impl FileSelection {
         if files.is_empty() {
             return Err(Diagnostic::new(format!(
                 "no catalog files selected{}",
-                self.regex.as_ref().map(|r| format!(" (regex '{r}' matches no path; it must match the whole path, e.g. 'catalog/.*h100.*')")).unwrap_or_default()
+                self.regex
+                    .as_ref()
+                    .map(|r| format!(
+                        " (regex '{r}' matches no path; it must match the whole path, e.g. 'catalog/.*h100.*')"
+                    ))
+                    .unwrap_or_default()
             )));
         }
         Ok(files)
@@ -112,29 +106,14 @@ mod tests {
             benchmarks: benchmarks.map(Into::into),
             regex: regex.map(Into::into),
         };
-        let names = |v: Vec<PathBuf>| {
-            v.iter()
-                .map(|p| p.strip_prefix(&cat).unwrap().display().to_string())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            names(sel(None, None).files().unwrap()),
-            ["a.pbtxt", "b.pbtxt", "sub/c.pbtxt"]
-        );
+        let names =
+            |v: Vec<PathBuf>| v.iter().map(|p| p.strip_prefix(&cat).unwrap().display().to_string()).collect::<Vec<_>>();
+        assert_eq!(names(sel(None, None).files().unwrap()), ["a.pbtxt", "b.pbtxt", "sub/c.pbtxt"]);
         assert_eq!(names(sel(Some("b"), None).files().unwrap()), ["b.pbtxt"]);
-        assert_eq!(
-            names(sel(Some("b.pbtxt"), None).files().unwrap()),
-            ["b.pbtxt"]
-        );
-        assert_eq!(
-            names(sel(None, Some(".*/sub/.*")).files().unwrap()),
-            ["sub/c.pbtxt"]
-        );
+        assert_eq!(names(sel(Some("b.pbtxt"), None).files().unwrap()), ["b.pbtxt"]);
+        assert_eq!(names(sel(None, Some(".*/sub/.*")).files().unwrap()), ["sub/c.pbtxt"]);
         let err = sel(Some("zzz"), None).files().unwrap_err().to_string();
-        assert!(
-            err.contains("files in") && err.contains("a, b, sub/c"),
-            "{err}"
-        );
+        assert!(err.contains("files in") && err.contains("a, b, sub/c"), "{err}");
         let err = sel(None, Some("a")).files().unwrap_err().to_string();
         assert!(err.contains("must match the whole path"), "{err}");
     }

@@ -32,19 +32,13 @@ pub struct SourceFile {
 impl SourceFile {
     /// Reads a file; an unreadable or non-UTF-8 file is a diagnostic naming it.
     pub fn read(path: &Path) -> Result<Arc<Self>, Diagnostic> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| Diagnostic::new(format!("cannot read {}: {e}", path.display())))?;
+        let bytes = std::fs::read(path).map_err(|e| Diagnostic::new(format!("cannot read {}: {e}", path.display())))?;
         let text = match String::from_utf8(bytes) {
             Ok(text) => text,
             Err(e) => {
                 let valid = e.utf8_error().valid_up_to();
-                let lossy = Self::new(
-                    path.to_path_buf(),
-                    String::from_utf8_lossy(e.as_bytes()).into_owned(),
-                );
-                return Err(
-                    Diagnostic::new("file is not valid UTF-8").at(Some(lossy.location(valid)))
-                );
+                let lossy = Self::new(path.to_path_buf(), String::from_utf8_lossy(e.as_bytes()).into_owned());
+                return Err(Diagnostic::new("file is not valid UTF-8").at(Some(lossy.location(valid))));
             }
         };
         Ok(Arc::new(Self::new(path.to_path_buf(), text)))
@@ -52,14 +46,8 @@ impl SourceFile {
 
     /// A file from text already in memory (tests, generated catalogs).
     pub fn new(path: PathBuf, text: String) -> Self {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        Self {
-            path,
-            text,
-            line_starts,
-        }
+        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        Self { path, text, line_starts }
     }
 
     /// The line:column of a byte offset (clamped to the text).
@@ -67,15 +55,8 @@ impl SourceFile {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset).max(1);
         let start = self.line_starts[line - 1];
-        let col = self
-            .text
-            .get(start..offset)
-            .map_or(1, |s| s.chars().count() + 1);
-        Location {
-            file: self.path.clone(),
-            line,
-            col,
-        }
+        let col = self.text.get(start..offset).map_or(1, |s| s.chars().count() + 1);
+        Location { file: self.path.clone(), line, col }
     }
 
     /// The message type the header names (`# proto-message: HardwareTable`), else benchmarks.
@@ -123,18 +104,9 @@ mod tests {
     fn header_selects_the_message_type() {
         let f = |t: &str| SourceFile::new("x".into(), t.into()).kind();
         assert_eq!(f("benchmarks {}"), FileKind::Benchmarks);
-        assert_eq!(
-            f("# proto-file: proto/hardware.proto\n# proto-message: HardwareTable\n"),
-            FileKind::HardwareTable
-        );
-        assert_eq!(
-            f("# proto-message: benchmark.proto.Benchmarks\n"),
-            FileKind::Benchmarks
-        );
+        assert_eq!(f("# proto-file: proto/hardware.proto\n# proto-message: HardwareTable\n"), FileKind::HardwareTable);
+        assert_eq!(f("# proto-message: benchmark.proto.Benchmarks\n"), FileKind::Benchmarks);
         assert_eq!(f("# proto-message: Foo\n"), FileKind::Other);
-        assert_eq!(
-            f("# a comment\n\nbenchmarks {}\n# proto-message: Foo"),
-            FileKind::Benchmarks
-        );
+        assert_eq!(f("# a comment\n\nbenchmarks {}\n# proto-message: Foo"), FileKind::Benchmarks);
     }
 }

@@ -10,8 +10,8 @@ use regex::Regex;
 
 use super::{Catalog, Diagnostic, Diagnostics, Resolved, hardware::HardwareTable};
 use crate::schema::{
-    self, BenchmarkTool, Dataset, LoadBalancer, LoadSpec, ModelServer, benchmark_tool, envoy,
-    gateway, load_balancer, load_spec, model_server,
+    self, BenchmarkTool, Dataset, LoadBalancer, LoadSpec, ModelServer, benchmark_tool, envoy, gateway, load_balancer,
+    load_spec, model_server,
 };
 
 /// Longest Kubernetes namespace name.
@@ -22,12 +22,7 @@ pub const RUN_ID_LEN: usize = 8;
 
 /// Validates every concrete (non-abstract) benchmark. `run_id_len` is the length of the run id the
 /// namespaces will carry.
-pub fn validate_all(
-    catalog: &Catalog,
-    resolved: &[Resolved],
-    hw: &HardwareTable,
-    run_id_len: usize,
-) -> Diagnostics {
+pub fn validate_all(catalog: &Catalog, resolved: &[Resolved], hw: &HardwareTable, run_id_len: usize) -> Diagnostics {
     let mut diags = Diagnostics::default();
     for r in resolved.iter().filter(|r| !r.is_abstract()) {
         diags.0.extend(validate(catalog, r, hw, run_id_len).0);
@@ -36,23 +31,11 @@ pub fn validate_all(
 }
 
 /// Validates one resolved benchmark.
-pub fn validate(
-    catalog: &Catalog,
-    r: &Resolved,
-    hw: &HardwareTable,
-    run_id_len: usize,
-) -> Diagnostics {
-    let mut c = Checker {
-        catalog,
-        r,
-        diags: Diagnostics::default(),
-    };
+pub fn validate(catalog: &Catalog, r: &Resolved, hw: &HardwareTable, run_id_len: usize) -> Diagnostics {
+    let mut c = Checker { catalog, r, diags: Diagnostics::default() };
     c.name(run_id_len);
     match &r.benchmark.config {
-        None => c.err(
-            "config",
-            "required: model_server, load_balancer and benchmark_tool",
-        ),
+        None => c.err("config", "required: model_server, load_balancer and benchmark_tool"),
         Some(cfg) => {
             let ms = cfg.model_server.clone().unwrap_or_default();
             if cfg.model_server.is_none() {
@@ -75,18 +58,13 @@ struct Checker<'a> {
     diags: Diagnostics,
 }
 
-static DNS_LABEL: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").expect("regex"));
-static DNS_SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").expect("regex")
-});
-static ENV_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$").expect("regex"));
+static DNS_LABEL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").expect("regex"));
+static DNS_SUBDOMAIN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").expect("regex"));
+static ENV_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$").expect("regex"));
 static QUANTITY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$",
-    )
-    .expect("regex")
+    Regex::new(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+        .expect("regex")
 });
 static DURATION: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$").expect("regex"));
@@ -104,10 +82,7 @@ static IMAGE: LazyLock<Regex> = LazyLock::new(|| {
 /// Checks an image reference; `Err` says what is wrong.
 pub fn check_image(image: &str) -> Result<(), String> {
     if image.len() > 255 {
-        return Err(format!(
-            "image reference is {} characters, more than 255",
-            image.len()
-        ));
+        return Err(format!("image reference is {} characters, more than 255", image.len()));
     }
     if !IMAGE.is_match(image) {
         return Err(format!(
@@ -117,10 +92,7 @@ pub fn check_image(image: &str) -> Result<(), String> {
     if let Some((_, d)) = image.split_once("@sha256:")
         && d.len() != 64
     {
-        return Err(format!(
-            "\"{image}\": a sha256 digest has 64 hex characters, this one has {}",
-            d.len()
-        ));
+        return Err(format!("\"{image}\": a sha256 digest has 64 hex characters, this one has {}", d.len()));
     }
     Ok(())
 }
@@ -133,19 +105,10 @@ fn positive_int(s: &str) -> Option<u64> {
 impl Checker<'_> {
     fn err(&mut self, rel: &str, msg: impl Into<String>) {
         let (loc, path, owner) = self.catalog.origin(&self.r.chain, rel);
-        let mut d = Diagnostic::new(msg)
-            .at(loc)
-            .path(path)
-            .benchmark(&self.r.name);
+        let mut d = Diagnostic::new(msg).at(loc).path(path).benchmark(&self.r.name);
         if owner != self.r.name {
-            let here = self
-                .catalog
-                .entry(&self.r.name)
-                .and_then(|e| e.location("name"));
-            d = d.note(
-                here,
-                format!("inherited from \"{owner}\" by \"{}\"", self.r.name),
-            );
+            let here = self.catalog.entry(&self.r.name).and_then(|e| e.location("name"));
+            d = d.note(here, format!("inherited from \"{owner}\" by \"{}\"", self.r.name));
         }
         self.diags.push(d);
     }
@@ -212,10 +175,7 @@ impl Checker<'_> {
 
     fn required_model(&mut self, rel: &str, model: Option<&str>) {
         if model.is_none_or(str::is_empty) {
-            self.err(
-                rel,
-                "required: the model id (e.g. \"meta-llama/Llama-2-7b-hf\")",
-            );
+            self.err(rel, "required: the model id (e.g. \"meta-llama/Llama-2-7b-hf\")");
         }
     }
 
@@ -226,30 +186,18 @@ impl Checker<'_> {
         if let Some(n) = ms.accelerator_count
             && n < 0
         {
-            self.err(
-                &format!("{P}.accelerator_count"),
-                format!("expected 0 or more, got {n}"),
-            );
+            self.err(&format!("{P}.accelerator_count"), format!("expected 0 or more, got {n}"));
         }
         self.port(&format!("{P}.port"), ms.port);
-        self.positive_i32(
-            &format!("{P}.startup_timeout_seconds"),
-            ms.startup_timeout_seconds,
-        );
+        self.positive_i32(&format!("{P}.startup_timeout_seconds"), ms.startup_timeout_seconds);
         if let Some(res) = &ms.resources {
-            for (f, v) in [
-                ("cpu", &res.cpu),
-                ("memory", &res.memory),
-                ("shm_size", &res.shm_size),
-            ] {
+            for (f, v) in [("cpu", &res.cpu), ("memory", &res.memory), ("shm_size", &res.shm_size)] {
                 if let Some(q) = v
                     && !QUANTITY.is_match(q)
                 {
                     self.err(
                         &format!("{P}.resources.{f}"),
-                        format!(
-                            "\"{q}\" is not a Kubernetes quantity (e.g. \"8\", \"500m\", \"64Gi\")"
-                        ),
+                        format!("\"{q}\" is not a Kubernetes quantity (e.g. \"8\", \"500m\", \"64Gi\")"),
                     );
                 }
             }
@@ -258,10 +206,7 @@ impl Checker<'_> {
             && let Some(n) = &s.name
             && !DNS_SUBDOMAIN.is_match(n)
         {
-            self.err(
-                &format!("{P}.hf_token_secret.name"),
-                format!("\"{n}\" is not a valid Secret name"),
-            );
+            self.err(&format!("{P}.hf_token_secret.name"), format!("\"{n}\" is not a valid Secret name"));
         }
         for (i, e) in ms.env.iter().enumerate() {
             if !ENV_NAME.is_match(e.name()) {
@@ -272,18 +217,16 @@ impl Checker<'_> {
             }
         }
         let needs_accelerator = !matches!(ms.r#type, Some(model_server::Type::External(_)) | None);
-        let sim_profile =
-            matches!(&ms.r#type, Some(model_server::Type::Simulator(s)) if s.profile.is_some());
-        if needs_accelerator && !sim_profile && ms.accelerator.as_deref().is_none_or(str::is_empty)
-        {
-            self.err(&format!("{P}.accelerator"), "required: the accelerator type (e.g. \"nvidia-h100-80gb\"); it selects nodes and the hardware profile");
+        let sim_profile = matches!(&ms.r#type, Some(model_server::Type::Simulator(s)) if s.profile.is_some());
+        if needs_accelerator && !sim_profile && ms.accelerator.as_deref().is_none_or(str::is_empty) {
+            self.err(
+                &format!("{P}.accelerator"),
+                "required: the accelerator type (e.g. \"nvidia-h100-80gb\"); it selects nodes and the hardware profile",
+            );
         }
         use model_server::Type;
         match &ms.r#type {
-            None => self.err(
-                P,
-                "required: one of vllm, sglang, tgi, triton, jetstream, simulator, external",
-            ),
+            None => self.err(P, "required: one of vllm, sglang, tgi, triton, jetstream, simulator, external"),
             Some(Type::Vllm(v)) => {
                 let p = format!("{P}.vllm");
                 self.required_model(&format!("{p}.model"), v.model.as_deref());
@@ -292,16 +235,8 @@ impl Checker<'_> {
                     v.tensor_parallelism.as_deref(),
                     "the tensor parallel size",
                 );
-                self.string_int(
-                    &format!("{p}.max_loras"),
-                    v.max_loras.as_deref(),
-                    "the maximum number of LoRAs",
-                );
-                self.string_int(
-                    &format!("{p}.lora_rank"),
-                    v.lora_rank.as_deref(),
-                    "the maximum LoRA rank",
-                );
+                self.string_int(&format!("{p}.max_loras"), v.max_loras.as_deref(), "the maximum number of LoRAs");
+                self.string_int(&format!("{p}.lora_rank"), v.lora_rank.as_deref(), "the maximum LoRA rank");
                 if let Some(v1) = &v.v1
                     && v1 != "0"
                     && v1 != "1"
@@ -316,43 +251,28 @@ impl Checker<'_> {
                 if let Some(u) = v.gpu_memory_utilization
                     && !(u > 0.0 && u <= 1.0)
                 {
-                    self.err(
-                        &format!("{p}.gpu_memory_utilization"),
-                        format!("expected a fraction in (0, 1], got {u}"),
-                    );
+                    self.err(&format!("{p}.gpu_memory_utilization"), format!("expected a fraction in (0, 1], got {u}"));
                 }
                 for (i, a) in v.lora_adapters.iter().enumerate() {
                     if a.name().is_empty() || a.path().is_empty() {
-                        self.err(
-                            &format!("{p}.lora_adapters[{i}]"),
-                            "a LoRA adapter needs a name and a path",
-                        );
+                        self.err(&format!("{p}.lora_adapters[{i}]"), "a LoRA adapter needs a name and a path");
                     }
                 }
             }
             Some(Type::Sglang(v)) => {
                 self.required_model(&format!("{P}.sglang.model"), v.model.as_deref());
-                self.positive_i32(
-                    &format!("{P}.sglang.tensor_parallelism"),
-                    v.tensor_parallelism,
-                );
+                self.positive_i32(&format!("{P}.sglang.tensor_parallelism"), v.tensor_parallelism);
                 self.positive_i32(&format!("{P}.sglang.max_model_len"), v.max_model_len);
             }
             Some(Type::Tgi(v)) => {
                 self.required_model(&format!("{P}.tgi.model"), v.model.as_deref());
                 self.positive_i32(&format!("{P}.tgi.tensor_parallelism"), v.tensor_parallelism);
                 self.positive_i32(&format!("{P}.tgi.max_total_tokens"), v.max_total_tokens);
-                self.positive_i32(
-                    &format!("{P}.tgi.max_batch_prefill_tokens"),
-                    v.max_batch_prefill_tokens,
-                );
+                self.positive_i32(&format!("{P}.tgi.max_batch_prefill_tokens"), v.max_batch_prefill_tokens);
             }
             Some(Type::Triton(v)) => {
                 self.required_model(&format!("{P}.triton.model"), v.model.as_deref());
-                self.positive_i32(
-                    &format!("{P}.triton.tensor_parallelism"),
-                    v.tensor_parallelism,
-                );
+                self.positive_i32(&format!("{P}.triton.tensor_parallelism"), v.tensor_parallelism);
                 if ms.image.is_none() {
                     self.err(
                         &format!("{P}.image"),
@@ -362,50 +282,32 @@ impl Checker<'_> {
             }
             Some(Type::Jetstream(v)) => {
                 self.required_model(&format!("{P}.jetstream.model"), v.model.as_deref());
-                self.positive_i32(
-                    &format!("{P}.jetstream.tensor_parallelism"),
-                    v.tensor_parallelism,
-                );
+                self.positive_i32(&format!("{P}.jetstream.tensor_parallelism"), v.tensor_parallelism);
                 if ms.image.is_none() {
-                    self.err(
-                        &format!("{P}.image"),
-                        "required for jetstream: the JetStream server image",
-                    );
+                    self.err(&format!("{P}.image"), "required for jetstream: the JetStream server image");
                 }
             }
             Some(Type::Simulator(v)) => {
                 self.required_model(&format!("{P}.simulator.model"), v.model.as_deref());
-                self.positive_i32(
-                    &format!("{P}.simulator.tensor_parallelism"),
-                    v.tensor_parallelism,
-                );
+                self.positive_i32(&format!("{P}.simulator.tensor_parallelism"), v.tensor_parallelism);
                 self.positive_f64(&format!("{P}.simulator.time_scale"), v.time_scale);
                 self.positive_i32(&format!("{P}.simulator.max_num_seqs"), v.max_num_seqs);
                 if let Some(p) = &v.profile
                     && !p.contains('@')
                 {
-                    self.err(
-                        &format!("{P}.simulator.profile"),
-                        format!("expected \"MODEL@ACCELERATOR\", got \"{p}\""),
-                    );
+                    self.err(&format!("{P}.simulator.profile"), format!("expected \"MODEL@ACCELERATOR\", got \"{p}\""));
                 }
             }
             Some(Type::External(v)) => match v.url.as_deref() {
-                None | Some("") => self.err(
-                    &format!("{P}.external.url"),
-                    "required: the base URL of the running server",
-                ),
+                None | Some("") => {
+                    self.err(&format!("{P}.external.url"), "required: the base URL of the running server")
+                }
                 Some(u) => match url::Url::parse(u) {
-                    Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                    Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+                    Ok(_) => {
+                        self.err(&format!("{P}.external.url"), format!("\"{u}\" is not an http(s) URL with a host"))
                     }
-                    Ok(_) => self.err(
-                        &format!("{P}.external.url"),
-                        format!("\"{u}\" is not an http(s) URL with a host"),
-                    ),
-                    Err(e) => self.err(
-                        &format!("{P}.external.url"),
-                        format!("\"{u}\" is not a URL: {e}"),
-                    ),
+                    Err(e) => self.err(&format!("{P}.external.url"), format!("\"{u}\" is not a URL: {e}")),
                 },
             },
         }
@@ -435,33 +337,26 @@ impl Checker<'_> {
                 if let Some(c) = &g.gateway_class_name
                     && !DNS_SUBDOMAIN.is_match(c)
                 {
-                    self.err(
-                        &format!("{p}.gateway_class_name"),
-                        format!("\"{c}\" is not a valid GatewayClass name"),
-                    );
+                    self.err(&format!("{p}.gateway_class_name"), format!("\"{c}\" is not a valid GatewayClass name"));
                 }
                 match &g.r#type {
                     None => self.err(&p, "required: envoy or gke_gateway"),
                     Some(gateway::Type::Envoy(e)) => match &e.r#type {
-                        None => self.err(
-                            &format!("{p}.envoy"),
-                            "required: epp (endpoint picker) or lb_policy",
-                        ),
+                        None => self.err(&format!("{p}.envoy"), "required: epp (endpoint picker) or lb_policy"),
                         Some(envoy::Type::Epp(epp)) => self.epp(&format!("{p}.envoy.epp"), epp),
                         Some(envoy::Type::LbPolicy(pol)) => {
-                            if !matches!(
-                                pol.as_str(),
-                                "RoundRobin" | "LeastRequest" | "Random" | "ConsistentHash"
-                            ) {
-                                self.err(&format!("{p}.envoy.lb_policy"), format!("expected RoundRobin, LeastRequest, Random or ConsistentHash, got \"{pol}\""));
+                            if !matches!(pol.as_str(), "RoundRobin" | "LeastRequest" | "Random" | "ConsistentHash") {
+                                self.err(
+                                    &format!("{p}.envoy.lb_policy"),
+                                    format!(
+                                        "expected RoundRobin, LeastRequest, Random or ConsistentHash, got \"{pol}\""
+                                    ),
+                                );
                             }
                         }
                     },
                     Some(gateway::Type::GkeGateway(gke)) => match &gke.epp {
-                        None => self.err(
-                            &format!("{p}.gke_gateway.epp"),
-                            "required: the endpoint picker",
-                        ),
+                        None => self.err(&format!("{p}.gke_gateway.epp"), "required: the endpoint picker"),
                         Some(epp) => self.epp(&format!("{p}.gke_gateway.epp"), epp),
                     },
                 }
@@ -474,19 +369,11 @@ impl Checker<'_> {
         if let Some(d) = &epp.refresh_metrics_interval
             && !DURATION.is_match(d)
         {
-            self.err(
-                &format!("{p}.refresh_metrics_interval"),
-                format!("\"{d}\" is not a duration such as \"50ms\""),
-            );
+            self.err(&format!("{p}.refresh_metrics_interval"), format!("\"{d}\" is not a duration such as \"50ms\""));
         }
     }
 
-    fn benchmark_tool(
-        &mut self,
-        tool: Option<&BenchmarkTool>,
-        ms: &ModelServer,
-        hw: &HardwareTable,
-    ) {
+    fn benchmark_tool(&mut self, tool: Option<&BenchmarkTool>, ms: &ModelServer, hw: &HardwareTable) {
         const P: &str = "config.benchmark_tool";
         let mut has_rates = false;
         if let Some(t) = tool {
@@ -497,8 +384,7 @@ impl Checker<'_> {
                 None => {}
                 Some(benchmark_tool::Type::Lpg(l)) => {
                     let p = format!("{P}.lpg");
-                    if let Some(rates) = l.request_rates.as_deref().filter(|s| !s.trim().is_empty())
-                    {
+                    if let Some(rates) = l.request_rates.as_deref().filter(|s| !s.trim().is_empty()) {
                         has_rates = true;
                         for r in rates.split(',') {
                             match r.trim().parse::<f64>() {
@@ -512,11 +398,7 @@ impl Checker<'_> {
                         l.benchmark_time_seconds.as_deref(),
                         "seconds per rate",
                     );
-                    self.string_int(
-                        &format!("{p}.output_length"),
-                        l.output_length.as_deref(),
-                        "the output length",
-                    );
+                    self.string_int(&format!("{p}.output_length"), l.output_length.as_deref(), "the output length");
                     if let Some(w) = &l.warmup_seconds
                         && w.trim().parse::<u64>().is_err()
                     {
@@ -528,7 +410,10 @@ impl Checker<'_> {
                     if let Some(port) = l.port.as_deref().filter(|s| !s.is_empty())
                         && !port.parse::<u16>().is_ok_and(|p| p > 0)
                     {
-                        self.err(&format!("{p}.port"), format!("expected a port number written as a string such as \"8081\", got \"{port}\""));
+                        self.err(
+                            &format!("{p}.port"),
+                            format!("expected a port number written as a string such as \"8081\", got \"{port}\""),
+                        );
                     }
                     if let Some(models) = &l.models
                         && models.split(',').any(|m| m.trim().is_empty())
@@ -539,16 +424,11 @@ impl Checker<'_> {
                         );
                     }
                 }
-                Some(benchmark_tool::Type::Load(l)) => {
-                    has_rates = self.load_spec(&format!("{P}.load"), l)
-                }
+                Some(benchmark_tool::Type::Load(l)) => has_rates = self.load_spec(&format!("{P}.load"), l),
             }
         }
         if !has_rates {
-            let (model, accel) = (
-                ms.model().unwrap_or_default(),
-                ms.accelerator.as_deref().unwrap_or_default(),
-            );
+            let (model, accel) = (ms.model().unwrap_or_default(), ms.accelerator.as_deref().unwrap_or_default());
             if hw.find(model, accel).is_none() && ms.r#type.is_some() {
                 self.err(
                     P,
@@ -572,10 +452,7 @@ impl Checker<'_> {
         if let Some(e) = &l.endpoint
             && !e.starts_with('/')
         {
-            self.err(
-                &format!("{p}.endpoint"),
-                format!("expected a path starting with '/', got \"{e}\""),
-            );
+            self.err(&format!("{p}.endpoint"), format!("expected a path starting with '/', got \"{e}\""));
         }
         if !l.traffic_split.is_empty() {
             if l.traffic_split.len() != l.models.len() {
@@ -589,36 +466,20 @@ impl Checker<'_> {
                 );
             }
             let sum: f64 = l.traffic_split.iter().sum();
-            if l.traffic_split
-                .iter()
-                .any(|s| !(s.is_finite() && *s >= 0.0))
-                || (sum - 1.0).abs() > 1e-6
-            {
-                self.err(
-                    &format!("{p}.traffic_split"),
-                    format!("shares must be ≥ 0 and sum to 1, they sum to {sum}"),
-                );
+            if l.traffic_split.iter().any(|s| !(s.is_finite() && *s >= 0.0)) || (sum - 1.0).abs() > 1e-6 {
+                self.err(&format!("{p}.traffic_split"), format!("shares must be ≥ 0 and sum to 1, they sum to {sum}"));
             }
         }
-        self.positive_f64(
-            &format!("{p}.request_timeout_seconds"),
-            l.request_timeout_seconds,
-        );
+        self.positive_f64(&format!("{p}.request_timeout_seconds"), l.request_timeout_seconds);
         self.positive_f64(&format!("{p}.duration_seconds"), l.duration_seconds);
         self.positive_f64(&format!("{p}.burstiness"), l.burstiness);
         if let Some(w) = l.warmup_seconds
             && !(w.is_finite() && w >= 0.0)
         {
-            self.err(
-                &format!("{p}.warmup_seconds"),
-                format!("expected seconds ≥ 0, got {w}"),
-            );
+            self.err(&format!("{p}.warmup_seconds"), format!("expected seconds ≥ 0, got {w}"));
         }
         if l.max_concurrency == Some(0) {
-            self.err(
-                &format!("{p}.max_concurrency"),
-                "expected a cap > 0 (leave unset for no cap)",
-            );
+            self.err(&format!("{p}.max_concurrency"), "expected a cap > 0 (leave unset for no cap)");
         }
         if let Some(s) = &l.slo {
             self.positive_f64(&format!("{p}.slo.ttft_ms"), s.ttft_ms);
@@ -626,10 +487,7 @@ impl Checker<'_> {
             self.positive_f64(&format!("{p}.slo.e2e_ms"), s.e2e_ms);
         }
         if let Some(m) = &l.server_metrics {
-            self.positive_f64(
-                &format!("{p}.server_metrics.interval_seconds"),
-                m.interval_seconds,
-            );
+            self.positive_f64(&format!("{p}.server_metrics.interval_seconds"), m.interval_seconds);
         }
         if let Some(d) = &l.dataset {
             self.dataset(&format!("{p}.dataset"), d);
@@ -638,10 +496,7 @@ impl Checker<'_> {
             None => false,
             Some(load_spec::Pattern::Rates(r)) => {
                 if r.request_rates.is_empty() {
-                    self.err(
-                        &format!("{p}.rates.request_rates"),
-                        "required: at least one rate (req/s)",
-                    );
+                    self.err(&format!("{p}.rates.request_rates"), "required: at least one rate (req/s)");
                 }
                 for (i, x) in r.request_rates.iter().enumerate() {
                     if x.is_nan() || *x <= 0.0 {
@@ -650,17 +505,17 @@ impl Checker<'_> {
                             format!("rates must be > 0 (inf = all at once), got {x}"),
                         );
                     } else if x.is_infinite() && l.num_prompts.unwrap_or(0) == 0 {
-                        self.err(&format!("{p}.rates.request_rates[{i}]"), "an infinite rate sends a stage's requests all at once: set num_prompts to say how many");
+                        self.err(
+                            &format!("{p}.rates.request_rates[{i}]"),
+                            "an infinite rate sends a stage's requests all at once: set num_prompts to say how many",
+                        );
                     }
                 }
                 true
             }
             Some(load_spec::Pattern::Stages(s)) => {
                 if s.stages.is_empty() {
-                    self.err(
-                        &format!("{p}.stages.stages"),
-                        "required: at least one stage",
-                    );
+                    self.err(&format!("{p}.stages.stages"), "required: at least one stage");
                 }
                 for (i, st) in s.stages.iter().enumerate() {
                     let q = format!("{p}.stages.stages[{i}]");
@@ -673,10 +528,9 @@ impl Checker<'_> {
                     }
                     match st.duration_seconds {
                         None => self.err(&q, "required: duration_seconds"),
-                        Some(x) if !(x.is_finite() && x > 0.0) => self.err(
-                            &format!("{q}.duration_seconds"),
-                            format!("expected seconds > 0, got {x}"),
-                        ),
+                        Some(x) if !(x.is_finite() && x > 0.0) => {
+                            self.err(&format!("{q}.duration_seconds"), format!("expected seconds > 0, got {x}"))
+                        }
                         _ => {}
                     }
                 }
@@ -684,33 +538,21 @@ impl Checker<'_> {
             }
             Some(load_spec::Pattern::Concurrency(c)) => {
                 if c.users.is_empty() {
-                    self.err(
-                        &format!("{p}.concurrency.users"),
-                        "required: at least one number of virtual users",
-                    );
+                    self.err(&format!("{p}.concurrency.users"), "required: at least one number of virtual users");
                 }
                 for (i, u) in c.users.iter().enumerate() {
                     if *u == 0 {
-                        self.err(
-                            &format!("{p}.concurrency.users[{i}]"),
-                            "expected a number of users > 0",
-                        );
+                        self.err(&format!("{p}.concurrency.users[{i}]"), "expected a number of users > 0");
                     }
                 }
                 true
             }
             Some(load_spec::Pattern::Sweep(s)) => {
                 if s.num_rates == Some(0) {
-                    self.err(
-                        &format!("{p}.sweep.num_rates"),
-                        "expected a number of rates > 0",
-                    );
+                    self.err(&format!("{p}.sweep.num_rates"), "expected a number of rates > 0");
                 }
                 if s.probe_concurrency == Some(0) {
-                    self.err(
-                        &format!("{p}.sweep.probe_concurrency"),
-                        "expected a number of users > 0",
-                    );
+                    self.err(&format!("{p}.sweep.probe_concurrency"), "expected a number of users > 0");
                 }
                 self.positive_f64(&format!("{p}.sweep.probe_seconds"), s.probe_seconds);
                 self.positive_f64(&format!("{p}.sweep.max_fraction"), s.max_fraction);
@@ -722,16 +564,10 @@ impl Checker<'_> {
     fn dataset(&mut self, p: &str, d: &Dataset) {
         use schema::dataset::Source;
         if d.max_input_length == Some(0) {
-            self.err(
-                &format!("{p}.max_input_length"),
-                "expected a token count > 0",
-            );
+            self.err(&format!("{p}.max_input_length"), "expected a token count > 0");
         }
         if d.max_output_length == Some(0) {
-            self.err(
-                &format!("{p}.max_output_length"),
-                "expected a token count > 0",
-            );
+            self.err(&format!("{p}.max_output_length"), "expected a token count > 0");
         }
         let len = |c: &mut Self, q: String, l: &Option<schema::LengthDistribution>| {
             if let Some(l) = l {
@@ -746,17 +582,14 @@ impl Checker<'_> {
             }
         };
         match &d.source {
-            Some(
-                Source::Sharegpt(s) | Source::Jsonl(s) | Source::Ipex(s) | Source::Conversations(s),
-            ) if s.is_empty() => {
+            Some(Source::Sharegpt(s) | Source::Jsonl(s) | Source::Ipex(s) | Source::Conversations(s))
+                if s.is_empty() =>
+            {
                 self.err(p, "the dataset source needs a path");
             }
             Some(Source::Synthetic(s)) => {
                 if s.input.is_none() {
-                    self.err(
-                        &format!("{p}.synthetic.input"),
-                        "required: input token lengths",
-                    );
+                    self.err(&format!("{p}.synthetic.input"), "required: input token lengths");
                 }
                 len(self, format!("{p}.synthetic.input"), &s.input);
                 len(self, format!("{p}.synthetic.output"), &s.output);

@@ -26,12 +26,7 @@ pub fn validate(a: &CatalogArgs) -> ExitCode {
             Err(d) => return fail(&d.into()),
         }
     }
-    let diags = validate::validate_all(
-        &loaded.catalog,
-        &resolved,
-        &loaded.hardware,
-        validate::RUN_ID_LEN,
-    );
+    let diags = validate::validate_all(&loaded.catalog, &resolved, &loaded.hardware, validate::RUN_ID_LEN);
     if !diags.is_empty() {
         return fail(&diags.into_result(()).unwrap_err());
     }
@@ -41,13 +36,7 @@ pub fn validate(a: &CatalogArgs) -> ExitCode {
         resolved.len(),
         abstracts,
         loaded.catalog.files.len(),
-        loaded
-            .catalog
-            .files
-            .iter()
-            .map(|f| f.path.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+        loaded.catalog.files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>().join(", ")
     );
     ExitCode::SUCCESS
 }
@@ -58,12 +47,7 @@ pub fn list(a: &CatalogArgs) -> ExitCode {
         Ok(l) => l,
         Err(d) => return fail(&d),
     };
-    let re = match a
-        .benchmark_name_regex
-        .as_deref()
-        .map(|r| anchored(r, "benchmark name"))
-        .transpose()
-    {
+    let re = match a.benchmark_name_regex.as_deref().map(|r| anchored(r, "benchmark name")).transpose() {
         Ok(re) => re,
         Err(d) => return fail(&d.into()),
     };
@@ -72,22 +56,10 @@ pub fn list(a: &CatalogArgs) -> ExitCode {
         .iter()
         .filter(|r| re.as_ref().is_none_or(|re| re.is_match(&r.name)))
         .map(|r| {
-            let chain: Vec<_> = r
-                .chain
-                .iter()
-                .map(|&i| loaded.catalog.entries[i].name.as_str())
-                .collect();
+            let chain: Vec<_> = r.chain.iter().map(|&i| loaded.catalog.entries[i].name.as_str()).collect();
             let e = &loaded.catalog.entries[r.chain[0]];
-            let loc = e
-                .location("")
-                .map(|l| format!("{}:{}", l.file.display(), l.line))
-                .unwrap_or_default();
-            let ms = r
-                .benchmark
-                .config
-                .as_ref()
-                .and_then(|c| c.model_server.clone())
-                .unwrap_or_default();
+            let loc = e.location("").map(|l| format!("{}:{}", l.file.display(), l.line)).unwrap_or_default();
+            let ms = r.benchmark.config.as_ref().and_then(|c| c.model_server.clone()).unwrap_or_default();
             let server = format!(
                 "{} {} {}×{}{}",
                 ms.kind_name().unwrap_or("-"),
@@ -96,30 +68,15 @@ pub fn list(a: &CatalogArgs) -> ExitCode {
                 ms.replica_count(),
                 if r.is_abstract() { " (abstract)" } else { "" }
             );
-            [
-                chain.join(" ← "),
-                loc,
-                server,
-                r.benchmark.description.clone().unwrap_or_default(),
-            ]
+            [chain.join(" ← "), loc, server, r.benchmark.description.clone().unwrap_or_default()]
         })
         .collect();
     let headers = ["BENCHMARK ← BASES", "DEFINED AT", "SERVER", "DESCRIPTION"];
     let widths: Vec<usize> = (0..4)
-        .map(|i| {
-            rows.iter()
-                .map(|r| r[i].chars().count())
-                .chain([headers[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([headers[i].len()]).max().unwrap_or(0))
         .collect();
     let line = |cells: [&str; 4]| {
-        let s: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
+        let s: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         println!("{}", s.join("  ").trim_end());
     };
     line(headers);
@@ -137,19 +94,11 @@ pub fn show(a: &ShowArgs) -> ExitCode {
     };
     let Some(entry) = loaded.catalog.entry(&a.name) else {
         let names: Vec<_> = loaded.catalog.names().collect();
-        eprintln!(
-            "error: no benchmark named \"{}\"; known: {}",
-            a.name,
-            names.join(", ")
-        );
+        eprintln!("error: no benchmark named \"{}\"; known: {}", a.name, names.join(", "));
         return ExitCode::from(EXIT_INPUT);
     };
     if a.resolved {
-        let r = loaded
-            .resolved
-            .iter()
-            .find(|r| r.name == a.name)
-            .expect("every named entry resolves");
+        let r = loaded.resolved.iter().find(|r| r.name == a.name).expect("every named entry resolves");
         print!("{}", Catalog::to_text(&r.message));
     } else {
         if let Some(l) = entry.location("") {

@@ -32,9 +32,7 @@ pub fn generate(a: &GenerateArgs, command: &str) -> ExitCode {
         }
     };
     print!("{plan}");
-    let ropts = RenderOptions {
-        image: a.image.clone(),
-    };
+    let ropts = RenderOptions { image: a.image.clone() };
     let renderer = match &a.templates {
         Some(dir) => Renderer::from_dir(dir, ropts),
         None => Renderer::builtin(ropts),
@@ -57,11 +55,9 @@ pub fn generate(a: &GenerateArgs, command: &str) -> ExitCode {
     for r in &reports {
         match &r.outcome {
             Ok(Outcome::Created) => println!("  {}: written to {}/", r.name, r.dir.display()),
-            Ok(Outcome::Reused { differs: false }) => println!(
-                "  {}: exists, verified, reused ({}/)",
-                r.name,
-                r.dir.display()
-            ),
+            Ok(Outcome::Reused { differs: false }) => {
+                println!("  {}: exists, verified, reused ({}/)", r.name, r.dir.display())
+            }
             Ok(Outcome::Reused { differs: true }) => println!(
                 "  {}: exists, verified, reused — the catalog now renders differently; the snapshot is kept (--overwrite-snapshot re-renders) ({}/)",
                 r.name,
@@ -78,11 +74,6 @@ pub fn generate(a: &GenerateArgs, command: &str) -> ExitCode {
         eprintln!("{failed} of {} benchmarks failed", reports.len());
         return ExitCode::from(EXIT_INPUT);
     }
-    println!(
-        "run {}: {} snapshots under {}/",
-        plan.run_id,
-        reports.len(),
-        plan.run_dir.display()
-    );
+    println!("run {}: {} snapshots under {}/", plan.run_id, reports.len(), plan.run_dir.display());
     ExitCode::SUCCESS
 }

@@ -95,12 +95,7 @@ pub struct Selection {
     #[arg(value_name = "CATALOG_OR_DIR")]
     pub catalogs: Vec<PathBuf>,
     /// The catalog folder.
-    #[arg(
-        long,
-        env = "INFERBENCH_CATALOG_DIR",
-        default_value = "catalog",
-        value_name = "DIR"
-    )]
+    #[arg(long, env = "INFERBENCH_CATALOG_DIR", default_value = "catalog", value_name = "DIR")]
     pub catalog_dir: PathBuf,
     /// A catalog file under --catalog-dir, by name without .pbtxt (seed: benchmarks=NAME).
     #[arg(long, env = "INFERBENCH_BENCHMARKS", value_name = "NAME")]
@@ -162,12 +157,7 @@ pub struct GenerateArgs {
     #[arg(long, env = "INFERBENCH_RUN_ID", value_name = "ID")]
     pub run_id: Option<String>,
     /// Root folder of runs (seed: output_dir=...).
-    #[arg(
-        long,
-        env = "INFERBENCH_OUTPUT",
-        default_value = "output",
-        value_name = "DIR"
-    )]
+    #[arg(long, env = "INFERBENCH_OUTPUT", default_value = "output", value_name = "DIR")]
     pub output: PathBuf,
     /// Replace existing snapshots instead of verifying and reusing them (never one with results).
     #[arg(long, env = "INFERBENCH_OVERWRITE_SNAPSHOT")]
@@ -198,12 +188,7 @@ pub struct RunArgs {
     #[arg(long, env = "INFERBENCH_SKIP_TEAR_DOWN")]
     pub skip_tear_down: bool,
     /// Benchmarks run at once.
-    #[arg(
-        long,
-        env = "INFERBENCH_PARALLELISM",
-        default_value_t = 1,
-        value_name = "N"
-    )]
+    #[arg(long, env = "INFERBENCH_PARALLELISM", default_value_t = 1, value_name = "N")]
     pub parallelism: u32,
 }
 

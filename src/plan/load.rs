@@ -3,8 +3,8 @@
 //! snapshot must not).
 
 use crate::schema::{
-    self, Api, Arrival, BenchmarkTool, Dataset, LoadSpec, Lpg, ModelServer, Outputs, RateList,
-    ServerMetrics, benchmark_tool, dataset, load_spec, model_server,
+    self, Api, Arrival, BenchmarkTool, Dataset, LoadSpec, Lpg, ModelServer, Outputs, RateList, ServerMetrics,
+    benchmark_tool, dataset, load_spec, model_server,
 };
 
 /// The dataset name LPG uses for ShareGPT.
@@ -29,37 +29,18 @@ pub fn from_lpg(l: &Lpg) -> LoadSpec {
         if rates.iter().any(|r| r.is_infinite()) {
             spec.num_prompts = Some(LPG_NUM_PROMPTS);
         }
-        spec.pattern = Some(load_spec::Pattern::Rates(RateList {
-            request_rates: rates,
-        }));
+        spec.pattern = Some(load_spec::Pattern::Rates(RateList { request_rates: rates }));
     }
-    spec.duration_seconds = l
-        .benchmark_time_seconds
-        .as_deref()
-        .and_then(|s| s.trim().parse().ok());
-    spec.warmup_seconds = l
-        .warmup_seconds
-        .as_deref()
-        .and_then(|s| s.trim().parse().ok());
-    let ds = l
-        .dataset
-        .clone()
-        .filter(|d| !d.is_empty())
-        .unwrap_or_else(|| SHAREGPT.to_owned());
+    spec.duration_seconds = l.benchmark_time_seconds.as_deref().and_then(|s| s.trim().parse().ok());
+    spec.warmup_seconds = l.warmup_seconds.as_deref().and_then(|s| s.trim().parse().ok());
+    let ds = l.dataset.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| SHAREGPT.to_owned());
     spec.dataset = Some(Dataset {
         source: Some(dataset::Source::Sharegpt(ds)),
         max_input_length: Some(1024),
-        max_output_length: l
-            .output_length
-            .as_deref()
-            .and_then(|s| s.trim().parse().ok())
-            .or(Some(1024)),
+        max_output_length: l.output_length.as_deref().and_then(|s| s.trim().parse().ok()).or(Some(1024)),
     });
-    spec.outputs = Some(Outputs {
-        lpg_json: Some(true),
-        file_prefix: Some("benchmark-catalog".into()),
-        ..Default::default()
-    });
+    spec.outputs =
+        Some(Outputs { lpg_json: Some(true), file_prefix: Some("benchmark-catalog".into()), ..Default::default() });
     spec
 }
 
@@ -98,9 +79,7 @@ pub fn effective(tool: Option<&BenchmarkTool>, ms: &ModelServer) -> LoadSpec {
     if spec.arrival() == Arrival::Gamma {
         spec.burstiness.get_or_insert(1.0);
     }
-    let sm = spec
-        .server_metrics
-        .get_or_insert_with(ServerMetrics::default);
+    let sm = spec.server_metrics.get_or_insert_with(ServerMetrics::default);
     sm.enabled.get_or_insert(true);
     sm.interval_seconds.get_or_insert(5.0);
     let out = spec.outputs.get_or_insert_with(Outputs::default);
@@ -151,19 +130,13 @@ mod tests {
     #[test]
     fn defaults_follow_the_server_kind() {
         let ms = ModelServer {
-            r#type: Some(model_server::Type::Tgi(schema::Tgi {
-                model: Some("m".into()),
-                ..Default::default()
-            })),
+            r#type: Some(model_server::Type::Tgi(schema::Tgi { model: Some("m".into()), ..Default::default() })),
             ..Default::default()
         };
         let s = effective(None, &ms);
         assert_eq!(s.api(), Api::TgiGenerate);
         assert_eq!(s.models, ["m"]);
-        assert_eq!(
-            (s.streaming, s.duration_seconds, s.arrival()),
-            (Some(true), Some(60.0), Arrival::Poisson)
-        );
+        assert_eq!((s.streaming, s.duration_seconds, s.arrival()), (Some(true), Some(60.0), Arrival::Poisson));
         assert!(s.pattern.is_none(), "rates are generated separately");
     }
 }

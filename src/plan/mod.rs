@@ -68,12 +68,7 @@ pub struct Planned {
 impl Planned {
     /// The resolved model server (empty when missing; validation rejects that).
     pub fn model_server(&self) -> ModelServer {
-        self.resolved
-            .benchmark
-            .config
-            .as_ref()
-            .and_then(|c| c.model_server.clone())
-            .unwrap_or_default()
+        self.resolved.benchmark.config.as_ref().and_then(|c| c.model_server.clone()).unwrap_or_default()
     }
 }
 
@@ -111,9 +106,7 @@ pub fn new_run_id() -> String {
 /// Checks a user-given run id: it ends every namespace name, so it must be DNS-label material.
 pub fn check_run_id(id: &str) -> Result<(), Diagnostic> {
     let ok = !id.is_empty()
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !id.starts_with('-')
         && !id.ends_with('-')
         && id.len() < MAX_NAMESPACE_LEN - 1;
@@ -141,11 +134,7 @@ pub fn build(
         }
         None => (new_run_id(), true),
     };
-    let name_re = opts
-        .name_regex
-        .as_deref()
-        .map(|r| anchored(r, "benchmark name"))
-        .transpose()?;
+    let name_re = opts.name_regex.as_deref().map(|r| anchored(r, "benchmark name")).transpose()?;
     let run_dir = opts.output_root.join(&run_id);
     let mut diags = Diagnostics::default();
     let mut plan = Plan {
@@ -158,10 +147,7 @@ pub fn build(
     };
     for r in resolved {
         if r.is_abstract() {
-            plan.skipped.push(Skipped {
-                name: r.name.clone(),
-                reason: "abstract (a template for others)".into(),
-            });
+            plan.skipped.push(Skipped { name: r.name.clone(), reason: "abstract (a template for others)".into() });
             continue;
         }
         if let Some(re) = &name_re
@@ -171,10 +157,7 @@ pub fn build(
                 "name does not match --benchmark-name-regex '{}'",
                 opts.name_regex.as_deref().unwrap_or_default()
             );
-            plan.skipped.push(Skipped {
-                name: r.name.clone(),
-                reason,
-            });
+            plan.skipped.push(Skipped { name: r.name.clone(), reason });
             continue;
         }
         let found = validate::validate(catalog, &r, hw, run_id.len());
@@ -190,23 +173,12 @@ pub fn build(
         let dir = run_dir.join(&namespace);
         let state = snapshot_state(&dir);
         let source = catalog.entry(&r.name).and_then(|e| e.location(""));
-        plan.benchmarks.push(Planned {
-            name: r.name.clone(),
-            namespace,
-            dir,
-            resolved: r,
-            load,
-            rates,
-            source,
-            state,
-        });
+        plan.benchmarks.push(Planned { name: r.name.clone(), namespace, dir, resolved: r, load, rates, source, state });
     }
     if diags.is_empty() && plan.benchmarks.is_empty() {
         let hint = match &opts.name_regex {
             Some(re) if !re.starts_with(".*") => {
-                format!(
-                    " (the regex must match the whole name: for names containing '{re}', use '.*{re}.*')"
-                )
+                format!(" (the regex must match the whole name: for names containing '{re}', use '.*{re}.*')")
             }
             _ => String::new(),
         };
@@ -227,33 +199,19 @@ fn snapshot_state(dir: &Path) -> SnapshotState {
 
 /// "10, 20, 30" with no trailing ".0".
 pub fn format_rates(rates: &[f64]) -> String {
-    rates
-        .iter()
-        .map(|r| {
-            if r.is_infinite() {
-                "inf".to_owned()
-            } else {
-                format!("{r}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    rates.iter().map(|r| if r.is_infinite() { "inf".to_owned() } else { format!("{r}") }).collect::<Vec<_>>().join(", ")
 }
 
 /// One line describing how load is offered.
 pub fn describe_load(l: &LoadSpec) -> String {
     match &l.pattern {
-        Some(load_spec::Pattern::Rates(r)) => format!(
-            "rates {} req/s, {}s each",
-            format_rates(&r.request_rates),
-            l.duration_seconds()
-        ),
+        Some(load_spec::Pattern::Rates(r)) => {
+            format!("rates {} req/s, {}s each", format_rates(&r.request_rates), l.duration_seconds())
+        }
         Some(load_spec::Pattern::Stages(s)) => format!("{} stages", s.stages.len()),
-        Some(load_spec::Pattern::Concurrency(c)) => format!(
-            "closed loop, users {:?}, {}s each",
-            c.users,
-            l.duration_seconds()
-        ),
+        Some(load_spec::Pattern::Concurrency(c)) => {
+            format!("closed loop, users {:?}, {}s each", c.users, l.duration_seconds())
+        }
         Some(load_spec::Pattern::Sweep(s)) => {
             format!("sweep: saturation probe, then {} rates", s.num_rates())
         }
@@ -263,22 +221,9 @@ pub fn describe_load(l: &LoadSpec) -> String {
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let how = if self.run_id_generated {
-            "new run id"
-        } else {
-            "given run id"
-        };
-        writeln!(
-            f,
-            "run {} ({how}) → {}/",
-            self.run_id,
-            self.run_dir.display()
-        )?;
-        let files: Vec<_> = self
-            .catalogs
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
+        let how = if self.run_id_generated { "new run id" } else { "given run id" };
+        writeln!(f, "run {} ({how}) → {}/", self.run_id, self.run_dir.display())?;
+        let files: Vec<_> = self.catalogs.iter().map(|p| p.display().to_string()).collect();
         writeln!(f, "catalogs: {}", files.join(", "))?;
         writeln!(f, "benchmarks ({}):", self.benchmarks.len())?;
         for b in &self.benchmarks {
@@ -311,10 +256,7 @@ impl fmt::Display for Plan {
             )?;
             write!(f, "      {}", describe_load(&b.load))?;
             if let RatesOrigin::Generated { profile, factor } = &b.rates {
-                write!(
-                    f,
-                    " (generated: {profile} table rates × {factor} for replicas × TP)"
-                )?;
+                write!(f, " (generated: {profile} table rates × {factor} for replicas × TP)")?;
             }
             writeln!(f)?;
             if let Some(src) = &b.source {
@@ -328,12 +270,8 @@ impl fmt::Display for Plan {
             reasons.sort_unstable();
             reasons.dedup();
             for reason in reasons {
-                let names: Vec<&str> = self
-                    .skipped
-                    .iter()
-                    .filter(|s| s.reason == reason)
-                    .map(|s| s.name.as_str())
-                    .collect();
+                let names: Vec<&str> =
+                    self.skipped.iter().filter(|s| s.reason == reason).map(|s| s.name.as_str()).collect();
                 writeln!(f, "  {reason}: {}", names.join(", "))?;
             }
         }

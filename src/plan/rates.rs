@@ -30,20 +30,14 @@ pub fn fill(spec: &mut LoadSpec, ms: &ModelServer, hw: &HardwareTable) -> RatesO
     if spec.pattern.is_some() {
         return RatesOrigin::Catalog;
     }
-    let (model, accel) = (
-        ms.model().unwrap_or_default(),
-        ms.accelerator.as_deref().unwrap_or_default(),
-    );
+    let (model, accel) = (ms.model().unwrap_or_default(), ms.accelerator.as_deref().unwrap_or_default());
     let Some(profile) = hw.find(model, accel) else {
         return RatesOrigin::Catalog;
     };
     let factor = f64::from(ms.replica_count()) * f64::from(ms.tensor_parallelism());
     let request_rates = profile.base_rates.iter().map(|r| r * factor).collect();
     spec.pattern = Some(load_spec::Pattern::Rates(RateList { request_rates }));
-    RatesOrigin::Generated {
-        profile: format!("{model}@{accel}"),
-        factor,
-    }
+    RatesOrigin::Generated { profile: format!("{model}@{accel}"), factor }
 }
 
 #[cfg(test)]
@@ -67,65 +61,34 @@ mod tests {
     #[test]
     fn rates_scale_with_replicas_and_tensor_parallelism_not_models() {
         let hw = HardwareTable::builtin();
-        let mut spec = LoadSpec {
-            models: vec!["a".into(), "b".into()],
-            ..Default::default()
-        };
-        let origin = fill(
-            &mut spec,
-            &vllm("meta-llama/Llama-2-7b-hf", "nvidia-h100-80gb", 8, "1"),
-            &hw,
-        );
+        let mut spec = LoadSpec { models: vec!["a".into(), "b".into()], ..Default::default() };
+        let origin = fill(&mut spec, &vllm("meta-llama/Llama-2-7b-hf", "nvidia-h100-80gb", 8, "1"), &hw);
         assert_eq!(
             origin,
-            RatesOrigin::Generated {
-                profile: "meta-llama/Llama-2-7b-hf@nvidia-h100-80gb".into(),
-                factor: 8.0
-            }
+            RatesOrigin::Generated { profile: "meta-llama/Llama-2-7b-hf@nvidia-h100-80gb".into(), factor: 8.0 }
         );
         match spec.pattern {
             // The original tool's r8-svc-vllmv1 example: 80, 160, ... 800 (not halved for 2 models).
             Some(load_spec::Pattern::Rates(r)) => {
-                assert_eq!(
-                    r.request_rates,
-                    [80.0, 160.0, 240.0, 320.0, 480.0, 560.0, 640.0, 720.0, 800.0]
-                );
+                assert_eq!(r.request_rates, [80.0, 160.0, 240.0, 320.0, 480.0, 560.0, 640.0, 720.0, 800.0]);
             }
             other => panic!("{other:?}"),
         }
         let mut spec = LoadSpec::default();
-        fill(
-            &mut spec,
-            &vllm("google/gemma-2-27b", "nvidia-h100-80gb", 1, "2"),
-            &hw,
-        );
-        assert!(
-            matches!(spec.pattern, Some(load_spec::Pattern::Rates(r)) if r.request_rates[0] == 4.0)
-        );
+        fill(&mut spec, &vllm("google/gemma-2-27b", "nvidia-h100-80gb", 1, "2"), &hw);
+        assert!(matches!(spec.pattern, Some(load_spec::Pattern::Rates(r)) if r.request_rates[0] == 4.0));
     }
 
     #[test]
     fn explicit_patterns_and_unknown_pairs_are_left_alone() {
         let hw = HardwareTable::builtin();
         let mut spec = LoadSpec {
-            pattern: Some(load_spec::Pattern::Rates(RateList {
-                request_rates: vec![3.0],
-            })),
+            pattern: Some(load_spec::Pattern::Rates(RateList { request_rates: vec![3.0] })),
             ..Default::default()
         };
-        assert_eq!(
-            fill(
-                &mut spec,
-                &vllm("meta-llama/Llama-2-7b-hf", "nvidia-l4", 1, "1"),
-                &hw
-            ),
-            RatesOrigin::Catalog
-        );
+        assert_eq!(fill(&mut spec, &vllm("meta-llama/Llama-2-7b-hf", "nvidia-l4", 1, "1"), &hw), RatesOrigin::Catalog);
         let mut spec = LoadSpec::default();
-        assert_eq!(
-            fill(&mut spec, &vllm("x", "nvidia-l4", 1, "1"), &hw),
-            RatesOrigin::Catalog
-        );
+        assert_eq!(fill(&mut spec, &vllm("x", "nvidia-l4", 1, "1"), &hw), RatesOrigin::Catalog);
         assert!(spec.pattern.is_none());
     }
 }

@@ -12,8 +12,7 @@ use k8s_openapi::{
     },
     serde::de::DeserializeOwned,
 };
-use kube::core::DynamicObject;
-use serde::Deserialize as _;
+use serde::Deserialize;
 
 use super::RenderError;
 
@@ -31,12 +30,7 @@ pub struct ObjectRef {
 }
 
 /// Kinds we render that are cluster-scoped.
-const CLUSTER_SCOPED: &[&str] = &[
-    "Namespace",
-    "GatewayClass",
-    "ClusterRole",
-    "ClusterRoleBinding",
-];
+const CLUSTER_SCOPED: &[&str] = &["Namespace", "GatewayClass", "ClusterRole", "ClusterRoleBinding"];
 
 /// Line numbers (1-based) where each YAML document of `text` starts.
 fn doc_starts(text: &str) -> Vec<usize> {
@@ -64,22 +58,31 @@ fn snippet(text: &str, line: usize) -> String {
     let lo = line.saturating_sub(3);
     let hi = (line + 2).min(lines.len());
     (lo..hi)
-        .map(|i| {
-            format!(
-                "{} {:>4} | {}",
-                if i + 1 == line { ">" } else { " " },
-                i + 1,
-                lines[i]
-            )
-        })
+        .map(|i| format!("{} {:>4} | {}", if i + 1 == line { ">" } else { " " }, i + 1, lines[i]))
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-fn typed<T: DeserializeOwned>(v: &serde_yaml_ng::Value) -> Result<(), String> {
-    serde_yaml_ng::from_value::<T>(v.clone())
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+fn typed<T: DeserializeOwned>(v: serde_yaml_ng::Value) -> Result<(), String> {
+    T::deserialize(v).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// What every object must have, read without copying the rest of the document.
+#[derive(Deserialize)]
+struct Head {
+    #[serde(rename = "apiVersion")]
+    api_version: Option<String>,
+    kind: Option<String>,
+    #[serde(default)]
+    metadata: Meta,
+}
+
+#[derive(Default, Deserialize)]
+struct Meta {
+    name: Option<String>,
+    namespace: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
 }
 
 /// Checks every document of one rendered template.
@@ -113,63 +116,44 @@ pub fn check(
             what: what.into(),
             message,
         };
-        let obj: DynamicObject =
-            serde_yaml_ng::from_value(value.clone()).map_err(|e| fail("?", e.to_string()))?;
-        let Some(types) = &obj.types else {
-            return Err(fail("?", "missing apiVersion and kind".into()));
+        let head = Head::deserialize(&value).map_err(|e| fail("?", e.to_string()))?;
+        let (Some(api_version), Some(kind)) = (head.api_version, head.kind) else {
+            return Err(fail("?", "missing apiVersion or kind".into()));
         };
-        let name = obj.metadata.name.clone().unwrap_or_default();
-        let what = format!("{}/{}", types.kind, name);
+        let name = head.metadata.name.unwrap_or_default();
+        let what = format!("{kind}/{name}");
         if name.is_empty() {
             return Err(fail(&what, "missing metadata.name".into()));
         }
-        let cluster_scoped = CLUSTER_SCOPED.contains(&types.kind.as_str());
-        match (&obj.metadata.namespace, cluster_scoped) {
+        let cluster_scoped = CLUSTER_SCOPED.contains(&kind.as_str());
+        match (&head.metadata.namespace, cluster_scoped) {
             (Some(ns), false) if ns == namespace => {}
             (None, true) => {}
             (Some(ns), true) => {
-                return Err(fail(
-                    &what,
-                    format!(
-                        "a cluster-scoped {} has no namespace, got \"{ns}\"",
-                        types.kind
-                    ),
-                ));
+                return Err(fail(&what, format!("a cluster-scoped {kind} has no namespace, got \"{ns}\"")));
             }
             (ns, false) => {
-                return Err(fail(
-                    &what,
-                    format!("must be in the benchmark's namespace \"{namespace}\", got {ns:?}"),
-                ));
+                return Err(fail(&what, format!("must be in the benchmark's namespace \"{namespace}\", got {ns:?}")));
             }
         }
-        let obj_labels = obj.metadata.labels.clone().unwrap_or_default();
         for (k, v) in labels {
-            if obj_labels.get(k) != Some(v) {
-                return Err(fail(
-                    &what,
-                    format!("missing label {k}={v}: the platform only manages labelled objects"),
-                ));
+            if head.metadata.labels.get(k) != Some(v) {
+                return Err(fail(&what, format!("missing label {k}={v}: the platform only manages labelled objects")));
             }
         }
-        let typed_check = match (types.api_version.as_str(), types.kind.as_str()) {
-            ("v1", "Namespace") => typed::<Namespace>(&value),
-            ("v1", "Service") => typed::<Service>(&value),
-            ("v1", "ConfigMap") => typed::<ConfigMap>(&value),
-            ("v1", "ServiceAccount") => typed::<ServiceAccount>(&value),
-            ("apps/v1", "Deployment") => typed::<Deployment>(&value),
-            ("batch/v1", "Job") => typed::<Job>(&value),
-            ("rbac.authorization.k8s.io/v1", "Role") => typed::<Role>(&value),
-            ("rbac.authorization.k8s.io/v1", "RoleBinding") => typed::<RoleBinding>(&value),
+        let typed_check = match (api_version.as_str(), kind.as_str()) {
+            ("v1", "Namespace") => typed::<Namespace>(value),
+            ("v1", "Service") => typed::<Service>(value),
+            ("v1", "ConfigMap") => typed::<ConfigMap>(value),
+            ("v1", "ServiceAccount") => typed::<ServiceAccount>(value),
+            ("apps/v1", "Deployment") => typed::<Deployment>(value),
+            ("batch/v1", "Job") => typed::<Job>(value),
+            ("rbac.authorization.k8s.io/v1", "Role") => typed::<Role>(value),
+            ("rbac.authorization.k8s.io/v1", "RoleBinding") => typed::<RoleBinding>(value),
             _ => Ok(()), // custom resources: structure checked above, schema by the API server
         };
         typed_check.map_err(|m| fail(&what, m))?;
-        out.push(ObjectRef {
-            api_version: types.api_version.clone(),
-            kind: types.kind.clone(),
-            name,
-            namespace: obj.metadata.namespace.clone(),
-        });
+        out.push(ObjectRef { api_version, kind, name, namespace: head.metadata.namespace });
     }
     Ok(out)
 }
@@ -190,22 +174,14 @@ mod tests {
             "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: ns\n{L}---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: ns\n{L}"
         );
         let objs = check("t.yaml", &text, "ns", &labels()).unwrap();
-        assert_eq!(
-            objs.iter().map(|o| o.kind.as_str()).collect::<Vec<_>>(),
-            ["ConfigMap", "Namespace"]
-        );
+        assert_eq!(objs.iter().map(|o| o.kind.as_str()).collect::<Vec<_>>(), ["ConfigMap", "Namespace"]);
     }
 
     #[test]
     fn bad_yaml_names_template_and_line() {
         let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [a\n";
-        let e = check("t.yaml", text, "ns", &labels())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("template t.yaml rendered invalid YAML at line 5"),
-            "{e}"
-        );
+        let e = check("t.yaml", text, "ns", &labels()).unwrap_err().to_string();
+        assert!(e.starts_with("template t.yaml rendered invalid YAML at line 5"), "{e}");
         assert!(e.contains(">    4 |   name: [a"), "{e}");
     }
 
@@ -214,18 +190,9 @@ mod tests {
         let dep = format!(
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: ns\n{L}---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  namespace: ns\n{L}spec:\n  replicas: two\n"
         );
-        let e = check("t.yaml", &dep, "ns", &labels())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with(
-                "template t.yaml, document 2 starting at line 9 of its output (Deployment/d): "
-            ),
-            "{e}"
-        );
-        let other_ns = format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: default\n{L}"
-        );
+        let e = check("t.yaml", &dep, "ns", &labels()).unwrap_err().to_string();
+        assert!(e.starts_with("template t.yaml, document 2 starting at line 9 of its output (Deployment/d): "), "{e}");
+        let other_ns = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: default\n{L}");
         assert!(
             check("t.yaml", &other_ns, "ns", &labels())
                 .unwrap_err()
@@ -233,18 +200,8 @@ mod tests {
                 .contains("must be in the benchmark's namespace \"ns\"")
         );
         let unlabelled = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: ns\n";
-        assert!(
-            check("t.yaml", unlabelled, "ns", &labels())
-                .unwrap_err()
-                .to_string()
-                .contains("missing label")
-        );
+        assert!(check("t.yaml", unlabelled, "ns", &labels()).unwrap_err().to_string().contains("missing label"));
         let nameless = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  namespace: ns\n{L}");
-        assert!(
-            check("t.yaml", &nameless, "ns", &labels())
-                .unwrap_err()
-                .to_string()
-                .contains("missing metadata.name")
-        );
+        assert!(check("t.yaml", &nameless, "ns", &labels()).unwrap_err().to_string().contains("missing metadata.name"));
     }
 }

@@ -29,9 +29,7 @@ pub struct RenderOptions {
 
 impl Default for RenderOptions {
     fn default() -> Self {
-        Self {
-            image: default_image(),
-        }
+        Self { image: default_image() }
     }
 }
 
@@ -193,30 +191,14 @@ pub const DEFAULT_EPP_IMAGE: &str = "registry.k8s.io/gateway-api-inference-exten
 /// A DNS-1123 label from any text (model ids contain '/', '.', upper case): lower-cased,
 /// other characters to '-', at most 63 characters.
 pub fn dns_label(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let mut out: String =
+        s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
     while out.contains("--") {
         out = out.replace("--", "-");
     }
     let out = out.trim_matches('-');
-    let out = if out.len() > 63 {
-        out[..63].trim_end_matches('-')
-    } else {
-        out
-    };
-    if out.is_empty() {
-        "model".into()
-    } else {
-        out.to_owned()
-    }
+    let out = if out.len() > 63 { out[..63].trim_end_matches('-') } else { out };
+    if out.is_empty() { "model".into() } else { out.to_owned() }
 }
 
 fn u16_or(v: Option<i32>, default: u16) -> u16 {
@@ -242,9 +224,7 @@ pub fn build(p: &Planned, run_id: &str, opts: &RenderOptions) -> Context {
     };
     match lb {
         _ if external.is_some() => {}
-        Some(load_balancer::Type::Gateway(g)) => {
-            gateway = Some(gateway_ctx(&g, &p.namespace, &p.load.models))
-        }
+        Some(load_balancer::Type::Gateway(g)) => gateway = Some(gateway_ctx(&g, &p.namespace, &p.load.models)),
         Some(load_balancer::Type::K8sService(s)) => {
             service = Some(ServiceCtx {
                 name: "model-server-service".into(),
@@ -253,11 +233,8 @@ pub fn build(p: &Planned, run_id: &str, opts: &RenderOptions) -> Context {
             });
         }
         None => {
-            service = Some(ServiceCtx {
-                name: "model-server-service".into(),
-                port: 8081,
-                service_type: "ClusterIP".into(),
-            });
+            service =
+                Some(ServiceCtx { name: "model-server-service".into(), port: 8081, service_type: "ClusterIP".into() });
         }
     }
     // The gateway with a plain Envoy policy routes to the Service, so it needs one too.
@@ -275,16 +252,12 @@ pub fn build(p: &Planned, run_id: &str, opts: &RenderOptions) -> Context {
         (None, None, None) => ("service", "model-server-service".to_owned(), 8081),
     };
     let tool_image = match cfg.benchmark_tool.as_ref() {
-        Some(t) if matches!(t.r#type, Some(schema::benchmark_tool::Type::Load(_))) => {
-            t.image.clone()
-        }
+        Some(t) if matches!(t.r#type, Some(schema::benchmark_tool::Type::Load(_))) => t.image.clone(),
         _ => None, // an LPG image cannot run the embedded engine
     };
     let load = LoadCtx {
         image: tool_image.unwrap_or_else(|| opts.image.clone()),
-        spec_text: Catalog::to_text(&prost_reflect::ReflectMessage::transcode_to_dynamic(
-            &p.load,
-        )),
+        spec_text: Catalog::to_text(&prost_reflect::ReflectMessage::transcode_to_dynamic(&p.load)),
         target_kind: target_kind.into(),
         target_name,
         target_port,
@@ -292,10 +265,7 @@ pub fn build(p: &Planned, run_id: &str, opts: &RenderOptions) -> Context {
     };
     let benchmark = {
         let opts = prost_reflect::SerializeOptions::new().use_proto_field_name(true);
-        p.resolved
-            .message
-            .serialize_with_options(serde_json::value::Serializer, &opts)
-            .unwrap_or_default()
+        p.resolved.message.serialize_with_options(serde_json::value::Serializer, &opts).unwrap_or_default()
     };
     Context {
         name: p.name.clone(),
@@ -333,38 +303,17 @@ fn model_server_ctx(ms: &schema::ModelServer, opts: &RenderOptions) -> Option<Mo
     let model = ms.model().unwrap_or_default().to_owned();
     let port = u16_or(ms.port, 8000);
     let tp = ms.tensor_parallelism();
-    let (mut command, mut args, mut env, mut health): (
-        Vec<String>,
-        Vec<String>,
-        Vec<EnvCtx>,
-        Option<&str>,
-    ) = (vec![], vec![], vec![], Some("/health"));
+    let (mut command, mut args, mut env, mut health): (Vec<String>, Vec<String>, Vec<EnvCtx>, Option<&str>) =
+        (vec![], vec![], vec![], Some("/health"));
     let s = |v: &str| v.to_owned();
     let mut uses_hf = true;
     match ms.r#type.as_ref()? {
         Type::Vllm(v) => {
-            command = vec![
-                s("python3"),
-                s("-m"),
-                s("vllm.entrypoints.openai.api_server"),
-            ];
-            args = vec![
-                s("--host"),
-                s("0.0.0.0"),
-                s("--port"),
-                port.to_string(),
-                s("--model"),
-                model.clone(),
-            ];
+            command = vec![s("python3"), s("-m"), s("vllm.entrypoints.openai.api_server")];
+            args = vec![s("--host"), s("0.0.0.0"), s("--port"), port.to_string(), s("--model"), model.clone()];
             args.extend([s("--tensor-parallel-size"), tp.to_string()]);
-            args.extend([
-                s("--max-num-seqs"),
-                v.max_num_seqs.unwrap_or(2048).to_string(),
-            ]);
-            args.extend([
-                s("--max-model-len"),
-                v.max_model_len.unwrap_or(4096).to_string(),
-            ]);
+            args.extend([s("--max-num-seqs"), v.max_num_seqs.unwrap_or(2048).to_string()]);
+            args.extend([s("--max-model-len"), v.max_model_len.unwrap_or(4096).to_string()]);
             if let Some(u) = v.gpu_memory_utilization {
                 args.extend([s("--gpu-memory-utilization"), u.to_string()]);
             }
@@ -383,48 +332,24 @@ fn model_server_ctx(ms: &schema::ModelServer, opts: &RenderOptions) -> Option<Mo
                 }
                 if !v.lora_adapters.is_empty() {
                     args.push(s("--lora-modules"));
-                    args.extend(
-                        v.lora_adapters
-                            .iter()
-                            .map(|a| format!("{}={}", a.name(), a.path())),
-                    );
+                    args.extend(v.lora_adapters.iter().map(|a| format!("{}={}", a.name(), a.path())));
                 }
-                env.push(EnvCtx {
-                    name: s("VLLM_ALLOW_RUNTIME_LORA_UPDATING"),
-                    value: s("true"),
-                });
+                env.push(EnvCtx { name: s("VLLM_ALLOW_RUNTIME_LORA_UPDATING"), value: s("true") });
             }
             if let Some(v1) = &v.v1 {
-                env.push(EnvCtx {
-                    name: s("VLLM_USE_V1"),
-                    value: v1.clone(),
-                });
+                env.push(EnvCtx { name: s("VLLM_USE_V1"), value: v1.clone() });
             }
         }
         Type::Sglang(v) => {
             command = vec![s("python3"), s("-m"), s("sglang.launch_server")];
-            args = vec![
-                s("--host"),
-                s("0.0.0.0"),
-                s("--port"),
-                port.to_string(),
-                s("--model-path"),
-                model.clone(),
-            ];
+            args = vec![s("--host"), s("0.0.0.0"), s("--port"), port.to_string(), s("--model-path"), model.clone()];
             args.extend([s("--tp-size"), tp.to_string()]);
             if let Some(n) = v.max_model_len {
                 args.extend([s("--context-length"), n.to_string()]);
             }
         }
         Type::Tgi(v) => {
-            args = vec![
-                s("--hostname"),
-                s("0.0.0.0"),
-                s("--port"),
-                port.to_string(),
-                s("--model-id"),
-                model.clone(),
-            ];
+            args = vec![s("--hostname"), s("0.0.0.0"), s("--port"), port.to_string(), s("--model-id"), model.clone()];
             args.extend([s("--num-shard"), tp.to_string()]);
             if let Some(n) = v.max_total_tokens {
                 args.extend([s("--max-total-tokens"), n.to_string()]);
@@ -436,10 +361,7 @@ fn model_server_ctx(ms: &schema::ModelServer, opts: &RenderOptions) -> Option<Mo
         Type::Triton(v) => {
             command = vec![s("tritonserver")];
             let repo = v.model_repository.clone().unwrap_or_else(|| s("/models"));
-            args = vec![
-                format!("--model-repository={repo}"),
-                format!("--http-port={port}"),
-            ];
+            args = vec![format!("--model-repository={repo}"), format!("--http-port={port}")];
             health = Some("/v2/health/ready");
             uses_hf = false;
         }
@@ -448,24 +370,13 @@ fn model_server_ctx(ms: &schema::ModelServer, opts: &RenderOptions) -> Option<Mo
             uses_hf = false;
         }
         Type::Simulator(v) => {
-            let profile = v.profile.clone().unwrap_or_else(|| {
-                format!("{model}@{}", ms.accelerator.as_deref().unwrap_or_default())
-            });
-            args = vec![
-                s("sim"),
-                s("--host"),
-                s("0.0.0.0"),
-                s("--port"),
-                port.to_string(),
-                s("--model"),
-                model.clone(),
-            ];
-            args.extend([
-                s("--profile"),
-                profile,
-                s("--tensor-parallelism"),
-                tp.to_string(),
-            ]);
+            let profile = v
+                .profile
+                .clone()
+                .unwrap_or_else(|| format!("{model}@{}", ms.accelerator.as_deref().unwrap_or_default()));
+            args =
+                vec![s("sim"), s("--host"), s("0.0.0.0"), s("--port"), port.to_string(), s("--model"), model.clone()];
+            args.extend([s("--profile"), profile, s("--tensor-parallelism"), tp.to_string()]);
             if let Some(n) = v.max_num_seqs {
                 args.extend([s("--max-num-seqs"), n.to_string()]);
             }
@@ -480,10 +391,7 @@ fn model_server_ctx(ms: &schema::ModelServer, opts: &RenderOptions) -> Option<Mo
         Type::External(_) => return None,
     }
     args.extend(ms.extra_args.iter().cloned());
-    env.extend(ms.env.iter().map(|e| EnvCtx {
-        name: e.name().to_owned(),
-        value: e.value().to_owned(),
-    }));
+    env.extend(ms.env.iter().map(|e| EnvCtx { name: e.name().to_owned(), value: e.value().to_owned() }));
     let accelerator = ms.accelerator.clone().unwrap_or_default();
     let simulated = kind == "simulator";
     let resource = ms.accelerator_resource.clone().unwrap_or_else(|| {
@@ -495,13 +403,9 @@ fn model_server_ctx(ms: &schema::ModelServer, opts: &RenderOptions) -> Option<Mo
             String::new()
         }
     });
-    let count = ms
-        .accelerator_count
-        .and_then(|n| u32::try_from(n).ok())
-        .unwrap_or(tp);
+    let count = ms.accelerator_count.and_then(|n| u32::try_from(n).ok()).unwrap_or(tp);
     // The simulator needs no accelerator and may run on any node.
-    let accel_req =
-        (!simulated && !resource.is_empty() && count > 0).then(|| (resource.clone(), count));
+    let accel_req = (!simulated && !resource.is_empty() && count > 0).then(|| (resource.clone(), count));
     let selector_key = ms.node_selector_key.clone().unwrap_or_else(|| {
         if accelerator.starts_with("tpu-") {
             s("cloud.google.com/gke-tpu-accelerator")
@@ -513,20 +417,14 @@ fn model_server_ctx(ms: &schema::ModelServer, opts: &RenderOptions) -> Option<Mo
         .then(|| (selector_key, accelerator.clone()));
     let hf_secret = uses_hf.then(|| {
         let r = ms.hf_token_secret.clone().unwrap_or_default();
-        SecretCtx {
-            name: r.name.unwrap_or_else(|| s("hf-token")),
-            key: r.key.unwrap_or_else(|| s("token")),
-        }
+        SecretCtx { name: r.name.unwrap_or_else(|| s("hf-token")), key: r.key.unwrap_or_else(|| s("token")) }
     });
     let res = ms.resources.clone().unwrap_or_default();
     let startup = u32::try_from(ms.startup_timeout_seconds.unwrap_or(1800)).unwrap_or(1800);
     Some(ModelServerCtx {
         kind: kind.into(),
         model,
-        image: ms
-            .image
-            .clone()
-            .unwrap_or_else(|| default_server_image(kind, &opts.image)),
+        image: ms.image.clone().unwrap_or_else(|| default_server_image(kind, &opts.image)),
         command,
         args,
         env,
@@ -539,9 +437,7 @@ fn model_server_ctx(ms: &schema::ModelServer, opts: &RenderOptions) -> Option<Mo
         accelerator: accel_req,
         cpu: res.cpu,
         memory: res.memory,
-        shm_size: res
-            .shm_size
-            .or_else(|| (tp > 1 && !simulated).then(|| s("16Gi"))),
+        shm_size: res.shm_size.or_else(|| (tp > 1 && !simulated).then(|| s("16Gi"))),
     })
 }
 
@@ -562,11 +458,7 @@ fn gateway_ctx(g: &schema::Gateway, namespace: &str, models: &[String]) -> Gatew
         (None, _) => (namespace.to_owned(), true),
     };
     let mut seen = std::collections::BTreeSet::new();
-    let models = models
-        .iter()
-        .filter(|m| seen.insert(dns_label(m)))
-        .map(|m| (dns_label(m), m.clone()))
-        .collect();
+    let models = models.iter().filter(|m| seen.insert(dns_label(m))).map(|m| (dns_label(m), m.clone())).collect();
     GatewayCtx {
         provider: provider.into(),
         class_name,
@@ -588,10 +480,7 @@ mod tests {
 
     #[test]
     fn model_ids_become_dns_labels() {
-        assert_eq!(
-            dns_label("meta-llama/Llama-2-7b-hf"),
-            "meta-llama-llama-2-7b-hf"
-        );
+        assert_eq!(dns_label("meta-llama/Llama-2-7b-hf"), "meta-llama-llama-2-7b-hf");
         assert_eq!(dns_label("google/gemma-2-27b"), "google-gemma-2-27b");
         assert_eq!(dns_label("--A__b--"), "a-b");
         assert_eq!(dns_label("///"), "model");

@@ -20,22 +20,10 @@ use crate::plan::Planned;
 
 /// The templates built into the binary, in apply order.
 pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
-    (
-        "00-namespace.yaml",
-        include_str!("../../templates/00-namespace.yaml"),
-    ),
-    (
-        "10-model-server.yaml",
-        include_str!("../../templates/10-model-server.yaml"),
-    ),
-    (
-        "20-load-balancer.yaml",
-        include_str!("../../templates/20-load-balancer.yaml"),
-    ),
-    (
-        "30-load-engine.yaml",
-        include_str!("../../templates/30-load-engine.yaml"),
-    ),
+    ("00-namespace.yaml", include_str!("../../templates/00-namespace.yaml")),
+    ("10-model-server.yaml", include_str!("../../templates/10-model-server.yaml")),
+    ("20-load-balancer.yaml", include_str!("../../templates/20-load-balancer.yaml")),
+    ("30-load-engine.yaml", include_str!("../../templates/30-load-engine.yaml")),
 ];
 
 /// What can go wrong while rendering.
@@ -67,9 +55,7 @@ pub enum RenderError {
         snippet: String,
     },
     /// A rendered document is YAML but not a valid Kubernetes object.
-    #[error(
-        "template {template}, document {doc} starting at line {line} of its output ({what}): {message}"
-    )]
+    #[error("template {template}, document {doc} starting at line {line} of its output ({what}): {message}")]
     Object {
         /// Template file name.
         template: String,
@@ -124,9 +110,7 @@ fn tera_message(e: &tera::Error) -> String {
 /// `q`: any value as a YAML-safe scalar (JSON encoding is valid YAML and quotes everything that
 /// needs quoting: "true", "1", ": ", "#").
 fn q_filter(v: &tera::Value, _: &HashMap<String, tera::Value>) -> tera::Result<tera::Value> {
-    Ok(tera::Value::String(
-        serde_json::to_string(v).map_err(|e| tera::Error::msg(e.to_string()))?,
-    ))
+    Ok(tera::Value::String(serde_json::to_string(v).map_err(|e| tera::Error::msg(e.to_string()))?))
 }
 
 /// `qs`: a value's text as a quoted string (`true` → `"true"`, `8081` → `"8081"`), for fields
@@ -136,31 +120,18 @@ fn qs_filter(v: &tera::Value, _: &HashMap<String, tera::Value>) -> tera::Result<
         tera::Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    Ok(tera::Value::String(
-        serde_json::to_string(&text).map_err(|e| tera::Error::msg(e.to_string()))?,
-    ))
+    Ok(tera::Value::String(serde_json::to_string(&text).map_err(|e| tera::Error::msg(e.to_string()))?))
 }
 
 /// `indent(n=4)`: prefixes every non-empty line with n spaces (for YAML block scalars).
-fn indent_filter(
-    v: &tera::Value,
-    args: &HashMap<String, tera::Value>,
-) -> tera::Result<tera::Value> {
+fn indent_filter(v: &tera::Value, args: &HashMap<String, tera::Value>) -> tera::Result<tera::Value> {
     let n = args.get("n").and_then(tera::Value::as_u64).unwrap_or(4) as usize;
-    let s = v
-        .as_str()
-        .ok_or_else(|| tera::Error::msg("indent: expected a string"))?;
+    let s = v.as_str().ok_or_else(|| tera::Error::msg("indent: expected a string"))?;
     let pad = " ".repeat(n);
     let out: Vec<String> = s
         .trim_end_matches('\n')
         .lines()
-        .map(|l| {
-            if l.is_empty() {
-                String::new()
-            } else {
-                format!("{pad}{l}")
-            }
-        })
+        .map(|l| if l.is_empty() { String::new() } else { format!("{pad}{l}") })
         .collect();
     Ok(tera::Value::String(out.join("\n")))
 }
@@ -168,45 +139,30 @@ fn indent_filter(
 impl Renderer {
     /// The built-in templates.
     pub fn builtin(options: RenderOptions) -> Result<Self, RenderError> {
-        let list: Vec<(String, String)> = BUILTIN_TEMPLATES
-            .iter()
-            .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
-            .collect();
+        let list: Vec<(String, String)> =
+            BUILTIN_TEMPLATES.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect();
         Self::from_templates(list, options)
     }
 
     /// Every `*.yaml` file of a folder, applied in file-name order.
     pub fn from_dir(dir: &Path, options: RenderOptions) -> Result<Self, RenderError> {
-        let err = |e: std::io::Error| RenderError::Folder {
-            dir: dir.display().to_string(),
-            message: e.to_string(),
-        };
+        let err = |e: std::io::Error| RenderError::Folder { dir: dir.display().to_string(), message: e.to_string() };
         let mut list = vec![];
         for ent in std::fs::read_dir(dir).map_err(err)? {
             let p = ent.map_err(err)?.path();
             if p.extension().is_some_and(|e| e == "yaml") {
-                let name = p
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned();
+                let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
                 list.push((name, std::fs::read_to_string(&p).map_err(err)?));
             }
         }
         if list.is_empty() {
-            return Err(RenderError::Folder {
-                dir: dir.display().to_string(),
-                message: "no *.yaml templates".into(),
-            });
+            return Err(RenderError::Folder { dir: dir.display().to_string(), message: "no *.yaml templates".into() });
         }
         Self::from_templates(list, options)
     }
 
     /// Templates given as (file name, text).
-    pub fn from_templates(
-        mut list: Vec<(String, String)>,
-        options: RenderOptions,
-    ) -> Result<Self, RenderError> {
+    pub fn from_templates(mut list: Vec<(String, String)>, options: RenderOptions) -> Result<Self, RenderError> {
         list.sort();
         let mut tera = Tera::default();
         tera.autoescape_on(vec![]);
@@ -215,16 +171,9 @@ impl Renderer {
         tera.register_filter("indent", indent_filter);
         for (name, text) in &list {
             tera.add_raw_template(name, text)
-                .map_err(|e| RenderError::Template {
-                    template: name.clone(),
-                    message: tera_message(&e),
-                })?;
+                .map_err(|e| RenderError::Template { template: name.clone(), message: tera_message(&e) })?;
         }
-        Ok(Self {
-            tera,
-            names: list.into_iter().map(|(n, _)| n).collect(),
-            options,
-        })
+        Ok(Self { tera, names: list.into_iter().map(|(n, _)| n).collect(), options })
     }
 
     /// The options.
@@ -240,19 +189,14 @@ impl Renderer {
 
     /// Renders a context (for tests and custom contexts).
     pub fn render_context(&self, ctx: &Context) -> Result<Vec<Manifest>, RenderError> {
-        let tctx = tera::Context::from_serialize(ctx).map_err(|e| RenderError::Template {
-            template: "(context)".into(),
-            message: tera_message(&e),
-        })?;
+        let tctx = tera::Context::from_serialize(ctx)
+            .map_err(|e| RenderError::Template { template: "(context)".into(), message: tera_message(&e) })?;
         let mut out = vec![];
         for name in &self.names {
             let text = self
                 .tera
                 .render(name, &tctx)
-                .map_err(|e| RenderError::Template {
-                    template: name.clone(),
-                    message: tera_message(&e),
-                })?;
+                .map_err(|e| RenderError::Template { template: name.clone(), message: tera_message(&e) })?;
             if text.trim().is_empty() {
                 continue;
             }
@@ -261,11 +205,7 @@ impl Renderer {
                 text.push('\n');
             }
             let objects = check::check(name, &text, &ctx.namespace, &ctx.labels)?;
-            out.push(Manifest {
-                file: name.clone(),
-                text,
-                objects,
-            });
+            out.push(Manifest { file: name.clone(), text, objects });
         }
         Ok(out)
     }

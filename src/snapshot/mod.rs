@@ -3,7 +3,8 @@
 //! A snapshot is written whole or not at all: files go into a hidden temporary folder next to the
 //! target, are synced, made read-only (files 0444, `manifests/` 0555), and the folder is renamed
 //! into place in one step. A crash or a failed write leaves at most a `.…tmp…` folder that the next
-//! write of the same run removes — never a half snapshot. `manifests/SHA256SUMS` (the format of
+//! write of the same run removes — never a half snapshot. Durability against power loss costs two
+//! filesystem syncs per batch of snapshots (see [`write_all`]), not one per file. `manifests/SHA256SUMS` (the format of
 //! `sha256sum`, checkable with `sha256sum -c` from inside `manifests/`) covers the manifests and
 //! `../benchmark.pbtxt`; an existing snapshot is verified against it and reused, never rewritten.
 
@@ -107,10 +108,7 @@ pub enum SnapshotError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SnapshotError + '_ {
-    move |source| SnapshotError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| SnapshotError::Io { path: path.to_path_buf(), source }
 }
 
 /// Lower-case hex SHA-256.
@@ -120,25 +118,20 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The SHA256SUMS text of a content: manifests in name order, then `../benchmark.pbtxt`.
 fn sums_text(c: &Content) -> String {
-    let mut lines: Vec<String> = c
-        .manifests
-        .iter()
-        .map(|(n, t)| format!("{}  {n}", sha256_hex(t.as_bytes())))
-        .collect();
+    let mut lines: Vec<String> =
+        c.manifests.iter().map(|(n, t)| format!("{}  {n}", sha256_hex(t.as_bytes()))).collect();
     lines.sort_by(|a, b| a[66..].cmp(&b[66..]));
-    lines.push(format!(
-        "{}  ../{BENCHMARK_PBTXT}",
-        sha256_hex(c.benchmark_pbtxt.as_bytes())
-    ));
+    lines.push(format!("{}  ../{BENCHMARK_PBTXT}", sha256_hex(c.benchmark_pbtxt.as_bytes())));
     lines.join("\n") + "\n"
 }
 
-/// Hook called before each file is written: tests use it to fail a write half-way.
-pub type WriteHook<'a> = &'a mut dyn FnMut(&Path) -> io::Result<()>;
+/// Hook called before each file is written: tests use it to fail a write half-way. Called from
+/// several threads when many snapshots are written at once.
+pub type WriteHook<'a> = &'a (dyn Fn(&Path) -> io::Result<()> + Sync);
 
 /// Writes `content` as the snapshot `dir`, or verifies and reuses the one there.
 pub fn write(dir: &Path, content: &Content, overwrite: bool) -> Result<Outcome, SnapshotError> {
-    write_with(dir, content, overwrite, &mut |_| Ok(()))
+    write_with(dir, content, overwrite, &|_| Ok(()))
 }
 
 /// [`write`] with a hook before each file write.
@@ -148,66 +141,92 @@ pub fn write_with(
     overwrite: bool,
     hook: WriteHook<'_>,
 ) -> Result<Outcome, SnapshotError> {
+    write_all([(dir, content)], overwrite, hook).pop().expect("one result per item")
+}
+
+/// Writes many snapshots with two filesystem syncs in all, instead of one per file: every
+/// snapshot is staged in its temporary folder, the filesystem is synced (the data is durable
+/// before any rename), each folder is renamed into place, and the filesystem is synced again
+/// (the renames are durable). One result per item, in order; one failure does not stop the others.
+pub fn write_all<'a>(
+    items: impl IntoIterator<Item = (&'a Path, &'a Content)> + Send,
+    overwrite: bool,
+    hook: WriteHook<'_>,
+) -> Vec<Result<Outcome, SnapshotError>> {
+    use rayon::prelude::*;
+    // Staging is file creation, slow on some filesystems and independent per snapshot: parallel.
+    let items: Vec<_> = items.into_iter().collect();
+    let prepared: Vec<_> = items.par_iter().map(|(dir, content)| prepare(dir, content, overwrite, hook)).collect();
+    let staged = prepared.iter().find_map(|p| match p {
+        Ok(Prepared::Staged { tmp, .. }) => Some(tmp.clone()),
+        _ => None,
+    });
+    if let Some(tmp) = &staged {
+        sync_fs(tmp);
+    }
+    let out: Vec<_> = prepared
+        .into_iter()
+        .map(|p| match p? {
+            Prepared::Done(outcome) => Ok(outcome),
+            Prepared::Staged { tmp, dir, content } => commit(&tmp, &dir, &content),
+        })
+        .collect();
+    if let Some(tmp) = staged {
+        sync_fs(tmp.parent().unwrap_or(Path::new(".")));
+    }
+    out
+}
+
+/// A snapshot verified and reused, or staged in a temporary folder awaiting its rename.
+enum Prepared {
+    Done(Outcome),
+    Staged { tmp: PathBuf, dir: PathBuf, content: Box<Content> },
+}
+
+fn prepare(dir: &Path, content: &Content, overwrite: bool, hook: WriteHook<'_>) -> Result<Prepared, SnapshotError> {
     let parent = dir.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(io_err(parent))?;
-    let name = dir
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
+    let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
     remove_stale_temps(parent, &name);
     if dir.exists() {
         if !overwrite {
             verify(dir)?;
-            return Ok(Outcome::Reused {
-                differs: read_content(dir)? != *content,
-            });
+            return Ok(Prepared::Done(Outcome::Reused { differs: read_content(dir)? != *content }));
         }
         if dir.join("results").exists() {
-            return Err(SnapshotError::HasResults {
-                dir: dir.to_path_buf(),
-            });
+            return Err(SnapshotError::HasResults { dir: dir.to_path_buf() });
         }
     }
-    let tmp = parent.join(format!(
-        ".{name}.tmp.{}.{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let written = write_tree(&tmp, content, hook);
-    if let Err(e) = written {
+    let tmp = parent.join(format!(".{name}.tmp.{}.{:08x}", std::process::id(), rand::random::<u32>()));
+    if let Err(e) = write_tree(&tmp, content, hook) {
         let _ = remove_tree(&tmp);
         return Err(e);
     }
+    Ok(Prepared::Staged { tmp, dir: dir.to_path_buf(), content: Box::new(content.clone()) })
+}
+
+fn commit(tmp: &Path, dir: &Path, content: &Content) -> Result<Outcome, SnapshotError> {
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
     if dir.exists() {
         // Replace: move the old one aside first, so there is always a complete snapshot in place
         // or none, never a mix.
-        let old = parent.join(format!(
-            ".{name}.old.{}.{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
+        let old = parent.join(format!(".{name}.old.{}.{:08x}", std::process::id(), rand::random::<u32>()));
         fs::rename(dir, &old).map_err(io_err(dir))?;
-        fs::rename(&tmp, dir).map_err(io_err(dir))?;
-        sync_dir(parent);
+        fs::rename(tmp, dir).map_err(io_err(dir))?;
         let _ = remove_tree(&old);
         return Ok(Outcome::Replaced);
     }
-    match fs::rename(&tmp, dir) {
-        Ok(()) => {
-            sync_dir(parent);
-            Ok(Outcome::Created)
-        }
+    match fs::rename(tmp, dir) {
+        Ok(()) => Ok(Outcome::Created),
         // Another process (same run id, another catalog) won the race: theirs stands.
         Err(_) if dir.is_dir() => {
-            let _ = remove_tree(&tmp);
+            let _ = remove_tree(tmp);
             verify(dir)?;
-            Ok(Outcome::Reused {
-                differs: read_content(dir)? != *content,
-            })
+            Ok(Outcome::Reused { differs: read_content(dir)? != *content })
         }
         Err(e) => {
-            let _ = remove_tree(&tmp);
+            let _ = remove_tree(tmp);
             Err(io_err(dir)(e))
         }
     }
@@ -216,34 +235,25 @@ pub fn write_with(
 fn write_tree(tmp: &Path, c: &Content, hook: WriteHook<'_>) -> Result<(), SnapshotError> {
     let manifests = tmp.join("manifests");
     fs::create_dir_all(&manifests).map_err(io_err(&manifests))?;
-    let mut files: Vec<(PathBuf, &str)> =
-        vec![(tmp.join(BENCHMARK_PBTXT), c.benchmark_pbtxt.as_str())];
-    files.extend(
-        c.manifests
-            .iter()
-            .map(|(n, t)| (manifests.join(n), t.as_str())),
-    );
+    let mut files: Vec<(PathBuf, &str)> = vec![(tmp.join(BENCHMARK_PBTXT), c.benchmark_pbtxt.as_str())];
+    files.extend(c.manifests.iter().map(|(n, t)| (manifests.join(n), t.as_str())));
     let sums = sums_text(c);
     files.push((manifests.join(SUMS), sums.as_str()));
     for (path, text) in &files {
         hook(path).map_err(io_err(path))?;
         let mut f = fs::File::create(path).map_err(io_err(path))?;
         f.write_all(text.as_bytes()).map_err(io_err(path))?;
-        f.sync_all().map_err(io_err(path))?;
         fs::set_permissions(path, fs::Permissions::from_mode(0o444)).map_err(io_err(path))?;
     }
-    sync_dir(&manifests);
-    fs::set_permissions(&manifests, fs::Permissions::from_mode(0o555))
-        .map_err(io_err(&manifests))?;
-    sync_dir(tmp);
+    fs::set_permissions(&manifests, fs::Permissions::from_mode(0o555)).map_err(io_err(&manifests))?;
     Ok(())
 }
 
-fn sync_dir(dir: &Path) {
-    // Durability of the rename; not all filesystems support syncing a folder, and nothing is lost
-    // if this fails (the data files were synced).
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
+/// Makes everything written so far on `path`'s filesystem durable (one call for all files).
+/// Failure to sync loses no data of a running system, only power-loss durability: not an error.
+fn sync_fs(path: &Path) {
+    if let Ok(f) = fs::File::open(path) {
+        let _ = rustix::fs::syncfs(&f);
     }
 }
 
@@ -261,16 +271,13 @@ fn remove_stale_temps(parent: &Path, name: &str) {
     let Ok(rd) = fs::read_dir(parent) else { return };
     for e in rd.flatten() {
         let f = e.file_name().to_string_lossy().into_owned();
-        let ours =
-            f.starts_with(&format!(".{name}.tmp.")) || f.starts_with(&format!(".{name}.old."));
+        let ours = f.starts_with(&format!(".{name}.tmp.")) || f.starts_with(&format!(".{name}.old."));
         // Only a dead process's leftovers: the pid is the third dot-separated part.
         let pid_alive = f
             .split('.')
             .nth(3)
             .and_then(|p| p.parse::<u32>().ok())
-            .is_some_and(|pid| {
-                pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()
-            });
+            .is_some_and(|pid| pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists());
         if ours && !pid_alive {
             let _ = remove_tree(&e.path());
         }
@@ -291,10 +298,7 @@ pub fn read_content(dir: &Path) -> Result<Content, SnapshotError> {
         }
     }
     manifests.sort();
-    Ok(Content {
-        benchmark_pbtxt,
-        manifests,
-    })
+    Ok(Content { benchmark_pbtxt, manifests })
 }
 
 /// Verifies a snapshot against its SHA256SUMS: every listed file present and matching, no
@@ -311,11 +315,7 @@ pub fn verify(dir: &Path) -> Result<(), SnapshotError> {
     };
     let mut listed = std::collections::HashSet::new();
     for (i, line) in sums.lines().enumerate() {
-        let bad = || SnapshotError::BadSums {
-            path: sums_path.clone(),
-            line: i + 1,
-            text: line.to_owned(),
-        };
+        let bad = || SnapshotError::BadSums { path: sums_path.clone(), line: i + 1, text: line.to_owned() };
         let (hash, file) = line.split_once("  ").ok_or_else(bad)?;
         if hash.len() != 64 || file.is_empty() || file.contains('\0') {
             return Err(bad());
@@ -331,11 +331,7 @@ pub fn verify(dir: &Path) -> Result<(), SnapshotError> {
         };
         let actual = sha256_hex(&bytes);
         if actual != hash {
-            return Err(SnapshotError::Tampered {
-                path,
-                expected: hash.to_owned(),
-                actual,
-            });
+            return Err(SnapshotError::Tampered { path, expected: hash.to_owned(), actual });
         }
     }
     for e in fs::read_dir(&m).map_err(io_err(&m))? {

@@ -84,9 +84,7 @@ pub struct Invocation {
 
 /// Now, RFC 3339 UTC.
 pub fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 /// Errors naming the file.
@@ -101,16 +99,9 @@ pub struct RunFileError {
 
 /// Applies `f` to the run file of `run_dir` (created when missing) under an exclusive lock, and
 /// saves the result atomically.
-pub fn update<T>(
-    run_dir: &Path,
-    run_id: &str,
-    f: impl FnOnce(&mut RunFile) -> T,
-) -> Result<T, RunFileError> {
+pub fn update<T>(run_dir: &Path, run_id: &str, f: impl FnOnce(&mut RunFile) -> T) -> Result<T, RunFileError> {
     let path = run_dir.join(RUN_JSON);
-    let err = |p: &Path, e: io::Error| RunFileError {
-        path: p.to_path_buf(),
-        message: e.to_string(),
-    };
+    let err = |p: &Path, e: io::Error| RunFileError { path: p.to_path_buf(), message: e.to_string() };
     fs::create_dir_all(run_dir).map_err(|e| err(run_dir, e))?;
     let lock_path = run_dir.join(".run.json.lock");
     let lock = fs::OpenOptions::new()
@@ -121,10 +112,8 @@ pub fn update<T>(
         .map_err(|e| err(&lock_path, e))?;
     lock.lock().map_err(|e| err(&lock_path, e))?;
     let mut run = match fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str::<RunFile>(&text).map_err(|e| RunFileError {
-            path: path.clone(),
-            message: format!("not a valid run.json: {e}"),
-        })?,
+        Ok(text) => serde_json::from_str::<RunFile>(&text)
+            .map_err(|e| RunFileError { path: path.clone(), message: format!("not a valid run.json: {e}") })?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let t = now();
             RunFile {
@@ -146,9 +135,7 @@ pub fn update<T>(
     let mut text = serde_json::to_string_pretty(&run).expect("run file serializes");
     text.push('\n');
     let mut file = fs::File::create(&tmp).map_err(|e| err(&tmp, e))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| err(&tmp, e))?;
+    file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(|e| err(&tmp, e))?;
     fs::rename(&tmp, &path).map_err(|e| err(&path, e))?;
     drop(lock);
     Ok(out)
@@ -157,14 +144,8 @@ pub fn update<T>(
 /// Reads a run file.
 pub fn read(run_dir: &Path) -> Result<RunFile, RunFileError> {
     let path = run_dir.join(RUN_JSON);
-    let text = fs::read_to_string(&path).map_err(|e| RunFileError {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
-    serde_json::from_str(&text).map_err(|e| RunFileError {
-        path,
-        message: format!("not a valid run.json: {e}"),
-    })
+    let text = fs::read_to_string(&path).map_err(|e| RunFileError { path: path.clone(), message: e.to_string() })?;
+    serde_json::from_str(&text).map_err(|e| RunFileError { path, message: format!("not a valid run.json: {e}") })
 }
 
 #[cfg(test)]
