@@ -193,3 +193,47 @@ fn a_tampered_snapshot_fails_the_next_generate_naming_the_file() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(std::fs::read_to_string(&f).unwrap().contains("replicas: 2"));
 }
+
+#[test]
+fn a_generate_killed_mid_write_leaves_only_whole_snapshots_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("many.pbtxt");
+    let mut catalog = String::new();
+    for i in 0..150 {
+        catalog += &format!(
+            "benchmarks {{ name: \"b{i}\" config {{ model_server {{ accelerator: \"nvidia-l4\" simulator {{ model: \"meta-llama/Llama-2-7b-hf\" }} }} benchmark_tool {{ load {{ rates {{ request_rates: [1] }} }} }} }} }}\n"
+        );
+    }
+    std::fs::write(&cat, catalog).unwrap();
+    let out = dir.path().join("out");
+    let args = ["generate", cat.to_str().unwrap(), "--run-id", "kill0001", "--output", out.to_str().unwrap()];
+    let mut child = Command::new(BIN).args(args).stdout(std::process::Stdio::null()).spawn().unwrap();
+    // Wait until it is writing (a temporary snapshot folder exists), then kill it hard.
+    let run_dir = out.join("kill0001");
+    let writing = || {
+        std::fs::read_dir(&run_dir)
+            .map(|rd| rd.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().contains(".tmp.")))
+            .unwrap_or(false)
+    };
+    while !writing() {
+        assert!(child.try_wait().unwrap().is_none(), "generate finished before it could be interrupted");
+        std::thread::yield_now();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // It was interrupted: staged folders are left, or not every snapshot is in place.
+    let left = dirs(&run_dir);
+    assert!(left.iter().any(|d| d.contains(".tmp.")) || left.len() < 150, "the kill came too late: {}", left.len());
+    // Whatever is in place is whole.
+    for d in left.iter().filter(|d| !d.starts_with('.')) {
+        inferbench::snapshot::verify(&run_dir.join(d)).unwrap_or_else(|e| panic!("{d}: {e}"));
+    }
+    // Resuming completes the run and cleans the debris.
+    let o = inferbench(&args, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let all = dirs(&run_dir);
+    assert_eq!(all.len(), 150, "{:?}", all.iter().filter(|d| d.starts_with('.')).collect::<Vec<_>>());
+    for d in &all {
+        inferbench::snapshot::verify(&run_dir.join(d)).unwrap();
+    }
+}
