@@ -237,3 +237,25 @@ fn a_generate_killed_mid_write_leaves_only_whole_snapshots_and_resumes() {
         inferbench::snapshot::verify(&run_dir.join(d)).unwrap();
     }
 }
+
+#[test]
+fn validate_reports_a_broken_chain_and_other_benchmarks_errors_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("mine.pbtxt");
+    std::fs::write(
+        &f,
+        "benchmarks { name: \"a\" base_benchmark_name: \"missing\" }\nbenchmarks { name: \"b\" config { model_server { accelerator: \"nvidia-l4\" vllm { model: \"m\" } } benchmark_tool { lpg { request_rates: \"1,x\" } } } }\n",
+    )
+    .unwrap();
+    let o = inferbench(&["catalog", "validate", f.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains(
+            ":1:24: benchmarks[0].base_benchmark_name (benchmark \"a\"): base benchmark \"missing\" is not defined"
+        ),
+        "{e}"
+    );
+    assert!(e.contains(":2:118: benchmarks[1].config.benchmark_tool.lpg.request_rates (benchmark \"b\"): expected comma-separated rates"), "{e}");
+    assert!(e.ends_with("2 errors\n"), "{e}");
+}

@@ -227,6 +227,13 @@ impl Catalog {
 
     /// Resolves inheritance for every benchmark; every broken chain is reported (once per cause).
     pub fn resolve(&self) -> Result<Vec<Resolved>, Diagnostics> {
+        let (out, diags) = self.resolve_lenient();
+        diags.into_result(out)
+    }
+
+    /// Resolves what can be: the benchmarks whose chains are sound, and the diagnostics of the
+    /// others (so `catalog validate` reports a broken chain and the other benchmarks' errors at once).
+    pub fn resolve_lenient(&self) -> (Vec<Resolved>, Diagnostics) {
         let mut diags = Diagnostics::default();
         let mut out = Vec::with_capacity(self.entries.len());
         let mut memo: HashMap<usize, DynamicMessage> = HashMap::new();
@@ -258,7 +265,7 @@ impl Catalog {
                 ),
             }
         }
-        diags.into_result(out)
+        (out, diags)
     }
 
     /// Where `rel` (a path inside a benchmark) comes from in a resolved chain: the nearest

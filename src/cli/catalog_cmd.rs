@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use super::{CatalogArgs, EXIT_INPUT, ShowArgs};
 use crate::{
-    catalog::{Catalog, Diagnostics, select::anchored, validate},
+    catalog::{Catalog, Diagnostics, hardware::HardwareTable, select::anchored, validate},
     pipeline,
 };
 
@@ -15,28 +15,42 @@ fn fail(d: &Diagnostics) -> ExitCode {
 
 /// Parses, resolves and validates; prints every error, or a one-line summary.
 pub fn validate(a: &CatalogArgs) -> ExitCode {
-    let loaded = match pipeline::load(&a.selection.files(), a.selection.hardware.as_deref()) {
-        Ok(l) => l,
+    let sel = a.selection.files();
+    let files = match sel.files() {
+        Ok(f) => f,
+        Err(d) => return fail(&d.into()),
+    };
+    let catalog = match Catalog::load(&files) {
+        Ok(c) => c,
         Err(d) => return fail(&d),
     };
-    let mut resolved = loaded.resolved.clone();
+    let hardware = match a.selection.hardware.as_deref() {
+        Some(p) => HardwareTable::load(p),
+        None => HardwareTable::for_catalog(&sel.catalog_dir),
+    };
+    let hardware = match hardware {
+        Ok(h) => h,
+        Err(d) => return fail(&d),
+    };
+    // Broken chains and the other benchmarks' errors, all at once.
+    let (mut resolved, mut diags) = catalog.resolve_lenient();
     if let Some(re) = &a.benchmark_name_regex {
         match anchored(re, "benchmark name") {
             Ok(re) => resolved.retain(|r| re.is_match(&r.name)),
             Err(d) => return fail(&d.into()),
         }
     }
-    let diags = validate::validate_all(&loaded.catalog, &resolved, &loaded.hardware, validate::RUN_ID_LEN);
-    if !diags.is_empty() {
-        return fail(&diags.into_result(()).unwrap_err());
+    diags.0.extend(validate::validate_all(&catalog, &resolved, &hardware, validate::RUN_ID_LEN).0);
+    if let Err(d) = diags.into_result(()) {
+        return fail(&d);
     }
     let abstracts = resolved.iter().filter(|r| r.is_abstract()).count();
     println!(
         "ok: {} benchmarks ({} abstract) in {} files: {}",
         resolved.len(),
         abstracts,
-        loaded.catalog.files.len(),
-        loaded.catalog.files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>().join(", ")
+        catalog.files.len(),
+        catalog.files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>().join(", ")
     );
     ExitCode::SUCCESS
 }
