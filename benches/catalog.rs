@@ -69,8 +69,12 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || tempfile::tempdir().unwrap(),
             |out| {
-                let opts =
-                    PlanOptions { run_id: Some("bench001".into()), output_root: out.path().into(), name_regex: None };
+                let opts = PlanOptions {
+                    run_id: Some("bench001".into()),
+                    output_root: out.path().into(),
+                    name_regex: None,
+                    overwrite_snapshot: false,
+                };
                 let plan = pipeline::plan(&loaded, &opts).unwrap();
                 let reports = pipeline::generate(&plan, &renderer, false);
                 assert!(reports.iter().all(|r| r.outcome.is_ok()));

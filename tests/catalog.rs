@@ -214,7 +214,7 @@ fn required_fields_and_server_kinds() {
         "error: cat/c.pbtxt:2:33: benchmarks[1].config.model_server (benchmark \"b\"): required: one of vllm, sglang, tgi, triton, jetstream, simulator, external",
         "benchmarks[2].config.model_server.external.url (benchmark \"c\"): \"ftp://x\" is not an http(s) URL with a host",
         "benchmarks[2].config.load_balancer.gateway (benchmark \"c\"): a gateway needs model server pods to route to",
-        "benchmarks[2].config.load_balancer.gateway.envoy.lb_policy (benchmark \"c\"): expected RoundRobin, LeastRequest, Random or ConsistentHash, got \"Fastest\"",
+        "benchmarks[2].config.load_balancer.gateway.envoy.lb_policy (benchmark \"c\"): expected RoundRobin, LeastRequest or Random, got \"Fastest\"",
     ] {
         assert!(e.contains(x), "missing:\n{x}\nin:\n{e}");
     }
@@ -233,4 +233,23 @@ fn a_false_override_survives_inheritance() {
     };
     assert_eq!(fd("llama2-7b-h100-r8-epp"), Some(true));
     assert_eq!(fd("llama2-7b-h100-r8-epp-no-stream"), Some(false), "the original tool lost this false");
+}
+
+#[test]
+fn a_file_of_another_message_type_is_an_error_not_silently_skipped() {
+    let e = errors(&[("c.pbtxt", "# proto-message: Benchmark\nname: \"x\"\n")]);
+    assert_eq!(
+        e,
+        "error: cat/c.pbtxt:1:3: the header says this file holds a Benchmark message; catalogs hold Benchmarks (or, for catalog/hardware.pbtxt, a HardwareTable)\n1 error"
+    );
+}
+
+#[test]
+fn a_simulator_needs_a_known_profile_even_with_explicit_rates() {
+    let text = "benchmarks { name: \"s\" config { model_server { accelerator: \"nvidia-k80\" simulator { model: \"meta-llama/Llama-2-7b-hf\" } } benchmark_tool { load { rates { request_rates: 1 } } } } }";
+    let e = errors(&[("c.pbtxt", text)]);
+    assert!(
+        e.starts_with("error: cat/c.pbtxt:1:48: benchmarks[0].config.model_server.accelerator (benchmark \"s\"): the simulator needs a hardware profile and the table (<built-in>/catalog/hardware.pbtxt) has none for meta-llama/Llama-2-7b-hf@nvidia-k80; known: "),
+        "{e}"
+    );
 }

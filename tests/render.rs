@@ -15,6 +15,7 @@ fn plan(paths: &[&str], regex: &str) -> Plan {
         run_id: Some("0a1b2c3d".into()),
         output_root: "/nonexistent/output".into(),
         name_regex: Some(regex.into()),
+        overwrite_snapshot: false,
     };
     pipeline::plan(&loaded, &opts).unwrap()
 }
@@ -106,6 +107,11 @@ fn template_mistakes_name_the_template() {
     let r = Renderer::from_templates(vec![("02-yaml.yaml".into(), bad_yaml.into())], opts.clone()).unwrap();
     let e = r.render(&plan.benchmarks[0], &plan.run_id).unwrap_err().to_string();
     assert!(e.starts_with("template 02-yaml.yaml rendered invalid YAML at line 6"), "{e}");
+
+    let misspelled = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: {{ namespace }}\n  labels:\n{%- for k, v in labels %}\n    {{ k }}: {{ v | q }}\n{%- endfor %}\ndeta:\n  a: b\n";
+    let r = Renderer::from_templates(vec![("04-typo.yaml".into(), misspelled.into())], opts.clone()).unwrap();
+    let e = r.render(&plan.benchmarks[0], &plan.run_id).unwrap_err().to_string();
+    assert!(e.ends_with("(ConfigMap/c): unknown field deta (misspelled?)"), "{e}");
 
     let bad_type = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  namespace: {{ namespace }}\n  labels:\n{%- for k, v in labels %}\n    {{ k }}: {{ v | q }}\n{%- endfor %}\nspec:\n  replicas: many\n";
     let r = Renderer::from_templates(vec![("03-type.yaml".into(), bad_type.into())], opts).unwrap();

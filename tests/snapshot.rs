@@ -186,3 +186,21 @@ fn many_snapshots_at_once_one_failing_leaves_the_others_whole() {
     }
     assert_eq!(entries(out.path()).len(), 19, "no temporary folder left");
 }
+
+#[test]
+fn results_appearing_during_an_overwrite_are_kept_with_their_snapshot() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("b-r");
+    snapshot::write(&dir, &content("x"), false).unwrap();
+    // A run on the same run id finishes while the new snapshot is being staged.
+    let results = dir.join("results");
+    let finish_run = |_: &Path| {
+        let _ = fs::create_dir_all(&results);
+        fs::write(results.join("summary.json"), "{}")
+    };
+    let e = snapshot::write_with(&dir, &content("y"), true, &finish_run).unwrap_err();
+    assert!(matches!(e, SnapshotError::HasResults { .. }), "{e}");
+    assert_eq!(fs::read_to_string(dir.join("results/summary.json")).unwrap(), "{}");
+    assert_eq!(snapshot::read_content(&dir).unwrap(), content("x"));
+    assert_eq!(entries(out.path()), ["b-r"]);
+}

@@ -37,6 +37,6 @@ fuzz_target!(|data: &[u8]| {
     for d in &diags.0 {
         let _ = d.to_string();
     }
-    let opts = PlanOptions { run_id: Some("fuzz0001".into()), output_root: "/nonexistent".into(), name_regex: None };
+    let opts = PlanOptions { run_id: Some("fuzz0001".into()), output_root: "/nonexistent".into(), name_regex: None, overwrite_snapshot: false };
     let _ = plan::build(&catalog, resolved, &hw, &opts);
 });

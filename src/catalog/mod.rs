@@ -120,8 +120,18 @@ impl Catalog {
         let mut diags = Diagnostics::default();
         let mut cat = Self::default();
         for file in files {
-            if file.kind() != FileKind::Benchmarks {
-                continue;
+            match file.kind() {
+                FileKind::Benchmarks => {}
+                FileKind::HardwareTable => continue, // the hardware table, read on its own
+                FileKind::Other(name) => {
+                    diags.push(
+                        Diagnostic::new(format!(
+                            "the header says this file holds a {name} message; catalogs hold Benchmarks (or, for catalog/hardware.pbtxt, a HardwareTable)"
+                        ))
+                        .at(Some(file.location(file.text.find("proto-message").unwrap_or(0)))),
+                    );
+                    continue;
+                }
             }
             let msg = match parse::parse(&file, desc.clone()) {
                 Ok(m) => m,

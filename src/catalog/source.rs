@@ -9,14 +9,14 @@ use super::diag::{Diagnostic, Location};
 
 /// What message type a `.pbtxt` file holds, from its `# proto-message:` header comment (the text
 /// format's own convention); files without one are catalogs of benchmarks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileKind {
     /// `Benchmarks`: a catalog of benchmarks.
     Benchmarks,
     /// `HardwareTable`: the model × accelerator table.
     HardwareTable,
-    /// Another message type: not ours to load as a catalog.
-    Other,
+    /// Another message type (named): not ours to load as a catalog.
+    Other(String),
 }
 
 /// One source file.
@@ -75,7 +75,7 @@ impl SourceFile {
                 return match short {
                     "Benchmarks" => FileKind::Benchmarks,
                     "HardwareTable" => FileKind::HardwareTable,
-                    _ => FileKind::Other,
+                    _ => FileKind::Other(name.to_owned()),
                 };
             }
         }
@@ -106,7 +106,7 @@ mod tests {
         assert_eq!(f("benchmarks {}"), FileKind::Benchmarks);
         assert_eq!(f("# proto-file: proto/hardware.proto\n# proto-message: HardwareTable\n"), FileKind::HardwareTable);
         assert_eq!(f("# proto-message: benchmark.proto.Benchmarks\n"), FileKind::Benchmarks);
-        assert_eq!(f("# proto-message: Foo\n"), FileKind::Other);
+        assert_eq!(f("# proto-message: Foo\n"), FileKind::Other("Foo".into()));
         assert_eq!(f("# a comment\n\nbenchmarks {}\n# proto-message: Foo"), FileKind::Benchmarks);
     }
 }

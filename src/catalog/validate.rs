@@ -42,6 +42,7 @@ pub fn validate(catalog: &Catalog, r: &Resolved, hw: &HardwareTable, run_id_len:
                 c.err("config.model_server", "required: what serves the model");
             } else {
                 c.model_server(&ms);
+                c.simulator_profile(&ms, hw);
             }
             if let Some(lb) = &cfg.load_balancer {
                 c.load_balancer(lb, &ms);
@@ -74,7 +75,7 @@ static IMAGE: LazyLock<Regex> = LazyLock::new(|| {
     let label = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?";
     let host = format!(r"(?:(?:localhost|{label}(?:\.{label})+)(?::[0-9]+)?/|{label}:[0-9]+/)?");
     let comp = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
-    let tag = r"(?::[\w][\w.-]{0,127})?";
+    let tag = r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?";
     let digest = r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?";
     Regex::new(&format!("^{host}{comp}(?:/{comp})*{tag}{digest}$")).expect("regex")
 });
@@ -313,6 +314,30 @@ impl Checker<'_> {
         }
     }
 
+    /// The simulator takes its latency model from the hardware table, whatever the rates.
+    fn simulator_profile(&mut self, ms: &ModelServer, hw: &HardwareTable) {
+        let Some(model_server::Type::Simulator(s)) = &ms.r#type else { return };
+        let profile = s.profile.clone().unwrap_or_else(|| {
+            format!("{}@{}", s.model.as_deref().unwrap_or_default(), ms.accelerator.as_deref().unwrap_or_default())
+        });
+        let Some((model, accel)) = profile.rsplit_once('@') else { return }; // reported by model_server()
+        if !model.is_empty() && !accel.is_empty() && hw.find(model, accel).is_none() {
+            let rel = if s.profile.is_some() {
+                "config.model_server.simulator.profile"
+            } else {
+                "config.model_server.accelerator"
+            };
+            self.err(
+                rel,
+                format!(
+                    "the simulator needs a hardware profile and the table ({}) has none for {profile}; known: {}",
+                    hw.source,
+                    hw.known_pairs().join(", ")
+                ),
+            );
+        }
+    }
+
     fn load_balancer(&mut self, lb: &LoadBalancer, ms: &ModelServer) {
         const P: &str = "config.load_balancer";
         match &lb.r#type {
@@ -345,12 +370,10 @@ impl Checker<'_> {
                         None => self.err(&format!("{p}.envoy"), "required: epp (endpoint picker) or lb_policy"),
                         Some(envoy::Type::Epp(epp)) => self.epp(&format!("{p}.envoy.epp"), epp),
                         Some(envoy::Type::LbPolicy(pol)) => {
-                            if !matches!(pol.as_str(), "RoundRobin" | "LeastRequest" | "Random" | "ConsistentHash") {
+                            if !matches!(pol.as_str(), "RoundRobin" | "LeastRequest" | "Random") {
                                 self.err(
                                     &format!("{p}.envoy.lb_policy"),
-                                    format!(
-                                        "expected RoundRobin, LeastRequest, Random or ConsistentHash, got \"{pol}\""
-                                    ),
+                                    format!("expected RoundRobin, LeastRequest or Random, got \"{pol}\""),
                                 );
                             }
                         }

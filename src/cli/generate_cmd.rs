@@ -23,6 +23,7 @@ pub fn generate(a: &GenerateArgs, command: &str) -> ExitCode {
         run_id: a.run_id.clone().filter(|r| !r.is_empty()),
         output_root: a.output.clone(),
         name_regex: a.benchmark_name_regex.clone().filter(|r| !r.is_empty()),
+        overwrite_snapshot: a.overwrite_snapshot,
     };
     let plan = match pipeline::plan(&loaded, &opts) {
         Ok(p) => p,

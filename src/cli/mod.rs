@@ -139,7 +139,7 @@ pub struct ShowArgs {
     #[command(flatten)]
     pub selection: Selection,
     /// Print it with inheritance resolved (what is rendered), instead of as written.
-    #[arg(long)]
+    #[arg(long, env = "INFERBENCH_RESOLVED")]
     pub resolved: bool,
 }
 

@@ -31,6 +31,8 @@ pub struct PlanOptions {
     pub output_root: PathBuf,
     /// Regex the whole benchmark name must match.
     pub name_regex: Option<String>,
+    /// Existing snapshots will be replaced (`--overwrite-snapshot`), not reused.
+    pub overwrite_snapshot: bool,
 }
 
 /// The state of a benchmark's snapshot folder before this run touches it.
@@ -96,6 +98,8 @@ pub struct Plan {
     pub benchmarks: Vec<Planned>,
     /// The benchmarks left out.
     pub skipped: Vec<Skipped>,
+    /// Existing snapshots will be replaced.
+    pub overwrite_snapshot: bool,
 }
 
 /// A fresh run id: 8 lower-case hex characters, as the original tool (`uuidgen | cut -d- -f1`).
@@ -144,6 +148,7 @@ pub fn build(
         catalogs: catalog.files.iter().map(|f| f.path.clone()).collect(),
         benchmarks: vec![],
         skipped: vec![],
+        overwrite_snapshot: opts.overwrite_snapshot,
     };
     for r in resolved {
         if r.is_abstract() {
@@ -241,7 +246,11 @@ impl fmt::Display for Plan {
             };
             let state = match b.state {
                 SnapshotState::New => "new snapshot",
+                SnapshotState::Exists if self.overwrite_snapshot => {
+                    "existing snapshot, replaced (--overwrite-snapshot)"
+                }
                 SnapshotState::Exists => "existing snapshot, verified and reused",
+                SnapshotState::HasResults if self.overwrite_snapshot => "has results: kept, never replaced",
                 SnapshotState::HasResults => "has results: a run skips it",
             };
             writeln!(f, "  {}  [{state}]", b.name)?;

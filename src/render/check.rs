@@ -63,8 +63,35 @@ fn snippet(text: &str, line: usize) -> String {
         .join("\n")
 }
 
-fn typed<T: DeserializeOwned>(v: serde_yaml_ng::Value) -> Result<(), String> {
-    T::deserialize(v).map(|_| ()).map_err(|e| e.to_string())
+/// Decodes a document as its Kubernetes type; k8s-openapi ignores unknown fields, so the decoded
+/// object is encoded again and any field of the input it lost is reported (a misspelled field).
+fn typed<T: DeserializeOwned + serde::Serialize>(v: serde_yaml_ng::Value) -> Result<(), String> {
+    let input = serde_json::to_value(&v).map_err(|e| e.to_string())?;
+    let obj = T::deserialize(v).map_err(|e| e.to_string())?;
+    let back = serde_json::to_value(&obj).map_err(|e| e.to_string())?;
+    match lost_field(&input, &back, "") {
+        Some(path) => Err(format!("unknown field {path} (misspelled?)")),
+        None => Ok(()),
+    }
+}
+
+/// The path of the first field of `input` that `back` does not have.
+fn lost_field(input: &serde_json::Value, back: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    match (input, back) {
+        (Value::Object(a), Value::Object(b)) => a.iter().find_map(|(k, va)| {
+            let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+            match b.get(k) {
+                None if !va.is_null() => Some(p),
+                None => None,
+                Some(vb) => lost_field(va, vb, &p),
+            }
+        }),
+        (Value::Array(a), Value::Array(b)) => {
+            a.iter().zip(b).enumerate().find_map(|(i, (va, vb))| lost_field(va, vb, &format!("{path}[{i}]")))
+        }
+        _ => None,
+    }
 }
 
 /// What every object must have, read without copying the rest of the document.

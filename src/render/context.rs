@@ -457,8 +457,22 @@ fn gateway_ctx(g: &schema::Gateway, namespace: &str, models: &[String]) -> Gatew
         // Cluster-scoped, so named per benchmark: parallel benchmarks never share or delete it.
         (None, _) => (namespace.to_owned(), true),
     };
-    let mut seen = std::collections::BTreeSet::new();
-    let models = models.iter().filter(|m| seen.insert(dns_label(m))).map(|m| (dns_label(m), m.clone())).collect();
+    // One InferenceModel per served model, named by a DNS label; two models whose labels collide
+    // (case, punctuation, the 63-character cut) get a hash suffix instead of being dropped.
+    let mut used = std::collections::BTreeSet::new();
+    let mut inference_models = vec![];
+    for m in models {
+        if inference_models.iter().any(|(_, seen): &(String, String)| seen == m) {
+            continue;
+        }
+        let mut label = dns_label(m);
+        if !used.insert(label.clone()) {
+            let hash = &crate::snapshot::sha256_hex(m.as_bytes())[..8];
+            label = format!("{}-{hash}", label[..label.len().min(54)].trim_end_matches('-'));
+            used.insert(label.clone());
+        }
+        inference_models.push((label, m.clone()));
+    }
     GatewayCtx {
         provider: provider.into(),
         class_name,
@@ -470,13 +484,24 @@ fn gateway_ctx(g: &schema::Gateway, namespace: &str, models: &[String]) -> Gatew
         }),
         lb_policy,
         full_duplex_streaming: g.full_duplex_streaming_enabled.unwrap_or(false),
-        models,
+        models: inference_models,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colliding_model_labels_get_distinct_names() {
+        let g = schema::Gateway::default();
+        let models = ["Org/Model".to_owned(), "org-model".to_owned(), "Org/Model".to_owned()];
+        let ctx = gateway_ctx(&g, "ns", &models);
+        assert_eq!(ctx.models.len(), 2);
+        assert_eq!(ctx.models[0], ("org-model".to_owned(), "Org/Model".to_owned()));
+        assert!(ctx.models[1].0.starts_with("org-model-") && ctx.models[1].0.len() == "org-model-".len() + 8);
+        assert_eq!(ctx.models[1].1, "org-model");
+    }
 
     #[test]
     fn model_ids_become_dns_labels() {

@@ -191,7 +191,7 @@ fn prepare(dir: &Path, content: &Content, overwrite: bool, hook: WriteHook<'_>) 
     if dir.exists() {
         if !overwrite {
             verify(dir)?;
-            return Ok(Prepared::Done(Outcome::Reused { differs: read_content(dir)? != *content }));
+            return Ok(Prepared::Done(Outcome::Reused { differs: differs(dir, content)? }));
         }
         if dir.join("results").exists() {
             return Err(SnapshotError::HasResults { dir: dir.to_path_buf() });
@@ -213,6 +213,13 @@ fn commit(tmp: &Path, dir: &Path, content: &Content) -> Result<Outcome, Snapshot
         // or none, never a mix.
         let old = parent.join(format!(".{name}.old.{}.{:08x}", std::process::id(), rand::random::<u32>()));
         fs::rename(dir, &old).map_err(io_err(dir))?;
+        // Results may have appeared since `prepare` checked (a run working on the same run id):
+        // put the snapshot back with them, untouched.
+        if old.join("results").exists() {
+            fs::rename(&old, dir).map_err(io_err(dir))?;
+            let _ = remove_tree(tmp);
+            return Err(SnapshotError::HasResults { dir: dir.to_path_buf() });
+        }
         fs::rename(tmp, dir).map_err(io_err(dir))?;
         let _ = remove_tree(&old);
         return Ok(Outcome::Replaced);
@@ -223,7 +230,7 @@ fn commit(tmp: &Path, dir: &Path, content: &Content) -> Result<Outcome, Snapshot
         Err(_) if dir.is_dir() => {
             let _ = remove_tree(tmp);
             verify(dir)?;
-            Ok(Outcome::Reused { differs: read_content(dir)? != *content })
+            Ok(Outcome::Reused { differs: differs(dir, content)? })
         }
         Err(e) => {
             let _ = remove_tree(tmp);
@@ -282,6 +289,13 @@ fn remove_stale_temps(parent: &Path, name: &str) {
             let _ = remove_tree(&e.path());
         }
     }
+}
+
+/// Whether a verified snapshot holds something else than `content`: its checksums say, without
+/// reading the files again.
+fn differs(dir: &Path, content: &Content) -> Result<bool, SnapshotError> {
+    let p = dir.join("manifests").join(SUMS);
+    Ok(fs::read_to_string(&p).map_err(io_err(&p))? != sums_text(content))
 }
 
 /// Reads a snapshot's files back as a [`Content`].
