@@ -26,6 +26,16 @@ pub fn anchored(re: &str, what: &str) -> Result<Regex, Diagnostic> {
     Regex::new(&format!("^(?:{re})$")).map_err(|e| Diagnostic::new(format!("invalid {what} regex '{re}': {e}")))
 }
 
+/// Splits benchmarks by `--benchmark-name-regex` (anchored; none keeps all): (kept, left out).
+pub fn split_by_name(
+    resolved: Vec<super::Resolved>,
+    re: Option<&str>,
+) -> Result<(Vec<super::Resolved>, Vec<super::Resolved>), Diagnostic> {
+    let Some(re) = re.filter(|r| !r.is_empty()) else { return Ok((resolved, vec![])) };
+    let re = anchored(re, "benchmark name")?;
+    Ok(resolved.into_iter().partition(|r| re.is_match(&r.name)))
+}
+
 impl FileSelection {
     /// The selected files, sorted and without duplicates.
     pub fn files(&self) -> Result<Vec<PathBuf>, Diagnostic> {

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use super::{CatalogArgs, EXIT_INPUT, ShowArgs};
 use crate::{
-    catalog::{Catalog, Diagnostics, hardware::HardwareTable, select::anchored, validate},
+    catalog::{Catalog, Diagnostics, hardware::HardwareTable, select::split_by_name, validate},
     pipeline,
 };
 
@@ -33,13 +33,11 @@ pub fn validate(a: &CatalogArgs) -> ExitCode {
         Err(d) => return fail(&d),
     };
     // Broken chains and the other benchmarks' errors, all at once.
-    let (mut resolved, mut diags) = catalog.resolve_lenient();
-    if let Some(re) = &a.benchmark_name_regex {
-        match anchored(re, "benchmark name") {
-            Ok(re) => resolved.retain(|r| re.is_match(&r.name)),
-            Err(d) => return fail(&d.into()),
-        }
-    }
+    let (resolved, mut diags) = catalog.resolve_lenient();
+    let resolved = match split_by_name(resolved, a.benchmark_name_regex.as_deref()) {
+        Ok((kept, _)) => kept,
+        Err(d) => return fail(&d.into()),
+    };
     diags.0.extend(validate::validate_all(&catalog, &resolved, &hardware, validate::RUN_ID_LEN).0);
     if let Err(d) = diags.into_result(()) {
         return fail(&d);
@@ -61,14 +59,12 @@ pub fn list(a: &CatalogArgs) -> ExitCode {
         Ok(l) => l,
         Err(d) => return fail(&d),
     };
-    let re = match a.benchmark_name_regex.as_deref().map(|r| anchored(r, "benchmark name")).transpose() {
-        Ok(re) => re,
+    let selected = match split_by_name(loaded.resolved.clone(), a.benchmark_name_regex.as_deref()) {
+        Ok((kept, _)) => kept,
         Err(d) => return fail(&d.into()),
     };
-    let rows: Vec<[String; 4]> = loaded
-        .resolved
+    let rows: Vec<[String; 4]> = selected
         .iter()
-        .filter(|r| re.as_ref().is_none_or(|re| re.is_match(&r.name)))
         .map(|r| {
             let chain: Vec<_> = r.chain.iter().map(|&i| loaded.catalog.entries[i].name.as_str()).collect();
             let e = &loaded.catalog.entries[r.chain[0]];

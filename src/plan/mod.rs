@@ -15,7 +15,7 @@ use crate::{
     catalog::{
         Catalog, Diagnostic, Diagnostics, Location, Resolved,
         hardware::HardwareTable,
-        select::anchored,
+        select::split_by_name,
         validate::{self, MAX_NAMESPACE_LEN},
     },
     schema::{LoadSpec, ModelServer, load_balancer, load_spec},
@@ -138,7 +138,7 @@ pub fn build(
         }
         None => (new_run_id(), true),
     };
-    let name_re = opts.name_regex.as_deref().map(|r| anchored(r, "benchmark name")).transpose()?;
+    let (resolved, unmatched) = split_by_name(resolved, opts.name_regex.as_deref())?;
     let run_dir = opts.output_root.join(&run_id);
     let mut diags = Diagnostics::default();
     let mut plan = Plan {
@@ -150,19 +150,12 @@ pub fn build(
         skipped: vec![],
         overwrite_snapshot: opts.overwrite_snapshot,
     };
+    let reason =
+        format!("name does not match --benchmark-name-regex '{}'", opts.name_regex.as_deref().unwrap_or_default());
+    plan.skipped.extend(unmatched.iter().map(|r| Skipped { name: r.name.clone(), reason: reason.clone() }));
     for r in resolved {
         if r.is_abstract() {
             plan.skipped.push(Skipped { name: r.name.clone(), reason: "abstract (a template for others)".into() });
-            continue;
-        }
-        if let Some(re) = &name_re
-            && !re.is_match(&r.name)
-        {
-            let reason = format!(
-                "name does not match --benchmark-name-regex '{}'",
-                opts.name_regex.as_deref().unwrap_or_default()
-            );
-            plan.skipped.push(Skipped { name: r.name.clone(), reason });
             continue;
         }
         let found = validate::validate(catalog, &r, hw, run_id.len());

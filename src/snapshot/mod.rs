@@ -156,6 +156,12 @@ pub fn write_all<'a>(
     use rayon::prelude::*;
     // Staging is file creation, slow on some filesystems and independent per snapshot: parallel.
     let items: Vec<_> = items.into_iter().collect();
+    let mut parents: Vec<&Path> = items.iter().filter_map(|(dir, _)| dir.parent()).collect();
+    parents.sort_unstable();
+    parents.dedup();
+    for parent in parents {
+        remove_stale_temps(parent);
+    }
     let prepared: Vec<_> = items.par_iter().map(|(dir, content)| prepare(dir, content, overwrite, hook)).collect();
     let staged = prepared.iter().find_map(|p| match p {
         Ok(Prepared::Staged { tmp, .. }) => Some(tmp.clone()),
@@ -187,7 +193,6 @@ fn prepare(dir: &Path, content: &Content, overwrite: bool, hook: WriteHook<'_>) 
     let parent = dir.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(io_err(parent))?;
     let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
-    remove_stale_temps(parent, &name);
     if dir.exists() {
         if !overwrite {
             verify(dir)?;
@@ -273,19 +278,19 @@ fn remove_tree(p: &Path) -> io::Result<()> {
     fs::remove_dir_all(p)
 }
 
-/// Leftovers of writes that crashed: `.{name}.tmp.*` / `.{name}.old.*` folders.
-fn remove_stale_temps(parent: &Path, name: &str) {
+/// Removes leftovers of writes that crashed: `.{name}.tmp.{pid}.*` / `.{name}.old.{pid}.*` folders
+/// of processes that no longer run. Called once per run folder per batch (listing the folder once
+/// per snapshot would be quadratic in the number of benchmarks).
+fn remove_stale_temps(parent: &Path) {
     let Ok(rd) = fs::read_dir(parent) else { return };
     for e in rd.flatten() {
         let f = e.file_name().to_string_lossy().into_owned();
-        let ours = f.starts_with(&format!(".{name}.tmp.")) || f.starts_with(&format!(".{name}.old."));
-        // Only a dead process's leftovers: the pid is the third dot-separated part.
-        let pid_alive = f
-            .split('.')
-            .nth(3)
-            .and_then(|p| p.parse::<u32>().ok())
-            .is_some_and(|pid| pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists());
-        if ours && !pid_alive {
+        // Names are DNS labels (no dots): "", name, "tmp"|"old", pid, random.
+        let parts: Vec<&str> = f.split('.').collect();
+        let ours = parts.len() == 5 && parts[0].is_empty() && matches!(parts[2], "tmp" | "old");
+        let Some(pid) = parts.get(3).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        if ours && !alive {
             let _ = remove_tree(&e.path());
         }
     }
