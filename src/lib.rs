@@ -11,4 +11,5 @@ pub mod pipeline;
 pub mod plan;
 pub mod render;
 pub mod schema;
+pub mod sim;
 pub mod snapshot;

@@ -5,6 +5,7 @@
 
 mod catalog_cmd;
 mod generate_cmd;
+pub mod sim_cmd;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -69,8 +70,9 @@ pub enum Command {
     Run(RunArgs),
     /// The stand-alone load engine (not built yet).
     Load(NotBuiltArgs),
-    /// The simulated model server (not built yet).
-    Sim(NotBuiltArgs),
+    /// The simulated model server: vLLM-like continuous batching on a hardware latency model,
+    /// speaking the OpenAI, TGI, Triton and JetStream HTTP APIs, with vLLM's /metrics.
+    Sim(Box<sim_cmd::SimArgs>),
     /// Tables, plots and an HTML report of a run (not built yet).
     Report(NotBuiltArgs),
     /// Upload a run folder to GCS (not built yet).
@@ -225,7 +227,7 @@ pub fn run(cli: Cli) -> ExitCode {
             )
         }
         Command::Load(_) => not_built("inferbench load, the stand-alone load engine,", "issue 5"),
-        Command::Sim(_) => not_built("inferbench sim, the simulated model server,", "issue 4"),
+        Command::Sim(a) => sim_cmd::sim(&a),
         Command::Report(_) => not_built("inferbench report", "issue 8"),
         Command::Upload(_) => not_built("inferbench upload", "issue 6"),
     }

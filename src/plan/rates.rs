@@ -1,7 +1,7 @@
 //! Auto-generated request rates (seed 003, feature 5): a benchmark that says nothing of how load is
 //! offered gets the hardware table's rates for its model × accelerator, scaled to its deployment.
 //!
-//! rate = base × replicas × tensor_parallelism. Unlike the original tool, rates are *not* divided
+//! rate = base × replicas × tensor_parallelism / the profile's tensor_parallelism. Unlike the original tool, rates are *not* divided
 //! by the number of models: the load engine sends one stream and picks a model per request, so
 //! dividing under-loaded multi-model benchmarks by that factor.
 
@@ -34,7 +34,8 @@ pub fn fill(spec: &mut LoadSpec, ms: &ModelServer, hw: &HardwareTable) -> RatesO
     let Some(profile) = hw.find(model, accel) else {
         return RatesOrigin::Catalog;
     };
-    let factor = f64::from(ms.replica_count()) * f64::from(ms.tensor_parallelism());
+    let tp0 = f64::from(profile.tensor_parallelism.unwrap_or(1).max(1));
+    let factor = f64::from(ms.replica_count()) * f64::from(ms.tensor_parallelism()) / tp0;
     let request_rates = profile.base_rates.iter().map(|r| r * factor).collect();
     spec.pattern = Some(load_spec::Pattern::Rates(RateList { request_rates }));
     RatesOrigin::Generated { profile: format!("{model}@{accel}"), factor }
@@ -77,6 +78,10 @@ mod tests {
         let mut spec = LoadSpec::default();
         fill(&mut spec, &vllm("google/gemma-2-27b", "nvidia-h100-80gb", 1, "2"), &hw);
         assert!(matches!(spec.pattern, Some(load_spec::Pattern::Rates(r)) if r.request_rates[0] == 4.0));
+        // A profile measured at TP 4 scales by TP / 4: TP 8 doubles its rates.
+        let mut spec = LoadSpec::default();
+        let origin = fill(&mut spec, &vllm("meta-llama/Llama-3.1-70B-Instruct", "nvidia-h100-80gb", 1, "8"), &hw);
+        assert!(matches!(origin, RatesOrigin::Generated { factor, .. } if factor == 2.0), "{origin:?}");
     }
 
     #[test]

@@ -1,0 +1,239 @@
+//! The simulator's HTTP surface: the APIs of the real servers, each in its own file, over one
+//! shared path (parse → [`Simulator::generate`] → a streamed or collected answer).
+//!
+//! | route | server |
+//! |---|---|
+//! | `POST /v1/completions`, `POST /v1/chat/completions` | OpenAI as vLLM serves it ([`openai`]) |
+//! | `POST /generate`, `POST /generate_stream` | TGI ([`tgi`]); `/generate` with a `prompt` body is JetStream's |
+//! | `POST /v2/models/{model}/generate[_stream]` | Triton / TensorRT-LLM ([`triton`]) |
+//! | `POST /v1/generate` | JetStream's HTTP server ([`jetstream`]) |
+//! | `GET /health`, `/health/ready`, `/v2/health/ready`, `/v1/models`, `/version`, `/metrics` | ops ([`ops`]) |
+//! | `GET/POST /admin/faults` | simulator-only fault control ([`ops`]) |
+//!
+//! Every response echoes the request's `x-request-id`. Sockets use TCP_NODELAY: without it each
+//! small SSE frame waits for a delayed ACK (~40 ms on loopback).
+
+pub mod jetstream;
+pub mod openai;
+pub mod ops;
+pub mod tgi;
+pub mod triton;
+
+use std::{io, sync::Arc};
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::Request,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    serve::ListenerExt,
+};
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+
+use super::{SimError, Simulator, Started, engine::Usage, faults::FAULT_HEADER, tokens::TextGen};
+
+/// Serves `sim` on `listener` until an I/O error.
+pub async fn serve(listener: TcpListener, sim: Arc<Simulator>) -> io::Result<()> {
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router(sim)).await
+}
+
+/// Every route.
+pub fn router(sim: Arc<Simulator>) -> Router {
+    Router::new()
+        .route("/v1/completions", post(openai::completions))
+        .route("/v1/chat/completions", post(openai::chat))
+        .route("/generate", post(tgi::generate_or_jetstream))
+        .route("/generate_stream", post(tgi::generate_stream))
+        .route("/v2/models/{model}/generate", post(triton::generate))
+        .route("/v2/models/{model}/generate_stream", post(triton::generate_stream))
+        .route("/v1/generate", post(jetstream::generate))
+        .route("/health", get(ops::health))
+        .route("/health/ready", get(ops::health))
+        .route("/v2/health/ready", get(ops::health))
+        .route("/v1/models", get(ops::models))
+        .route("/version", get(ops::version))
+        .route("/metrics", get(ops::metrics))
+        .route("/admin/faults", get(ops::get_faults).post(ops::post_faults))
+        .layer(middleware::from_fn(echo_request_id))
+        .with_state(sim)
+}
+
+async fn echo_request_id(req: Request, next: Next) -> Response {
+    let id = req.headers().get("x-request-id").cloned();
+    let mut resp = next.run(req).await;
+    if let Some(id) = id {
+        resp.headers_mut().insert("x-request-id", id);
+    }
+    resp
+}
+
+/// Parses a JSON body; a malformed one is a 400 naming serde's complaint (line and column).
+pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, SimError> {
+    serde_json::from_slice(body).map_err(|e| SimError::bad_request(format!("invalid JSON request body: {e}"), None))
+}
+
+/// The request's fault header.
+pub fn fault_header(headers: &HeaderMap) -> Option<&str> {
+    headers.get(FAULT_HEADER).and_then(|v| v.to_str().ok())
+}
+
+/// The request's `x-request-id`, or a number.
+pub fn request_id(headers: &HeaderMap, number: u64) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| format!("{number:016x}"), str::to_owned)
+}
+
+/// A JSON response.
+pub fn json_response(status: u16, body: Vec<u8>) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// Writes a value as JSON (the types here always serialize).
+pub fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("response types serialize")
+}
+
+/// Appends `data: JSON\n\n` (with `space` after the colon or not: TGI writes none).
+pub fn sse_frame<T: serde::Serialize>(out: &mut Vec<u8>, v: &T, space: bool) {
+    out.extend_from_slice(if space { b"data: " } else { b"data:" });
+    serde_json::to_writer(&mut *out, v).expect("response types serialize");
+    out.extend_from_slice(b"\n\n");
+}
+
+/// How an API frames a token stream.
+pub trait StreamFormat: Send + 'static {
+    /// Frames sent before any token (OpenAI chat's role chunk).
+    fn head(&mut self, _out: &mut Vec<u8>) {}
+    /// Frames for one engine step's `n` tokens of `text`; `done` is set on the last step.
+    fn tokens(&mut self, text: &str, n: u32, done: Option<&Usage>, out: &mut Vec<u8>);
+}
+
+struct StreamState<F> {
+    started: Started,
+    text: TextGen,
+    fmt: F,
+    sent: u32,
+    stalled: bool,
+    head_sent: bool,
+    finished: bool,
+}
+
+/// A streamed (SSE) answer: frames as the engine yields tokens, with injected stalls and resets.
+pub fn stream_response<F: StreamFormat>(started: Started, fmt: F) -> Response {
+    let state = StreamState {
+        text: TextGen::new(started.text_seed),
+        started,
+        fmt,
+        sent: 0,
+        stalled: false,
+        head_sent: false,
+        finished: false,
+    };
+    let stream = futures_util::stream::unfold(state, |mut st| async move {
+        if st.finished {
+            return None;
+        }
+        let mut out = Vec::new();
+        if !st.head_sent {
+            st.head_sent = true;
+            st.fmt.head(&mut out);
+            if !out.is_empty() {
+                return Some((Ok(Bytes::from(out)), st));
+            }
+        }
+        if let Some((pause, after)) = st.started.faults.stall
+            && !st.stalled
+            && st.sent >= after
+        {
+            st.stalled = true;
+            tokio::time::sleep(pause).await;
+        }
+        if let Some(after) = st.started.faults.reset_after
+            && st.sent >= after
+        {
+            st.finished = true;
+            return Some((Err(io::Error::new(io::ErrorKind::ConnectionReset, "injected connection reset")), st));
+        }
+        let Some(ev) = st.started.rx.recv().await else {
+            st.finished = true;
+            return Some((Err(io::Error::other("the engine stopped")), st));
+        };
+        let mut words = String::with_capacity(ev.tokens as usize * 6);
+        st.text.push_words(ev.tokens, &mut words);
+        st.fmt.tokens(&words, ev.tokens, ev.done.as_ref(), &mut out);
+        st.sent += ev.tokens;
+        st.finished = ev.done.is_some();
+        Some((Ok::<_, io::Error>(Bytes::from(out)), st))
+    });
+    let mut r = Response::new(Body::from_stream(stream));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// A whole answer, for non-streamed requests.
+pub struct Collected {
+    /// The generated text.
+    pub text: String,
+    /// Token counts and finish reason.
+    pub usage: Usage,
+}
+
+/// Waits for the whole answer. An injected stall delays it; an injected reset (any token count:
+/// nothing is sent before the end) cuts the connection, returned as the `Err` response.
+pub async fn collect(mut started: Started) -> Result<Collected, Response> {
+    if let Some((pause, _)) = started.faults.stall {
+        tokio::time::sleep(pause).await;
+    }
+    let mut tokens = 0;
+    let usage = loop {
+        match started.rx.recv().await {
+            Some(ev) => {
+                tokens += ev.tokens;
+                if let Some(u) = ev.done {
+                    break u;
+                }
+            }
+            None => return Err(error_body_response(io::Error::other("the engine stopped"))),
+        }
+    };
+    if started.faults.reset_after.is_some() {
+        return Err(error_body_response(io::Error::new(io::ErrorKind::ConnectionReset, "injected connection reset")));
+    }
+    Ok(Collected { text: TextGen::new(started.text_seed).words(tokens), usage })
+}
+
+/// A 200 whose body fails at once: the client sees the connection cut.
+fn error_body_response(e: io::Error) -> Response {
+    let stream = futures_util::stream::once(async move { Err::<Bytes, _>(e) });
+    Response::new(Body::from_stream(stream))
+}
+
+/// The OpenAI error envelope (`{"error": {message, type, param, code}}`), as vLLM and most
+/// OpenAI-compatible servers answer.
+pub fn openai_error(e: &SimError) -> Response {
+    let body = serde_json::json!({
+        "error": { "message": e.message, "type": e.kind, "param": e.param, "code": e.status }
+    });
+    json_response(e.status, to_json(&body))
+}
+
+impl IntoResponse for SimError {
+    fn into_response(self) -> Response {
+        openai_error(&self)
+    }
+}

@@ -1,0 +1,69 @@
+//! Operations endpoints: health (503 while an injected start-up delay lasts), the model list,
+//! version, Prometheus metrics and the fault control.
+
+use std::sync::Arc;
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+
+use super::{json_response, to_json};
+use crate::sim::Simulator;
+
+/// `GET /health` (also `/health/ready`, `/v2/health/ready`): 200 with an empty body when ready.
+pub async fn health(State(sim): State<Arc<Simulator>>) -> StatusCode {
+    if sim.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
+}
+
+/// `GET /v1/models`: base models, then LoRA adapters (with their `parent`), as vLLM lists them.
+pub async fn models(State(sim): State<Arc<Simulator>>) -> Response {
+    let base = &sim.cfg.served_models[0];
+    let card = |id: &str, parent: Option<&str>| {
+        serde_json::json!({
+            "id": id, "object": "model", "created": sim.created, "owned_by": "vllm",
+            "root": parent.unwrap_or(id), "parent": parent, "max_model_len": sim.cfg.max_model_len,
+            "permission": [],
+        })
+    };
+    let data: Vec<_> = sim
+        .cfg
+        .served_models
+        .iter()
+        .map(|m| card(m, None))
+        .chain(sim.cfg.lora_adapters.iter().map(|l| card(l, Some(base))))
+        .collect();
+    json_response(200, to_json(&serde_json::json!({"object": "list", "data": data})))
+}
+
+/// `GET /version`.
+pub async fn version() -> Response {
+    json_response(200, to_json(&serde_json::json!({"version": concat!("inferbench-sim ", env!("CARGO_PKG_VERSION"))})))
+}
+
+/// `GET /metrics`: Prometheus text format 0.0.4.
+pub async fn metrics(State(sim): State<Arc<Simulator>>) -> Response {
+    let mut r = sim.metrics.render().into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    r
+}
+
+/// `GET /admin/faults`: the current fault settings.
+pub async fn get_faults(State(sim): State<Arc<Simulator>>) -> Response {
+    json_response(200, to_json(&sim.faults()))
+}
+
+/// `POST /admin/faults`: a partial update (only the keys given change); 400 on unknown keys or
+/// bad values, with nothing changed.
+pub async fn post_faults(State(sim): State<Arc<Simulator>>, body: Bytes) -> Response {
+    let patch: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return json_response(400, to_json(&serde_json::json!({"error": format!("invalid JSON: {e}")}))),
+    };
+    match sim.patch_faults(&patch) {
+        Ok(f) => json_response(200, to_json(&f)),
+        Err(e) => json_response(400, to_json(&serde_json::json!({"error": e}))),
+    }
+}
