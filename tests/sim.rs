@@ -12,9 +12,14 @@ struct Flags {
     sim: SimArgs,
 }
 
-/// A simulator with no latency (unless the flags say otherwise) on a free port.
+/// A simulator with no latency on a free port.
 async fn server(flags: &[&str]) -> Server {
-    let args = Flags::try_parse_from(["sim", "--zero-latency"].iter().chain(flags)).unwrap().sim;
+    server_with_latency(&[&["--zero-latency"], flags].concat()).await
+}
+
+/// A simulator with the latency model the flags give.
+async fn server_with_latency(flags: &[&str]) -> Server {
+    let args = Flags::try_parse_from(["sim"].iter().chain(flags)).unwrap().sim;
     Server::bind(args.to_config().unwrap(), "127.0.0.1:0".parse().unwrap()).await.unwrap()
 }
 
@@ -139,10 +144,13 @@ async fn non_streamed_chat_and_eos_draws() {
         assert_eq!(v["object"], "chat.completion");
         assert_eq!(v["choices"][0]["message"]["role"], "assistant");
         let n = v["usage"]["completion_tokens"].as_u64().unwrap();
-        assert_eq!(words(v["choices"][0]["message"]["content"].as_str().unwrap()) as u64, n);
+        let text_tokens = words(v["choices"][0]["message"]["content"].as_str().unwrap()) as u64;
         if v["choices"][0]["finish_reason"] == "stop" {
             stops += 1;
             assert!(n < 50);
+            assert_eq!(text_tokens, n - 1, "EOS counts as a token but is not text");
+        } else {
+            assert_eq!(text_tokens, n);
         }
     }
     assert!(stops >= 15, "EOS with a mean of 4 tokens ends most answers before 50: {stops}");
@@ -157,6 +165,12 @@ async fn bad_requests_get_the_status_and_error_body_of_the_real_server() {
         (r#"{"prompt": "x", "max_tokens": 0}"#, 400, "max_tokens must be at least 1, got 0."),
         (r#"{"prompt": "x", "n": 2}"#, 400, "n must be 1"),
         (r#"{"max_tokens": 3}"#, 400, "missing field `prompt`"),
+        (
+            r#"{"prompt": "x", "max_tokens": 2, "min_tokens": 3}"#,
+            400,
+            "min_tokens must be less than or equal to max_tokens=2",
+        ),
+        (r#"{"prompt": ""}"#, 400, "The prompt is empty."),
     ];
     let client = reqwest::Client::new();
     for (body, status, msg) in cases {
@@ -343,4 +357,65 @@ async fn a_shared_prompt_prefix_is_reported_as_cached() {
     let prompt_tokens = second["usage"]["prompt_tokens"].as_u64().unwrap();
     let cached = second["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap();
     assert_eq!(cached, (prompt_tokens - 1) / 16 * 16, "every full block but the last token's");
+}
+
+#[tokio::test]
+async fn an_injected_stall_pauses_the_stream_after_the_given_tokens() {
+    let s = server(&[]).await;
+    let req = json!({"prompt": "x", "max_tokens": 4, "ignore_eos": true, "stream": true});
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/completions", s.url()))
+        .header("x-inferbench-fault", "stall=0.3@2")
+        .json(&req)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = r.bytes_stream();
+    let (mut tokens, mut gap_before_third) = (0, None);
+    let mut last = std::time::Instant::now();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        let chunk = chunk.unwrap();
+        let n = String::from_utf8_lossy(&chunk).matches("\"text\"").count();
+        if n > 0 && tokens == 2 {
+            gap_before_third = Some(last.elapsed());
+        }
+        tokens += n;
+        last = std::time::Instant::now();
+    }
+    assert_eq!(tokens, 4);
+    // A lower bound only: the stall cannot end early, whatever the machine's speed.
+    assert!(gap_before_third.unwrap() >= std::time::Duration::from_millis(300), "{gap_before_third:?}");
+}
+
+#[tokio::test]
+async fn data_parallel_engines_share_the_load_and_report_per_engine_series() {
+    // Steps of one second: the first request is still running when the second arrives.
+    let s = server_with_latency(&["--data-parallel-size", "2", "--step-base-us", "1000000"]).await;
+    let req = json!({"prompt": "x", "max_tokens": 1, "ignore_eos": true});
+    let (a, b) = tokio::join!(post(&s, "/v1/completions", req.clone()), post(&s, "/v1/completions", req));
+    assert_eq!((a.0, b.0), (200, 200));
+    let text = reqwest::get(format!("{}/metrics", s.url())).await.unwrap().text().await.unwrap();
+    for engine in ["0", "1"] {
+        let series = format!("vllm:request_success_total{{engine=\"{engine}\",finish_reason=\"length\",");
+        let line = text.lines().find(|l| l.starts_with(&series)).unwrap_or_else(|| panic!("{series} in {text}"));
+        assert!(line.ends_with(" 1"), "each engine served one: {line}");
+    }
+}
+
+#[tokio::test]
+async fn an_answer_ending_at_eos_streams_tgis_special_token_and_openais_stop() {
+    // A mean of one token: EOS comes first, after `min_tokens`.
+    let s = server(&["--mean-output-tokens", "1"]).await;
+    let (_, _, body) =
+        post(&s, "/generate_stream", json!({"inputs": "Hi", "parameters": {"max_new_tokens": 10}})).await;
+    let events: Vec<Value> = frames(&body).iter().map(|f| serde_json::from_str(f).unwrap()).collect();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["token"]["special"], true);
+    assert_eq!(events[0]["generated_text"], "");
+    assert_eq!(events[0]["details"]["finish_reason"], "eos_token");
+    let req = json!({"prompt": "Hi", "max_tokens": 10, "min_tokens": 3});
+    let v: Value = serde_json::from_str(&post(&s, "/v1/completions", req).await.2).unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert_eq!(v["usage"]["completion_tokens"], 4, "min_tokens, then EOS");
+    assert_eq!(words(v["choices"][0]["text"].as_str().unwrap()), 3);
 }

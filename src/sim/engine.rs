@@ -190,7 +190,10 @@ struct Seq {
     generated: u32,
     hold: Holding,
     cached: u32,
+    /// Every full prompt block is in the prefix cache.
     published: bool,
+    /// `vllm:prompt_tokens_total` counted (once, whatever the preemptions).
+    prompt_counted: bool,
     preemptions: u32,
     scheduled_at: Option<Instant>,
     first_token_at: Option<Instant>,
@@ -224,7 +227,11 @@ pub struct Engine {
     waiting: VecDeque<Seq>,
     running: Vec<Seq>,
     metrics: Option<EngineMetrics>,
+    last_sweep: Instant,
 }
+
+/// How often the waiting queue is scanned for requests whose client has gone.
+const SWEEP_EVERY: Duration = Duration::from_millis(10);
 
 /// Lateness of a timer wake-up absorbed by scheduling from the previous deadline; beyond it (a
 /// stalled host) the next step starts from now rather than bursting to catch up.
@@ -242,7 +249,15 @@ impl Engine {
             max_waiting: cfg.max_waiting,
         });
         let kv = KvCache::new(cfg.kv_blocks, cfg.block_size, cfg.prefix_caching);
-        let e = Engine { cfg, handle: handle.clone(), kv, waiting: VecDeque::new(), running: Vec::new(), metrics };
+        let e = Engine {
+            cfg,
+            handle: handle.clone(),
+            kv,
+            waiting: VecDeque::new(),
+            running: Vec::new(),
+            metrics,
+            last_sweep: Instant::now(),
+        };
         (e, handle)
     }
 
@@ -265,9 +280,10 @@ impl Engine {
             let plan = self.schedule();
             self.publish_gauges();
             if plan.is_empty() {
-                // Nothing can run (cannot happen with a KV cache that holds one max-length sequence,
-                // which config checks): wait for a change instead of spinning.
-                self.handle.notify.notified().await;
+                // Nothing can run: cannot happen with a KV cache that holds one max-length sequence
+                // (SimConfig::check), but never spin or stall for good if it does.
+                debug_assert!(false, "a step with work scheduled nothing");
+                tokio::time::sleep(Duration::from_millis(1)).await;
                 continue;
             }
             let dt = self.step_time(&plan);
@@ -279,7 +295,9 @@ impl Engine {
             } else {
                 tokio::time::sleep_until(deadline).await;
             }
-            self.finish_step(&plan, Instant::now());
+            // Metrics are taken on the simulated timeline (the step's intended end), so they are
+            // what the latency model says; what clients see adds HTTP and timer lateness.
+            self.finish_step(&plan, deadline);
         }
     }
 
@@ -293,6 +311,7 @@ impl Engine {
                 hold: Holding::default(),
                 cached: 0,
                 published: false,
+                prompt_counted: false,
                 preemptions: 0,
                 scheduled_at: None,
                 first_token_at: None,
@@ -319,6 +338,7 @@ impl Engine {
 
     /// Decides what the next step computes.
     fn schedule(&mut self) -> Plan {
+        self.drop_departed();
         let mut budget = self.cfg.max_num_batched_tokens.max(1);
         let mut plan = Plan::new();
         let mut preempted = false;
@@ -350,18 +370,8 @@ impl Engine {
             plan.push((i, n));
             i += 1;
         }
-        if preempted {
-            return plan;
-        }
-        while self.running.len() < self.cfg.max_num_seqs as usize && budget > 0 {
-            let Some(s) = self.waiting.front_mut() else { break };
-            if s.q.tx.is_closed() {
-                // The client left while waiting.
-                let s = self.waiting.pop_front().expect("front exists");
-                self.handle.waiting.fetch_sub(1, Ordering::Relaxed);
-                self.count_abort(&s);
-                continue;
-            }
+        while !preempted && self.running.len() < self.cfg.max_num_seqs as usize && budget > 0 {
+            let Some(s) = self.waiting.front() else { break };
             // Prefix cache: never the whole prompt (the last token is always computed, as vLLM).
             let mut hits = self.kv.lookup(&s.q.sub.block_hashes);
             let bs = u64::from(self.kv.block_size());
@@ -371,12 +381,18 @@ impl Engine {
             let cached = hits as u64 * bs;
             let n = (s.total() - cached).min(u64::from(budget)) as u32;
             let blocks = self.kv.blocks_for(cached + u64::from(n));
-            if blocks.saturating_sub(hits as u32) > self.kv.available() {
+            if self.kv.admission_cost(&s.q.sub.block_hashes, hits, blocks) > self.kv.available() {
                 break;
             }
             let mut s = self.waiting.pop_front().expect("front exists");
             self.kv.acquire(&mut s.hold, &s.q.sub.block_hashes, hits);
-            assert!(self.kv.grow(&mut s.hold, blocks), "space was checked");
+            let grown = self.kv.grow(&mut s.hold, blocks);
+            debug_assert!(grown, "admission_cost() counted the space");
+            if !grown {
+                self.kv.release(&mut s.hold);
+                self.waiting.push_front(s);
+                break;
+            }
             if s.scheduled_at.is_none() {
                 // First admission: count prefix-cache queries and hits once per request.
                 s.cached = cached as u32;
@@ -395,6 +411,32 @@ impl Engine {
         }
         self.handle.running.store(self.running.len(), Ordering::Relaxed);
         plan
+    }
+
+    /// Forgets requests whose client has gone: running ones at every step (their KV is freed at
+    /// once), waiting ones every [`SWEEP_EVERY`] (a scan of a long queue is not free).
+    fn drop_departed(&mut self) {
+        if self.running.iter().any(|s| s.q.tx.is_closed()) {
+            for mut s in std::mem::take(&mut self.running) {
+                if s.q.tx.is_closed() {
+                    self.kv.release(&mut s.hold);
+                    self.count_abort();
+                } else {
+                    self.running.push(s);
+                }
+            }
+        }
+        let now = Instant::now();
+        if !self.waiting.is_empty() && now.saturating_duration_since(self.last_sweep) >= SWEEP_EVERY {
+            self.last_sweep = now;
+            let before = self.waiting.len();
+            self.waiting.retain(|s| !s.q.tx.is_closed());
+            let gone = before - self.waiting.len();
+            self.handle.waiting.fetch_sub(gone, Ordering::Relaxed);
+            for _ in 0..gone {
+                self.count_abort();
+            }
+        }
     }
 
     /// Preempts `running[i]` by recompute: its KV is freed and it waits at the queue's head.
@@ -420,11 +462,17 @@ impl Engine {
             let s = &mut self.running[i];
             let decoding = s.is_decoding();
             s.computed += u64::from(n);
-            if !s.published && s.computed >= s.prompt_len() {
-                self.kv.publish(&mut s.hold, &s.q.sub.block_hashes);
-                s.published = true;
-                if let Some(m) = &self.metrics {
-                    m.prompt_tokens.inc_by(s.prompt_len() - u64::from(s.cached));
+            if !s.published {
+                // Full prompt blocks join the prefix cache as their chunk is computed (as vLLM), so
+                // concurrent requests sharing the prefix hit it during a long chunked prefill.
+                let full = (s.computed.min(s.prompt_len()) / u64::from(self.kv.block_size())) as usize;
+                self.kv.publish(&mut s.hold, &s.q.sub.block_hashes[..full.min(s.q.sub.block_hashes.len())]);
+                s.published = s.computed >= s.prompt_len();
+                if s.published && !s.prompt_counted {
+                    s.prompt_counted = true;
+                    if let Some(m) = &self.metrics {
+                        m.prompt_tokens.inc_by(s.prompt_len());
+                    }
                 }
             }
             let new = if decoding {
@@ -445,11 +493,11 @@ impl Engine {
                 match s.last_token_at {
                     None => m.ttft.observe((now - s.q.arrived).as_secs_f64()),
                     Some(t) => {
-                        let gap = (now - t).as_secs_f64() / f64::from(new);
-                        for _ in 0..new {
-                            m.itl.observe(gap);
-                            m.tpot.observe(gap);
-                        }
+                        // One observation per step and request, as vLLM (several tokens with
+                        // speculative decoding).
+                        let gap = (now - t).as_secs_f64();
+                        m.itl.observe(gap);
+                        m.tpot.observe(gap);
                     }
                 }
             }
@@ -466,15 +514,14 @@ impl Engine {
             m.iteration.observe(step_tokens as f64);
         }
         // Release finished and aborted sequences, keeping the others in admission order.
-        let mut k = 0;
-        while k < self.running.len() {
-            let s = &self.running[k];
-            if s.aborted || s.generated >= s.q.sub.output_len {
-                let mut s = self.running.remove(k);
-                self.kv.release(&mut s.hold);
-                self.complete(s, now);
-            } else {
-                k += 1;
+        if self.running.iter().any(|s| s.aborted || s.generated >= s.q.sub.output_len) {
+            for mut s in std::mem::take(&mut self.running) {
+                if s.aborted || s.generated >= s.q.sub.output_len {
+                    self.kv.release(&mut s.hold);
+                    self.complete(s, now);
+                } else {
+                    self.running.push(s);
+                }
             }
         }
         self.handle.running.store(self.running.len(), Ordering::Relaxed);
@@ -482,7 +529,7 @@ impl Engine {
 
     fn complete(&self, s: Seq, now: Instant) {
         if s.aborted {
-            self.count_abort(&s);
+            self.count_abort();
             return;
         }
         let usage = Usage {
@@ -507,7 +554,7 @@ impl Engine {
         let _ = s.q.tx.send(Event { tokens: s.last_new, done: Some(usage) });
     }
 
-    fn count_abort(&self, _s: &Seq) {
+    fn count_abort(&self) {
         if let Some(m) = &self.metrics {
             m.success[2].inc();
         }

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// Longest stall or start-up delay accepted (a day): beyond it a `Duration` or `Instant` could
+/// overflow, and no test needs more.
+pub const MAX_SECONDS: f64 = 86_400.0;
+
 /// Request header that forces faults on one request: comma-separated `error=STATUS`,
 /// `reset-after=TOKENS`, `stall=SECONDS@TOKENS`.
 pub const FAULT_HEADER: &str = "x-inferbench-fault";
@@ -76,11 +80,10 @@ impl Faults {
         if !(400..=599).contains(&self.error_status) {
             return Err(format!("error_status must be an HTTP error status (400..=599), got {}", self.error_status));
         }
-        if !(self.stall_seconds.is_finite() && self.stall_seconds >= 0.0) {
-            return Err(format!("stall_seconds must be ≥ 0, got {}", self.stall_seconds));
-        }
-        if !(self.not_ready_seconds.is_finite() && self.not_ready_seconds >= 0.0) {
-            return Err(format!("not_ready_seconds must be ≥ 0, got {}", self.not_ready_seconds));
+        for (name, v) in [("stall_seconds", self.stall_seconds), ("not_ready_seconds", self.not_ready_seconds)] {
+            if !(0.0..=MAX_SECONDS).contains(&v) {
+                return Err(format!("{name} must be within 0..={MAX_SECONDS}, got {v}"));
+            }
         }
         Ok(())
     }
@@ -134,7 +137,7 @@ impl FaultPlan {
                 "stall" => {
                     let (secs, after) = v.split_once('@').unwrap_or((v, "0"));
                     let secs: f64 = secs.trim().parse().map_err(|_| bad())?;
-                    if !(secs.is_finite() && secs >= 0.0) {
+                    if !(0.0..=MAX_SECONDS).contains(&secs) {
                         return Err(bad());
                     }
                     self.stall = Some((Duration::from_secs_f64(secs), after.trim().parse().map_err(|_| bad())?));
@@ -192,6 +195,8 @@ mod tests {
             FaultPlan { error: Some(429), reset_after: Some(10), stall: Some((Duration::from_millis(1500), 3)) }
         );
         assert!(FaultPlan::default().with_header("error=200").is_err());
+        assert!(FaultPlan::default().with_header("stall=1e20").is_err(), "a huge stall is refused, not a panic");
+        assert!(Faults::default().patch(&serde_json::json!({"not_ready_seconds": 1e20})).is_err());
         assert!(FaultPlan::default().with_header("boom=1").unwrap_err().contains("unknown fault \"boom\""));
     }
 }

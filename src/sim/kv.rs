@@ -95,6 +95,15 @@ impl KvCache {
         hashes.iter().take_while(|h| self.cached.contains_key(h)).count()
     }
 
+    /// Blocks that admitting a sequence would take from [`Self::available`]: `blocks` in all, of
+    /// which its first `hits` prefix blocks are cached — those unreferenced now leave the evictable
+    /// pool when taken, so they count too.
+    pub fn admission_cost(&self, hashes: &[u64], hits: usize, blocks: u32) -> u32 {
+        let idle_hits =
+            hashes[..hits].iter().filter(|h| self.cached.get(h).is_some_and(|c| c.refs == 0)).count() as u32;
+        blocks.saturating_sub(hits as u32) + idle_hits
+    }
+
     /// Takes references to the first `n` blocks of `hashes` (all cached: see [`Self::lookup`]).
     pub fn acquire(&mut self, hold: &mut Holding, hashes: &[u64], n: usize) {
         for h in &hashes[..n] {
@@ -198,6 +207,28 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn admitting_onto_idle_cached_blocks_counts_them_as_taken() {
+        // 10 blocks: 6 held by a running sequence, prefix blocks A and B cached but idle, 2 free.
+        let mut kv = KvCache::new(10, 2, true);
+        let mut running = Holding::default();
+        assert!(kv.grow(&mut running, 6));
+        let ab = block_hashes(&[1, 2, 3, 4], 2, 0);
+        let mut old = Holding::default();
+        assert!(kv.grow(&mut old, 2));
+        kv.publish(&mut old, &ab);
+        kv.release(&mut old);
+        assert_eq!(kv.available(), 4);
+        // A prompt starting with A, B needs 5 blocks: 3 new + the 2 idle ones leave the pool: 5 > 4.
+        assert_eq!(kv.lookup(&ab), 2);
+        assert_eq!(kv.admission_cost(&ab, 2, 5), 5);
+        assert_eq!(kv.admission_cost(&ab, 2, 4), 4, "fits exactly");
+        let mut new = Holding::default();
+        kv.acquire(&mut new, &ab, 2);
+        assert!(kv.grow(&mut new, 4));
+        kv.check([&running, &new]);
+    }
 
     #[test]
     fn shared_prefixes_are_found_and_evicted_lru() {

@@ -14,7 +14,8 @@ pub mod faults;
 pub mod kv;
 pub mod metrics;
 pub mod profile;
-pub mod saturation;
+#[cfg(test)]
+mod saturation;
 pub mod tokens;
 
 use std::{
@@ -236,6 +237,7 @@ impl Simulator {
     pub fn patch_faults(&self, patch: &serde_json::Value) -> Result<Faults, String> {
         let mut cur = self.faults.write().expect("faults lock");
         let left = self.ready_at.lock().expect("ready lock").saturating_duration_since(Instant::now());
+        // patch() checks every value (durations within a day), so nothing below can overflow.
         let new = Faults { not_ready_seconds: left.as_secs_f64(), ..cur.clone() }.patch(patch)?;
         if patch.get("not_ready_seconds").is_some() {
             *self.ready_at.lock().expect("ready lock") =
@@ -262,6 +264,14 @@ impl Simulator {
                 param: None,
             });
         }
+        if self.engine_died() {
+            return Err(SimError {
+                status: 500,
+                message: "The simulated engine stopped (a bug: please report it)".into(),
+                kind: "InternalServerError",
+                param: None,
+            });
+        }
         let model = match req.model.clone() {
             Some(m) if !self.serves(&m) => {
                 return Err(SimError {
@@ -283,6 +293,9 @@ impl Simulator {
             return Err(SimError::injected(status));
         }
         let prompt_len = req.prompt.len() as u64;
+        if prompt_len == 0 {
+            return Err(SimError::bad_request("The prompt is empty.", Some("prompt")));
+        }
         let limit = u64::from(self.cfg.max_model_len);
         let max_tokens = match req.max_tokens {
             Some(n) if n < 1 => {
@@ -294,19 +307,22 @@ impl Simulator {
             Some(n) => n as u64,
             None => limit.saturating_sub(prompt_len).max(1),
         };
-        if prompt_len + max_tokens > limit {
+        if prompt_len.saturating_add(max_tokens) > limit {
             return Err(SimError::bad_request(
                 format!(
                     "This model's maximum context length is {limit} tokens. However, you requested {} tokens ({prompt_len} in the messages, {max_tokens} in the completion). Please reduce the length of the messages or completion.",
-                    prompt_len + max_tokens
+                    prompt_len.saturating_add(max_tokens)
                 ),
-                Some("messages"),
+                None,
             ));
         }
-        if prompt_len == 0 {
-            return Err(SimError::bad_request("The prompt is empty.", Some("prompt")));
-        }
         let max_tokens = max_tokens as u32;
+        if req.min_tokens > max_tokens {
+            return Err(SimError::bad_request(
+                format!("min_tokens must be less than or equal to max_tokens={max_tokens}, got {}.", req.min_tokens),
+                Some("min_tokens"),
+            ));
+        }
         let hash = tokens::content_hash(self.cfg.seed, &req.prompt, max_tokens);
         let (output_len, finish) = self.output_len(&req, max_tokens, hash ^ number);
         let block_hashes = if self.cfg.engine.prefix_caching {
@@ -314,10 +330,12 @@ impl Simulator {
         } else {
             Vec::new()
         };
-        let engine = self.engines.iter().min_by_key(|e| e.load()).expect("at least one engine");
+        let (index, engine) =
+            self.engines.iter().enumerate().min_by_key(|(_, e)| e.load()).expect("at least one engine");
         let sub = Submission { prompt: req.prompt, block_hashes, output_len, finish, max_tokens };
         let rx = engine.submit(sub).map_err(|Rejected::QueueFull(n)| {
-            self.metrics.rejected.with_label_values(&[self.cfg.served_models[0].as_str(), "0"]).inc();
+            let engine = index.to_string();
+            self.metrics.rejected.with_label_values(&[self.cfg.served_models[0].as_str(), engine.as_str()]).inc();
             SimError {
                 status: 429,
                 message: format!("The server is overloaded: the waiting queue is full ({n} requests)."),
@@ -329,8 +347,13 @@ impl Simulator {
         Ok(Started { rx, text_seed: hash, number, model, prompt_tokens: prompt_len as u32, faults, _lora: lora })
     }
 
-    /// Output length: `max_tokens` when EOS is ignored, else a geometric draw (EOS equally likely
-    /// at every token) of mean `mean_output_tokens`, at least `min_tokens`.
+    /// Whether an engine task ended (only a bug can end one): requests then fail instead of hanging.
+    pub fn engine_died(&self) -> bool {
+        self.tasks.iter().any(JoinHandle::is_finished)
+    }
+
+    /// Output length: `max_tokens` when EOS is ignored, else `min_tokens` (EOS is blocked until
+    /// then) plus a geometric draw (EOS equally likely at every token) of mean `mean_output_tokens`.
     fn output_len(&self, req: &GenRequest, max_tokens: u32, draw: u64) -> (u32, Finish) {
         if req.ignore_eos {
             return (max_tokens, Finish::Length);
@@ -338,7 +361,7 @@ impl Simulator {
         let p = 1.0 / f64::from(self.cfg.mean_output_tokens);
         let u = faults::uniform(self.cfg.seed, draw).max(f64::MIN_POSITIVE);
         let n = if p >= 1.0 { 1.0 } else { (u.ln() / (1.0 - p).ln()).ceil() };
-        let n = (n.clamp(1.0, f64::from(u32::MAX)) as u32).max(req.min_tokens).max(1);
+        let n = (n.clamp(1.0, f64::from(u32::MAX)) as u32).saturating_add(req.min_tokens);
         if n >= max_tokens { (max_tokens, Finish::Length) } else { (n, Finish::Stop) }
     }
 

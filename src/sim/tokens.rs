@@ -43,6 +43,11 @@ pub fn encode_into(text: &str, out: &mut Vec<u32>) {
     }
 }
 
+/// The id of one token's text (as [`encode`] gives it).
+pub fn piece_id(piece: &str) -> u32 {
+    hash_piece(piece.as_bytes())
+}
+
 fn hash_piece(p: &[u8]) -> u32 {
     // FNV-1a: tiny, stable across runs and platforms.
     let mut h: u32 = 0x811c_9dc5;

@@ -24,7 +24,7 @@ use std::{io, sync::Arc};
 use axum::{
     Router,
     body::{Body, Bytes},
-    extract::Request,
+    extract::{DefaultBodyLimit, Request},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -34,7 +34,15 @@ use axum::{
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 
-use super::{SimError, Simulator, Started, engine::Usage, faults::FAULT_HEADER, tokens::TextGen};
+use super::{
+    SimError, Simulator, Started,
+    engine::{Finish, Usage},
+    faults::FAULT_HEADER,
+    tokens::TextGen,
+};
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 << 20;
 
 /// Serves `sim` on `listener` until an I/O error.
 pub async fn serve(listener: TcpListener, sim: Arc<Simulator>) -> io::Result<()> {
@@ -62,6 +70,8 @@ pub fn router(sim: Arc<Simulator>) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/admin/faults", get(ops::get_faults).post(ops::post_faults))
         .layer(middleware::from_fn(echo_request_id))
+        // Long-context prompts are megabytes of JSON; axum's default limit is 2 MB.
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(sim)
 }
 
@@ -117,8 +127,18 @@ pub fn sse_frame<T: serde::Serialize>(out: &mut Vec<u8>, v: &T, space: bool) {
 pub trait StreamFormat: Send + 'static {
     /// Frames sent before any token (OpenAI chat's role chunk).
     fn head(&mut self, _out: &mut Vec<u8>) {}
-    /// Frames for one engine step's `n` tokens of `text`; `done` is set on the last step.
+    /// Frames for one engine step's `n` tokens of `text`; `done` is set on the last step. When
+    /// generation stopped at EOS, the last token is EOS and has no text (`text` has `n - 1` words).
     fn tokens(&mut self, text: &str, n: u32, done: Option<&Usage>, out: &mut Vec<u8>);
+}
+
+/// Words of text in a step's `n` tokens: one fewer on the last step when it ended at EOS, which
+/// counts as a generated token (as in vLLM's usage) but is not text.
+pub fn text_tokens(n: u32, done: Option<&Usage>) -> u32 {
+    match done {
+        Some(u) if u.finish == Finish::Stop => n.saturating_sub(1),
+        _ => n,
+    }
 }
 
 struct StreamState<F> {
@@ -147,13 +167,6 @@ pub fn stream_response<F: StreamFormat>(started: Started, fmt: F) -> Response {
             return None;
         }
         let mut out = Vec::new();
-        if !st.head_sent {
-            st.head_sent = true;
-            st.fmt.head(&mut out);
-            if !out.is_empty() {
-                return Some((Ok(Bytes::from(out)), st));
-            }
-        }
         if let Some((pause, after)) = st.started.faults.stall
             && !st.stalled
             && st.sent >= after
@@ -171,8 +184,14 @@ pub fn stream_response<F: StreamFormat>(started: Started, fmt: F) -> Response {
             st.finished = true;
             return Some((Err(io::Error::other("the engine stopped")), st));
         };
+        // The head (chat's role chunk) goes with the first tokens, as vLLM sends it on the
+        // engine's first output: a client timing the first frame sees the real TTFT.
+        if !st.head_sent {
+            st.head_sent = true;
+            st.fmt.head(&mut out);
+        }
         let mut words = String::with_capacity(ev.tokens as usize * 6);
-        st.text.push_words(ev.tokens, &mut words);
+        st.text.push_words(text_tokens(ev.tokens, ev.done.as_ref()), &mut words);
         st.fmt.tokens(&words, ev.tokens, ev.done.as_ref(), &mut out);
         st.sent += ev.tokens;
         st.finished = ev.done.is_some();
@@ -214,7 +233,8 @@ pub async fn collect(mut started: Started) -> Result<Collected, Response> {
     if started.faults.reset_after.is_some() {
         return Err(error_body_response(io::Error::new(io::ErrorKind::ConnectionReset, "injected connection reset")));
     }
-    Ok(Collected { text: TextGen::new(started.text_seed).words(tokens), usage })
+    let words = text_tokens(tokens, Some(&usage));
+    Ok(Collected { text: TextGen::new(started.text_seed).words(words), usage })
 }
 
 /// A 200 whose body fails at once: the client sees the connection cut.

@@ -20,6 +20,9 @@ use super::{
 };
 use crate::sim::{GenRequest, SimError, Simulator, engine::Usage, tokens};
 
+/// `max_tokens` of a completion request that gives none (OpenAI's and vLLM's default).
+pub const DEFAULT_COMPLETION_TOKENS: i64 = 16;
+
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Prompt {
@@ -108,11 +111,17 @@ impl Common {
         Ok(())
     }
 
-    fn request(&self, prompt: Vec<u32>) -> GenRequest {
+    /// vLLM's defaults: chat prefers `max_completion_tokens` and runs to the context limit;
+    /// completions default to 16 tokens, as OpenAI's API.
+    fn request(&self, prompt: Vec<u32>, kind: Kind) -> GenRequest {
+        let max_tokens = match kind {
+            Kind::Chat => self.max_completion_tokens.or(self.max_tokens),
+            Kind::Completion => Some(self.max_tokens.unwrap_or(DEFAULT_COMPLETION_TOKENS)),
+        };
         GenRequest {
             model: self.model.clone(),
             prompt,
-            max_tokens: self.max_tokens.or(self.max_completion_tokens),
+            max_tokens,
             min_tokens: self.min_tokens.unwrap_or(0),
             ignore_eos: self.ignore_eos.unwrap_or(false),
         }
@@ -197,7 +206,7 @@ async fn respond(sim: &Simulator, headers: &HeaderMap, common: &Common, prompt: 
     if let Err(e) = common.check() {
         return e.into_response();
     }
-    let started = match sim.generate(common.request(prompt), fault_header(headers)) {
+    let started = match sim.generate(common.request(prompt, kind), fault_header(headers)) {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };

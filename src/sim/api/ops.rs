@@ -13,9 +13,10 @@ use axum::{
 use super::{json_response, to_json};
 use crate::sim::Simulator;
 
-/// `GET /health` (also `/health/ready`, `/v2/health/ready`): 200 with an empty body when ready.
+/// `GET /health` (also `/health/ready`, `/v2/health/ready`): 200 with an empty body when ready;
+/// 503 during an injected start-up delay or if an engine stopped.
 pub async fn health(State(sim): State<Arc<Simulator>>) -> StatusCode {
-    if sim.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
+    if sim.is_ready() && !sim.engine_died() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
 }
 
 /// `GET /v1/models`: base models, then LoRA adapters (with their `parent`), as vLLM lists them.

@@ -59,8 +59,7 @@ fn finish_reason(f: Finish) -> &'static str {
 }
 
 /// A started request, whether `details` were asked, whether `stream` was.
-fn start(sim: &Simulator, headers: &HeaderMap, body: &Bytes) -> Result<(crate::sim::Started, bool, bool), SimError> {
-    let req: Request = parse_json(body)?;
+fn start(sim: &Simulator, headers: &HeaderMap, req: Request) -> Result<(crate::sim::Started, bool, bool), SimError> {
     let inputs = req.inputs.ok_or_else(|| SimError::bad_request("missing field `inputs`", None))?;
     let request = GenRequest {
         model: None,
@@ -75,14 +74,15 @@ fn start(sim: &Simulator, headers: &HeaderMap, body: &Bytes) -> Result<(crate::s
 
 /// `POST /generate`: TGI, or JetStream when the body has `prompt` and no `inputs`.
 pub async fn generate_or_jetstream(state: State<Arc<Simulator>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Ok(probe) = serde_json::from_slice::<Request>(&body)
-        && probe.inputs.is_none()
-        && probe.prompt.is_some()
-    {
+    let req: Request = match parse_json(&body) {
+        Ok(r) => r,
+        Err(e) => return tgi_error(&e),
+    };
+    if req.inputs.is_none() && req.prompt.is_some() {
         return super::jetstream::generate(state, headers, body).await;
     }
     let sim = state.0;
-    let (started, details, stream) = match start(&sim, &headers, &body) {
+    let (started, details, stream) = match start(&sim, &headers, req) {
         Ok(s) => s,
         Err(e) => return tgi_error(&e),
     };
@@ -109,7 +109,11 @@ pub async fn generate_or_jetstream(state: State<Arc<Simulator>>, headers: Header
 
 /// `POST /generate_stream`.
 pub async fn generate_stream(State(sim): State<Arc<Simulator>>, headers: HeaderMap, body: Bytes) -> Response {
-    match start(&sim, &headers, &body) {
+    let req: Request = match parse_json(&body) {
+        Ok(r) => r,
+        Err(e) => return tgi_error(&e),
+    };
+    match start(&sim, &headers, req) {
         Ok((started, _, _)) => {
             let prompt_tokens = started.prompt_tokens;
             super::stream_response(started, TgiStream { text: String::new(), index: 0, prompt_tokens })
@@ -143,42 +147,45 @@ struct Event<'a> {
 }
 
 impl StreamFormat for TgiStream {
-    fn tokens(&mut self, text: &str, n: u32, done: Option<&Usage>, out: &mut Vec<u8>) {
-        // One event per token: split the step's text before each word's leading space (every
-        // output word is one token).
-        let mut words = Vec::with_capacity(n as usize);
-        let mut start = 0;
-        for (i, _) in text.match_indices(' ').skip(1) {
-            words.push(&text[start..i]);
-            start = i;
-        }
-        words.push(&text[start..]);
-        debug_assert_eq!(words.len() as u32, n);
-        let last = words.len() - 1;
-        for (k, w) in words.into_iter().enumerate() {
-            self.index += 1;
+    fn tokens(&mut self, text: &str, _n: u32, done: Option<&Usage>, out: &mut Vec<u8>) {
+        // One event per token: every output word is one token and starts with a space.
+        let starts: Vec<usize> = text.match_indices(' ').map(|(i, _)| i).collect();
+        let eos = done.is_some_and(|u| u.finish == Finish::Stop);
+        for (k, &start) in starts.iter().enumerate() {
+            let end = starts.get(k + 1).copied().unwrap_or(text.len());
+            let w = &text[start..end];
             self.text.push_str(w);
-            let end = (k == last).then_some(done).flatten();
-            let ev = Event {
-                index: self.index,
-                token: Token {
-                    id: tokens::encode(w).first().copied().unwrap_or(0),
-                    text: w,
-                    logprob: -0.1,
-                    special: false,
-                },
-                generated_text: end.map(|_| self.text.as_str()),
-                details: end.map(|u| {
-                    serde_json::json!({
-                        "finish_reason": finish_reason(u.finish),
-                        "generated_tokens": u.completion_tokens,
-                        "seed": null,
-                        "input_length": self.prompt_tokens,
-                    })
-                }),
-                top_tokens: None,
-            };
-            sse_frame(out, &ev, false);
+            let last = k + 1 == starts.len() && !eos;
+            self.event(
+                Token { id: tokens::piece_id(w), text: w, logprob: -0.1, special: false },
+                done.filter(|_| last),
+                out,
+            );
         }
+        if eos {
+            // TGI streams the EOS token as a special token; generated_text leaves it out.
+            self.event(Token { id: 2, text: "</s>", logprob: -0.1, special: true }, done, out);
+        }
+    }
+}
+
+impl TgiStream {
+    fn event(&mut self, token: Token<'_>, done: Option<&Usage>, out: &mut Vec<u8>) {
+        self.index += 1;
+        let ev = Event {
+            index: self.index,
+            token,
+            generated_text: done.map(|_| self.text.as_str()),
+            details: done.map(|u| {
+                serde_json::json!({
+                    "finish_reason": finish_reason(u.finish),
+                    "generated_tokens": u.completion_tokens,
+                    "seed": null,
+                    "input_length": self.prompt_tokens,
+                })
+            }),
+            top_tokens: None,
+        };
+        sse_frame(out, &ev, false);
     }
 }

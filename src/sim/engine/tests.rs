@@ -188,3 +188,20 @@ async fn speculative_steps_yield_several_tokens() {
     }
     assert_eq!(chunks, [1, 4, 4, 1]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_client_gone_while_queued_frees_its_place() {
+    let (engine, h) = Engine::new(EngineConfig { max_num_seqs: 1, max_waiting: Some(1), ..cfg() }, None);
+    tokio::spawn(engine.run());
+    let mut a = h.submit(sub(10, 1000)).unwrap();
+    a.recv().await.unwrap(); // a runs
+    let b = h.submit(sub(10, 1)).unwrap(); // b waits
+    assert!(h.submit(sub(10, 1)).is_err());
+    drop(b);
+    // Within a few of a's steps the queue is swept.
+    for _ in 0..10 {
+        a.recv().await.unwrap();
+    }
+    assert_eq!(h.load(), 1, "only a is left");
+    assert!(h.submit(sub(10, 1)).is_ok());
+}
