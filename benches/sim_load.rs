@@ -2,8 +2,10 @@
 //! closed loop for a duration or once each, recording per request the time to the first token
 //! chunk and the tokens received; prints one JSON line.
 //!
-//! `cargo bench --bench sim_load -- URL CONCURRENCY MAX_TOKENS SECONDS [once]`
+//! `cargo bench --bench sim_load -- URL CONCURRENCY MAX_TOKENS SECONDS [once | WARMUP_SECONDS]`
 //! (SECONDS is ignored with `once`: each of the CONCURRENCY streams is sent once, all at once).
+//! With WARMUP_SECONDS, TTFT figures cover only requests sent after the warm-up (connections
+//! established, the batch in its steady state).
 //!
 //! This is a measuring aid until the load engine (issue 5) exists, not the load engine.
 
@@ -30,6 +32,7 @@ fn main() {
     let max_tokens: u32 = a[2].parse().unwrap();
     let seconds: f64 = a[3].parse().unwrap();
     let once = a.get(4).is_some_and(|s| s == "once");
+    let warmup = Duration::from_secs_f64(a.get(4).and_then(|s| s.parse().ok()).unwrap_or(0.0));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async move {
         let client = reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(concurrency).build().unwrap();
@@ -42,6 +45,7 @@ fn main() {
         let in_flight = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let deadline = Instant::now() + Duration::from_secs_f64(seconds);
         let t0 = Instant::now();
+        let measured_from = t0 + warmup;
         let mut tasks = vec![];
         for _ in 0..concurrency {
             let (client, url, body, in_flight) = (client.clone(), url.clone(), body.clone(), in_flight.clone());
@@ -74,7 +78,9 @@ fn main() {
                             tokens += frames - done;
                         }
                         t.tokens += tokens;
-                        if let Some(f) = first {
+                        if let Some(f) = first
+                            && start >= measured_from
+                        {
                             t.ttft_us.push(f.as_micros() as u64);
                         }
                         ok &= tokens == u64::from(max_tokens);

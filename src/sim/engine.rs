@@ -109,6 +109,9 @@ pub struct Submission {
 pub struct Event {
     /// New tokens this step.
     pub tokens: u32,
+    /// When the step ended on the simulated timeline (what the latency model says the client
+    /// should see; the stream measures how late it actually delivers).
+    pub at: Instant,
     /// Set on the last event: generation ended.
     pub done: Option<Usage>,
 }
@@ -457,6 +460,7 @@ impl Engine {
     /// Applies a step's work: KV computed, tokens sampled and sent, finished sequences released.
     fn finish_step(&mut self, plan: &Plan, now: Instant) {
         let mut step_tokens = 0u64;
+        let mut later = Vec::with_capacity(plan.len());
         for &(i, n) in plan {
             step_tokens += u64::from(n);
             let s = &mut self.running[i];
@@ -506,7 +510,22 @@ impl Engine {
             }
             s.last_token_at = Some(now);
             s.last_new = new;
-            if s.generated < s.q.sub.output_len && s.q.tx.send(Event { tokens: new, done: None }).is_err() {
+            if s.generated < s.q.sub.output_len {
+                if s.first_token_at == Some(now) {
+                    // First tokens are sent before the others of the step: with a thousand streams a
+                    // step's sends take a while to reach the sockets, and TTFT is what a benchmark
+                    // watches most closely.
+                    if s.q.tx.send(Event { tokens: new, at: now, done: None }).is_err() {
+                        s.aborted = true;
+                    }
+                } else {
+                    later.push(i);
+                }
+            }
+        }
+        for i in later {
+            let s = &mut self.running[i];
+            if s.q.tx.send(Event { tokens: s.last_new, at: now, done: None }).is_err() {
                 s.aborted = true;
             }
         }
@@ -551,7 +570,7 @@ impl Engine {
             m.req_gen.observe(f64::from(usage.completion_tokens));
             m.max_tokens.observe(f64::from(s.q.sub.max_tokens));
         }
-        let _ = s.q.tx.send(Event { tokens: s.last_new, done: Some(usage) });
+        let _ = s.q.tx.send(Event { tokens: s.last_new, at: now, done: Some(usage) });
     }
 
     fn count_abort(&self) {

@@ -70,6 +70,10 @@ pub struct Metrics {
     lora_info: GaugeVec,
     /// Requests refused with 429 because the waiting queue was full (simulator-only).
     pub rejected: IntCounterVec,
+    /// How late chunks leave the simulator against the simulated timeline (simulator-only): its
+    /// own overhead on every latency a client measures.
+    /// Label `chunk`: "first" (the TTFT chunk) or "next".
+    pub delivery_lag: HistogramVec,
 }
 
 /// The series of one engine (labels bound once, so updates are plain atomics).
@@ -189,6 +193,14 @@ impl Metrics {
                 &["max_lora", "running_lora_adapters", "waiting_lora_adapters"],
             )),
             rejected: counter("inferbench_sim:requests_rejected_total", "Requests refused because the queue was full."),
+            delivery_lag: reg!(HistogramVec::new(
+                HistogramOpts::new(
+                    "inferbench_sim:delivery_lag_seconds",
+                    "Time from a step's end on the simulated timeline to its chunk leaving for the socket.",
+                )
+                .buckets(vec![0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]),
+                &["chunk"],
+            )),
             registry,
         }
     }

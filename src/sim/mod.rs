@@ -174,6 +174,8 @@ pub struct Started {
     pub faults: FaultPlan,
     /// Keeps the LoRA adapter counted as running while alive.
     pub _lora: Option<LoraGuard>,
+    /// Where delivery lateness is observed: the first chunk's, the others'.
+    pub delivery_lag: [prometheus::Histogram; 2],
 }
 
 /// The shared state of a running simulator.
@@ -344,7 +346,16 @@ impl Simulator {
             }
         })?;
         let lora = self.cfg.lora_adapters.contains(&model).then(|| LoraGuard::new(self, &model));
-        Ok(Started { rx, text_seed: hash, number, model, prompt_tokens: prompt_len as u32, faults, _lora: lora })
+        Ok(Started {
+            rx,
+            text_seed: hash,
+            number,
+            model,
+            prompt_tokens: prompt_len as u32,
+            faults,
+            _lora: lora,
+            delivery_lag: ["first", "next"].map(|c| self.metrics.delivery_lag.with_label_values(&[c])),
+        })
     }
 
     /// Whether an engine task ended (only a bug can end one): requests then fail instead of hanging.

@@ -184,6 +184,7 @@ pub fn stream_response<F: StreamFormat>(started: Started, fmt: F) -> Response {
             st.finished = true;
             return Some((Err(io::Error::other("the engine stopped")), st));
         };
+        st.started.delivery_lag[usize::from(st.head_sent)].observe(ev.at.elapsed().as_secs_f64());
         // The head (chat's role chunk) goes with the first tokens, as vLLM sends it on the
         // engine's first output: a client timing the first frame sees the real TTFT.
         if !st.head_sent {
