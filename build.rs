@@ -7,7 +7,7 @@ use std::{env, fs, path::PathBuf};
 use prost::Message as _;
 use protobuf::Message as _;
 
-const PROTOS: &[&str] = &["proto/benchmark.proto", "proto/hardware.proto"];
+const PROTOS: &[&str] = &["proto/benchmark.proto", "proto/hardware.proto", "proto/results.proto"];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));

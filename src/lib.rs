@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod load;
 pub mod pipeline;
 pub mod plan;
 pub mod render;

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use prost_reflect::{DescriptorPool, MessageDescriptor};
 
-/// Descriptor set of `proto/benchmark.proto` and `proto/hardware.proto`, built by `build.rs`.
+/// Descriptor set of `proto/benchmark.proto`, `hardware.proto` and `results.proto`, built by `build.rs`.
 /// It starts from prost-reflect's global pool, which holds the well-known types we import
 /// (`google.protobuf.Timestamp`).
 pub static DESCRIPTOR_POOL: LazyLock<DescriptorPool> = LazyLock::new(|| {
