@@ -62,10 +62,26 @@ impl ErrorKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum TokenSource {
-    /// `usage.completion_tokens` (or the API's own count).
+    /// `usage.completion_tokens` (or the API's own total, e.g. TGI's `generated_tokens`).
     Usage,
     /// The tokenizer over the text.
     Tokenizer,
+    /// Counted per streamed chunk (the API's per-event count, or one per chunk).
+    Chunks,
+    /// Words of a whole body (no usage, no stream, no tokenizer: an estimate).
+    Words,
+}
+
+impl TokenSource {
+    /// The key in `Counts.token_count_source`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenSource::Usage => "usage",
+            TokenSource::Tokenizer => "tokenizer",
+            TokenSource::Chunks => "chunks",
+            TokenSource::Words => "words",
+        }
+    }
 }
 
 /// Marks an absent time in a [`RequestRecord`].
@@ -155,8 +171,7 @@ pub struct StageAggregate {
     sent: u64,
     succeeded: u64,
     errors: BTreeMap<&'static str, u64>,
-    usage_counts: u64,
-    tokenizer_counts: u64,
+    sources: BTreeMap<&'static str, u64>,
     mismatches: u64,
     delayed: u64,
     late: u64,
@@ -198,8 +213,7 @@ impl StageAggregate {
             sent: 0,
             succeeded: 0,
             errors: BTreeMap::new(),
-            usage_counts: 0,
-            tokenizer_counts: 0,
+            sources: BTreeMap::new(),
             mismatches: 0,
             delayed: 0,
             late: 0,
@@ -231,10 +245,7 @@ impl StageAggregate {
             return;
         }
         self.succeeded += 1;
-        match r.token_source {
-            TokenSource::Usage => self.usage_counts += 1,
-            TokenSource::Tokenizer => self.tokenizer_counts += 1,
-        }
+        *self.sources.entry(r.token_source.as_str()).or_default() += 1;
         self.mismatches += u64::from(r.token_mismatch);
         self.cached += u64::from(r.cached_tokens);
         self.input_total += u64::from(r.input_tokens);
@@ -297,13 +308,7 @@ impl StageAggregate {
         for (k, v) in &self.errors {
             errors.insert((*k).to_owned(), *v);
         }
-        let mut sources = std::collections::HashMap::new();
-        if self.usage_counts > 0 {
-            sources.insert("usage".to_owned(), self.usage_counts);
-        }
-        if self.tokenizer_counts > 0 {
-            sources.insert("tokenizer".to_owned(), self.tokenizer_counts);
-        }
+        let sources = self.sources.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
         StageResult {
             name: name.to_owned(),
             offered: Some(offered),

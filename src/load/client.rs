@@ -1,0 +1,269 @@
+//! Sends one request and measures it: the HTTP client (hyper, TCP_NODELAY, pooled keep-alive
+//! connections), SSE parsing as bytes arrive, each content chunk timestamped on arrival, errors
+//! classified, the output token count taken from the server's usage when it gives one.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Bytes;
+use hyper_util::{
+    client::legacy::{Client as HyperClient, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use tokio::time::Instant;
+
+use super::{
+    backends::{Backend, Request, Usage, for_api},
+    recorder::{ErrorKind, NONE_US, Outcome, RequestRecord, TokenSource},
+    sse::SseParser,
+};
+use crate::schema::Api;
+
+/// Largest error body read (the rest is dropped).
+const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// A client for one target.
+pub struct Client {
+    http: HyperClient<HttpConnector, Full<Bytes>>,
+    base: String,
+    backend: Box<dyn Backend>,
+    timeout: Duration,
+}
+
+/// A measured request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sent {
+    /// Its measurements.
+    pub outcome: Outcome,
+    /// The output text (multi-turn prompts send it back as history).
+    pub text: String,
+    /// What went wrong, in words (for the log; the record has the kind).
+    pub error: Option<String>,
+}
+
+/// When a request was meant to go and what it waited for.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Start of the stage (offsets are taken from it).
+    pub stage_start: Instant,
+    /// Intended send time.
+    pub intended: Instant,
+    /// It waited for a concurrency slot.
+    pub waited_for_slot: bool,
+}
+
+impl Client {
+    /// A client for `base_url` (e.g. `http://127.0.0.1:8000`) speaking `api`.
+    pub fn new(base_url: &str, api: Api, timeout: Duration) -> Result<Client, String> {
+        let u = url::Url::parse(base_url).map_err(|e| format!("\"{base_url}\" is not a URL: {e}"))?;
+        if u.scheme() != "http" {
+            return Err(format!("\"{base_url}\": only http:// targets are supported (got {}://)", u.scheme()));
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        let http =
+            HyperClient::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(connector);
+        Ok(Client { http, base: base_url.trim_end_matches('/').to_owned(), backend: for_api(api), timeout })
+    }
+
+    /// The API's name.
+    pub fn api_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// Sends `req` now and measures it (never fails: failures are in the record).
+    pub async fn send(&self, req: &Request<'_>, request_id: &str, timing: Timing) -> Sent {
+        let sent = Instant::now();
+        let mut m = Measure::new(req, sent);
+        let result = tokio::time::timeout(self.timeout, self.exchange(req, request_id, &mut m)).await;
+        let end = Instant::now();
+        let error = match result {
+            Ok(Ok(())) => None,
+            Ok(Err((kind, msg))) => Some((kind, msg)),
+            Err(_) => Some((ErrorKind::Timeout, format!("no complete answer within {:?}", self.timeout))),
+        };
+        m.finish(timing, end, error)
+    }
+
+    async fn exchange(&self, req: &Request<'_>, id: &str, m: &mut Measure) -> Result<(), (ErrorKind, String)> {
+        let uri = format!("{}{}", self.base, self.backend.path(req));
+        let body = Bytes::from(self.backend.body(req));
+        let http_req = hyper::Request::post(&uri)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::ACCEPT, if req.stream { "text/event-stream" } else { "application/json" })
+            .header("x-request-id", id)
+            .body(Full::new(body))
+            .map_err(|e| (ErrorKind::Connect, format!("bad request to {uri}: {e}")))?;
+        let resp = self.http.request(http_req).await.map_err(|e| (ErrorKind::Connect, format!("{uri}: {e}")))?;
+        m.first_byte = Some(Instant::now());
+        m.status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        if !(200..300).contains(&m.status) {
+            let mut text = Vec::new();
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Some(d) = frame.data_ref() {
+                    text.extend_from_slice(&d[..d.len().min(MAX_ERROR_BODY - text.len().min(MAX_ERROR_BODY))]);
+                }
+            }
+            let shown = String::from_utf8_lossy(&text[..text.len().min(300)]).into_owned();
+            return Err((ErrorKind::from_status(m.status), format!("HTTP {}: {shown}", m.status)));
+        }
+        if req.stream {
+            let mut parser = SseParser::new();
+            let mut events = Vec::new();
+            loop {
+                let frame = match body.frame().await {
+                    None => break,
+                    Some(Ok(f)) => f,
+                    Some(Err(e)) => return Err((ErrorKind::StreamCut, format!("the stream broke: {e}"))),
+                };
+                let Some(data) = frame.data_ref() else { continue };
+                // Stamped before anything is parsed.
+                let at = Instant::now();
+                parser.push(data, at, &mut events).map_err(|e| (ErrorKind::Parse, e.to_string()))?;
+                for ev in events.drain(..) {
+                    let p = self.backend.parse_event(&ev.data).map_err(|e| (ErrorKind::Parse, e))?;
+                    m.add(&p, ev.at);
+                }
+            }
+            if parser.finish() || (self.backend.stream_has_end_marker() && !m.done) {
+                return Err((ErrorKind::StreamCut, "the stream ended before its end marker".into()));
+            }
+        } else {
+            let bytes =
+                body.collect().await.map_err(|e| (ErrorKind::StreamCut, format!("the body broke: {e}")))?.to_bytes();
+            let at = Instant::now();
+            let p = self.backend.parse_body(&bytes).map_err(|e| (ErrorKind::Parse, e))?;
+            m.add(&p, at);
+        }
+        Ok(())
+    }
+}
+
+/// What is known of a request while it runs.
+struct Measure {
+    sent: Instant,
+    first_byte: Option<Instant>,
+    status: u16,
+    /// Content chunks: arrival, tokens the API counted (0: unknown), text bytes.
+    chunks: Vec<(Instant, u32, u32)>,
+    text: String,
+    usage: Usage,
+    done: bool,
+    prompt_chars: u32,
+}
+
+impl Measure {
+    fn new(req: &Request<'_>, sent: Instant) -> Self {
+        Measure {
+            sent,
+            first_byte: None,
+            status: 0,
+            chunks: Vec::with_capacity(if req.stream { req.max_tokens as usize + 2 } else { 1 }),
+            text: String::new(),
+            usage: Usage::default(),
+            done: false,
+            prompt_chars: req.prompt.flat().len() as u32,
+        }
+    }
+
+    fn add(&mut self, p: &super::backends::Parsed, at: Instant) {
+        if p.is_content() {
+            self.chunks.push((at, p.tokens.unwrap_or(0), p.text.len() as u32));
+            self.text.push_str(&p.text);
+        }
+        let u = &p.usage;
+        self.usage.prompt_tokens = u.prompt_tokens.or(self.usage.prompt_tokens);
+        self.usage.completion_tokens = u.completion_tokens.or(self.usage.completion_tokens);
+        self.usage.cached_tokens = u.cached_tokens.or(self.usage.cached_tokens);
+        self.done |= p.done;
+    }
+
+    fn finish(self, timing: Timing, end: Instant, error: Option<(ErrorKind, String)>) -> Sent {
+        let us = |t: Instant| t.saturating_duration_since(self.sent).as_micros().min(u128::from(NONE_US - 1)) as u32;
+        let since_start = |t: Instant| t.saturating_duration_since(timing.stage_start).as_micros() as u64;
+        // Output tokens: the server's count; else what the API counted per chunk; else one per
+        // streamed chunk, or words of a whole body (estimates until a tokenizer is given).
+        let api_counted: u32 = self.chunks.iter().map(|c| c.1).sum();
+        let (output_tokens, source) = match self.usage.completion_tokens {
+            Some(n) => (n, TokenSource::Usage),
+            None if api_counted > 0 => (api_counted, TokenSource::Chunks),
+            None if self.chunks.len() > 1 => (self.chunks.len() as u32, TokenSource::Chunks),
+            None => (self.text.split_whitespace().count() as u32, TokenSource::Words),
+        };
+        // The API counted tokens per event (TGI) and its total disagrees: worth a look.
+        let mismatch = self.usage.completion_tokens.is_some() && api_counted > 0 && api_counted != output_tokens;
+        let per_chunk = spread(&self.chunks, output_tokens);
+        let chunks: Vec<(u32, u32)> = self.chunks.iter().zip(per_chunk).map(|(c, n)| (us(c.0), n)).collect();
+        let mut error = error;
+        if error.is_none() && output_tokens == 0 {
+            error = Some((ErrorKind::Empty, "the answer has no output token".into()));
+        }
+        let record = RequestRecord {
+            intended_us: since_start(timing.intended),
+            sent_us: since_start(self.sent),
+            first_byte_us: self.first_byte.map_or(NONE_US, us),
+            first_token_us: self.chunks.first().map_or(NONE_US, |c| us(c.0)),
+            last_token_us: self.chunks.last().map_or(NONE_US, |c| us(c.0)),
+            end_us: us(end),
+            input_tokens: self.usage.prompt_tokens.unwrap_or(self.prompt_chars / 4),
+            output_tokens,
+            cached_tokens: self.usage.cached_tokens.unwrap_or(0),
+            chunks: self.chunks.len() as u32,
+            model: 0,
+            status: self.status,
+            error: error.as_ref().map(|e| e.0),
+            token_source: source,
+            token_mismatch: mismatch,
+            waited_for_slot: timing.waited_for_slot,
+        };
+        Sent { outcome: Outcome { record, chunks }, text: self.text, error: error.map(|e| e.1) }
+    }
+}
+
+/// Tokens of each chunk, summing to `total`: what the API counted per chunk when that adds up,
+/// else `total` spread in proportion to each chunk's text (a chunk of several tokens, as with
+/// speculative decoding, gets its share), every chunk at least one while there are enough.
+fn spread(chunks: &[(Instant, u32, u32)], total: u32) -> Vec<u32> {
+    if chunks.is_empty() {
+        return vec![];
+    }
+    let api: u32 = chunks.iter().map(|c| c.1).sum();
+    if api == total {
+        return chunks.iter().map(|c| c.1).collect();
+    }
+    let n = chunks.len() as u32;
+    if total <= n {
+        return (0..n).map(|i| u32::from(i < total)).collect();
+    }
+    // One each, the rest by text length (largest remainders).
+    let extra = u64::from(total - n);
+    let bytes: u64 = chunks.iter().map(|c| u64::from(c.2.max(1))).sum();
+    let mut out: Vec<u32> = chunks.iter().map(|c| 1 + (extra * u64::from(c.2.max(1)) / bytes) as u32).collect();
+    let mut left = total - out.iter().sum::<u32>();
+    let (mut i, len) = (0, out.len());
+    while left > 0 {
+        out[i % len] += 1;
+        left -= 1;
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_spread_over_chunks_by_text_and_sum_to_the_total() {
+        let t = Instant::now();
+        let c = |bytes| (t, 0, bytes);
+        assert_eq!(spread(&[c(4), c(4), c(16)], 6), [1, 1, 4]);
+        assert_eq!(spread(&[c(4), c(4)], 2), [1, 1]);
+        assert_eq!(spread(&[c(4), c(4), c(4)], 2), [1, 1, 0]);
+        assert_eq!(spread(&[(t, 1, 3), (t, 1, 0)], 2), [1, 1], "API counts that add up are kept");
+        let s = spread(&[c(3), c(5), c(7)], 10);
+        assert_eq!(s.iter().sum::<u32>(), 10);
+    }
+}

@@ -1,0 +1,138 @@
+//! The load engine's client against the simulator on 127.0.0.1: every API shape, streamed and not,
+//! and each failure kind.
+
+use std::time::Duration;
+
+use clap::Parser;
+use inferbench::{
+    cli::sim_cmd::SimArgs,
+    load::{
+        backends::{Message, Prompt, Request},
+        client::{Client, Sent, Timing},
+        recorder::{ErrorKind, NONE_US, TokenSource},
+    },
+    schema::Api,
+    sim::Server,
+};
+use tokio::time::Instant;
+
+#[derive(Parser)]
+struct Flags {
+    #[command(flatten)]
+    sim: SimArgs,
+}
+
+async fn sim(flags: &[&str]) -> Server {
+    let args = Flags::try_parse_from(["sim", "--zero-latency"].iter().chain(flags)).unwrap().sim;
+    Server::bind(args.to_config().unwrap(), "127.0.0.1:0".parse().unwrap()).await.unwrap()
+}
+
+async fn send(url: &str, api: Api, prompt: &Prompt, max_tokens: u32, stream: bool) -> Sent {
+    send_with(url, api, prompt, max_tokens, stream, Duration::from_secs(10)).await
+}
+
+async fn send_with(url: &str, api: Api, prompt: &Prompt, max_tokens: u32, stream: bool, timeout: Duration) -> Sent {
+    let client = Client::new(url, api, timeout).unwrap();
+    let model = if api == Api::TritonGenerate { "ensemble" } else { "meta-llama/Llama-3.1-8B-Instruct" };
+    let req = Request { model, prompt, max_tokens, ignore_eos: true, stream };
+    let now = Instant::now();
+    client.send(&req, "test-1", Timing { stage_start: now, intended: now, waited_for_slot: false }).await
+}
+
+fn text(s: &str) -> Prompt {
+    Prompt::Text(s.to_owned())
+}
+
+#[tokio::test]
+async fn every_api_streamed_and_not_is_measured() {
+    // TGI has no ignore_eos: a huge mean output keeps EOS from ending its answers early.
+    let s = sim(&["--mean-output-tokens", "1000000000"]).await;
+    let url = s.url();
+    let cases = [
+        (Api::OpenaiCompletions, true, TokenSource::Usage, 8),
+        (Api::OpenaiCompletions, false, TokenSource::Usage, 1),
+        (Api::OpenaiChatCompletions, true, TokenSource::Usage, 8),
+        (Api::OpenaiChatCompletions, false, TokenSource::Usage, 1),
+        (Api::TgiGenerate, true, TokenSource::Usage, 8),
+        (Api::TgiGenerate, false, TokenSource::Usage, 1),
+        (Api::TritonGenerate, true, TokenSource::Chunks, 8),
+        (Api::TritonGenerate, false, TokenSource::Words, 1),
+        (Api::JetstreamGenerate, false, TokenSource::Words, 1),
+    ];
+    for (api, stream, source, chunks) in cases {
+        let sent = send(&url, api, &text("Tell me a story"), 8, stream).await;
+        let r = sent.outcome.record;
+        assert_eq!(r.error, None, "{api:?} stream={stream}: {:?}", sent.error);
+        assert_eq!((r.output_tokens, r.token_source, r.status), (8, source, 200), "{api:?} stream={stream}");
+        assert_eq!(r.chunks, chunks, "{api:?} stream={stream}");
+        assert_eq!(sent.text.split_whitespace().count(), 8, "{api:?} stream={stream}: {}", sent.text);
+        assert!(r.first_byte_us != NONE_US && r.first_byte_us <= r.first_token_us, "{api:?}: {r:?}");
+        assert!(r.first_token_us <= r.last_token_us && r.last_token_us <= r.end_us, "{api:?}: {r:?}");
+        assert_eq!(sent.outcome.chunks.iter().map(|c| c.1).sum::<u32>(), 8, "{api:?}: tokens per chunk sum");
+        assert!(!r.token_mismatch, "{api:?}");
+    }
+}
+
+#[tokio::test]
+async fn multi_token_chunks_take_their_share_and_chat_history_is_sent_whole() {
+    let s = sim(&["--tokens-per-step", "4"]).await;
+    let history = Prompt::Chat(vec![
+        Message { role: "user".into(), content: "Hello".into() },
+        Message { role: "assistant".into(), content: "Hi, how can I help?".into() },
+        Message { role: "user".into(), content: "Tell me more".into() },
+    ]);
+    let sent = send(&s.url(), Api::OpenaiChatCompletions, &history, 10, true).await;
+    let r = sent.outcome.record;
+    assert_eq!((r.error, r.output_tokens, r.chunks), (None, 10, 4));
+    let per_chunk: Vec<u32> = sent.outcome.chunks.iter().map(|c| c.1).collect();
+    assert_eq!(per_chunk.iter().sum::<u32>(), 10);
+    assert!(per_chunk[1] >= 2 && per_chunk[2] >= 2, "the 4-token chunks carry several: {per_chunk:?}");
+    // The server saw the three messages (its prompt count includes each one's template tokens).
+    let one = send(&s.url(), Api::OpenaiChatCompletions, &text("Tell me more"), 1, false).await;
+    assert!(
+        r.input_tokens > one.outcome.record.input_tokens + 8,
+        "{} vs {}",
+        r.input_tokens,
+        one.outcome.record.input_tokens
+    );
+}
+
+#[tokio::test]
+async fn failures_are_classified() {
+    let s = sim(&[]).await;
+    let url = s.url();
+    let admin = |body: &'static str| {
+        let url = url.clone();
+        async move {
+            let r = reqwest::Client::new().post(format!("{url}/admin/faults")).body(body).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    admin(r#"{"error_rate": 1, "error_status": 503}"#).await;
+    let r = send(&url, Api::OpenaiCompletions, &text("x"), 4, true).await;
+    assert_eq!((r.outcome.record.error, r.outcome.record.status), (Some(ErrorKind::Http5xx), 503));
+    assert!(r.error.unwrap().contains("HTTP 503"));
+    admin(r#"{"error_status": 429}"#).await;
+    let r = send(&url, Api::OpenaiCompletions, &text("x"), 4, true).await;
+    assert_eq!(r.outcome.record.error, Some(ErrorKind::Http429));
+    admin(r#"{"error_rate": 0, "reset_rate": 1, "reset_after_tokens": 2}"#).await;
+    let r = send(&url, Api::OpenaiCompletions, &text("x"), 8, true).await;
+    assert_eq!(r.outcome.record.error, Some(ErrorKind::StreamCut), "{:?}", r.error);
+    admin(r#"{"reset_rate": 0, "stall_rate": 1, "stall_seconds": 30, "stall_after_tokens": 1}"#).await;
+    let r = send_with(&url, Api::OpenaiCompletions, &text("x"), 8, true, Duration::from_millis(300)).await;
+    assert_eq!(r.outcome.record.error, Some(ErrorKind::Timeout));
+    admin(r#"{"stall_rate": 0}"#).await;
+    // An unknown model is a 4xx; nothing listening is a connect error.
+    let client = Client::new(&url, Api::OpenaiCompletions, Duration::from_secs(5)).unwrap();
+    let now = Instant::now();
+    let req = Request { model: "nope", prompt: &text("x"), max_tokens: 2, ignore_eos: true, stream: false };
+    let r = client.send(&req, "t", Timing { stage_start: now, intended: now, waited_for_slot: false }).await;
+    assert_eq!(r.outcome.record.error, Some(ErrorKind::Http4xx));
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let r = send(&format!("http://{closed}"), Api::OpenaiCompletions, &text("x"), 2, false).await;
+    assert_eq!(r.outcome.record.error, Some(ErrorKind::Connect), "{:?}", r.error);
+    assert!(Client::new("https://example.com", Api::OpenaiCompletions, Duration::from_secs(1)).is_err());
+}
