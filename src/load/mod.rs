@@ -8,4 +8,5 @@ pub mod arrivals;
 pub mod backends;
 pub mod client;
 pub mod recorder;
+pub mod runner;
 pub mod sse;

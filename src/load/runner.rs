@@ -1,0 +1,260 @@
+//! Runs one load stage: open loop (arrivals on their intended times from a [`Schedule`], an
+//! optional concurrency cap) or closed loop (N virtual users, each sending when its last answer
+//! is in), and aggregates what comes back.
+//!
+//! The dispatcher never waits for answers: each request runs in its own task, and a request that
+//! must wait for a concurrency slot is sent late *and counted* (`delayed_by_concurrency_cap`, its
+//! lag in `schedule_lag_ms`); arrivals still waiting when the stage ends are counted as dropped.
+//! Requests meant to start within the warm-up are sent but left out of the results.
+
+use std::{
+    future::Future,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::{sync::Semaphore, task::JoinSet, time::Instant};
+
+use super::{
+    arrivals::Schedule,
+    backends::{Prompt, Request},
+    client::{Client, Sent, Timing},
+    recorder::{Outcome, RequestRecord, Slo, StageAggregate},
+};
+use crate::schema::{Offered, StageResult};
+
+/// One request to make.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Work {
+    /// Its prompt.
+    pub prompt: Prompt,
+    /// Output tokens to ask for.
+    pub max_tokens: u32,
+    /// Index of the model (in the stage's list) to send it to.
+    pub model: u16,
+}
+
+/// Where requests come from (a dataset, sampled).
+pub trait Prompts: Send + Sync + 'static {
+    /// The `i`-th request of the run.
+    fn get(&self, i: u64) -> Work;
+}
+
+/// Sends requests (the HTTP [`Client`]; tests use a fake on tokio's paused clock).
+pub trait Sender: Send + Sync + 'static {
+    /// Sends `work` to `model` now and measures it.
+    fn send(
+        &self,
+        work: Work,
+        model: Arc<str>,
+        id: String,
+        timing: Timing,
+        stream: bool,
+        ignore_eos: bool,
+    ) -> impl Future<Output = Sent> + Send;
+}
+
+impl Sender for Client {
+    async fn send(
+        &self,
+        work: Work,
+        model: Arc<str>,
+        id: String,
+        timing: Timing,
+        stream: bool,
+        ignore_eos: bool,
+    ) -> Sent {
+        let req = Request { model: &model, prompt: &work.prompt, max_tokens: work.max_tokens, ignore_eos, stream };
+        let mut sent = Client::send(self, &req, &id, timing).await;
+        sent.outcome.record.model = work.model;
+        sent
+    }
+}
+
+/// How load is offered in a stage.
+#[derive(Debug, Clone)]
+pub enum Load {
+    /// Arrivals on a schedule.
+    Open {
+        /// Intended send times (boxed: its RNG state is large).
+        schedule: Box<Schedule>,
+        /// Its rate, for the results (req/s; inf for all at once).
+        requested_rate: f64,
+        /// Its process, for the results.
+        process: String,
+    },
+    /// Virtual users sending back to back.
+    Closed {
+        /// Users.
+        users: u32,
+        /// How long.
+        duration: Option<Duration>,
+        /// Most requests in all.
+        max_requests: Option<u64>,
+    },
+}
+
+/// One stage to run.
+#[derive(Debug, Clone)]
+pub struct StageSpec {
+    /// Its name in the results ("rate-4", …).
+    pub name: String,
+    /// How load is offered.
+    pub load: Load,
+    /// Stop sending after this long (open loop; the schedule may end sooner).
+    pub duration: Option<Duration>,
+    /// Requests meant to start before this are sent but not measured.
+    pub warmup: Duration,
+    /// Most requests in flight (open loop).
+    pub max_concurrency: Option<u32>,
+    /// Model names (requests pick by index).
+    pub models: Vec<Arc<str>>,
+    /// Stream answers.
+    pub stream: bool,
+    /// Ask for exactly `max_tokens`.
+    pub ignore_eos: bool,
+    /// Goodput thresholds.
+    pub slo: Slo,
+}
+
+/// A finished stage.
+#[derive(Debug)]
+pub struct StageOutput {
+    /// Aggregates.
+    pub result: StageResult,
+    /// One record per measured request, in completion order.
+    pub records: Vec<RequestRecord>,
+    /// Requests sent whose results were left out as warm-up.
+    pub warmup: u64,
+    /// Requests made, warm-up included: the next stage's first request index.
+    pub requests_made: u64,
+}
+
+struct Shared {
+    agg: StageAggregate,
+    records: Vec<RequestRecord>,
+    warmup: u64,
+}
+
+/// Runs a stage to its end (every request answered or timed out). `first` numbers its requests.
+pub async fn run_stage<S: Sender>(
+    sender: Arc<S>,
+    prompts: Arc<dyn Prompts>,
+    spec: StageSpec,
+    first: u64,
+) -> StageOutput {
+    let shared = Arc::new(Mutex::new(Shared { agg: StageAggregate::new(spec.slo), records: Vec::new(), warmup: 0 }));
+    let start = Instant::now();
+    let warmup_end = start + spec.warmup;
+    let mut tasks = JoinSet::new();
+    let mut made = 0u64;
+    let mut dropped = 0u64;
+    let models: Arc<[Arc<str>]> = spec.models.clone().into();
+    let launch = |tasks: &mut JoinSet<()>, i: u64, intended: Instant, waited: bool, permit| {
+        let (sender, prompts, shared, models) = (sender.clone(), prompts.clone(), shared.clone(), models.clone());
+        let (stream, ignore_eos, name) = (spec.stream, spec.ignore_eos, spec.name.clone());
+        tasks.spawn(async move {
+            let work = prompts.get(i);
+            let model = models[usize::from(work.model) % models.len()].clone();
+            let timing = Timing { stage_start: start, intended, waited_for_slot: waited };
+            let sent = sender.send(work, model, format!("ib-{name}-{i}"), timing, stream, ignore_eos).await;
+            drop(permit);
+            record(&shared, sent.outcome, intended < warmup_end);
+        });
+    };
+    let mut offered = Offered::default();
+    match spec.load.clone() {
+        Load::Open { schedule, requested_rate, process } => {
+            offered.requested_rate = requested_rate;
+            offered.process = process;
+            let end = spec.duration.map(|d| start + d);
+            let cap = spec.max_concurrency.map(|n| Arc::new(Semaphore::new(n.max(1) as usize)));
+            for offset in *schedule {
+                let intended = start + offset;
+                if end.is_some_and(|e| intended >= e) {
+                    break;
+                }
+                tokio::time::sleep_until(intended).await;
+                let (permit, waited) = match &cap {
+                    None => (None, false),
+                    Some(sem) => match sem.clone().try_acquire_owned() {
+                        Ok(p) => (Some(p), false),
+                        Err(_) => {
+                            // Wait for a slot, but not past the stage's end: then it is dropped.
+                            let wait = sem.clone().acquire_owned();
+                            let p = match end {
+                                Some(e) => tokio::time::timeout_at(e, wait).await.ok(),
+                                None => Some(wait.await),
+                            };
+                            match p {
+                                Some(Ok(p)) => (Some(p), true),
+                                _ => {
+                                    dropped += 1;
+                                    break;
+                                }
+                            }
+                        }
+                    },
+                };
+                launch(&mut tasks, first + made, intended, waited, permit);
+                made += 1;
+            }
+        }
+        Load::Closed { users, duration, max_requests } => {
+            offered.users = users;
+            offered.process = "closed-loop".into();
+            let end = duration.or(spec.duration).map(|d| start + d);
+            let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let mut user_tasks = JoinSet::new();
+            for _ in 0..users.max(1) {
+                let (sender, prompts, shared, models, next) =
+                    (sender.clone(), prompts.clone(), shared.clone(), models.clone(), next.clone());
+                let (stream, ignore_eos, name) = (spec.stream, spec.ignore_eos, spec.name.clone());
+                user_tasks.spawn(async move {
+                    loop {
+                        let now = Instant::now();
+                        if end.is_some_and(|e| now >= e) {
+                            return;
+                        }
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if max_requests.is_some_and(|m| k >= m) {
+                            return;
+                        }
+                        let i = first + k;
+                        let work = prompts.get(i);
+                        let model = models[usize::from(work.model) % models.len()].clone();
+                        let timing = Timing { stage_start: start, intended: now, waited_for_slot: false };
+                        let sent = sender.send(work, model, format!("ib-{name}-{i}"), timing, stream, ignore_eos).await;
+                        record(&shared, sent.outcome, now < warmup_end);
+                    }
+                });
+            }
+            while user_tasks.join_next().await.is_some() {}
+            made = next.load(std::sync::atomic::Ordering::Relaxed);
+            if let Some(m) = max_requests {
+                made = made.min(m);
+            }
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    let shared = Arc::try_unwrap(shared).ok().expect("every request task ended").into_inner().expect("not poisoned");
+    offered.dropped = dropped;
+    let mut result = shared.agg.finish(&spec.name, offered);
+    if let Some(c) = result.counts.as_mut() {
+        c.warmup = shared.warmup;
+    }
+    StageOutput { result, records: shared.records, warmup: shared.warmup, requests_made: made }
+}
+
+fn record(shared: &Mutex<Shared>, outcome: Outcome, in_warmup: bool) {
+    let mut s = shared.lock().expect("results lock");
+    if in_warmup {
+        s.warmup += 1;
+    } else {
+        s.agg.record(&outcome);
+        s.records.push(outcome.record);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,143 @@
+//! The runner on tokio's paused clock with a fake server: exact timing, caps never exceeded.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::*;
+use crate::load::{
+    arrivals::{Process, Segment},
+    recorder::TokenSource,
+};
+
+/// Answers every request after `service`, 4 tokens, and tracks concurrency and send times.
+struct Fake {
+    service: Duration,
+    in_flight: AtomicU32,
+    max_in_flight: AtomicU32,
+    sends: Mutex<Vec<Duration>>,
+}
+
+impl Fake {
+    fn new(service_ms: u64) -> Arc<Fake> {
+        Arc::new(Fake {
+            service: Duration::from_millis(service_ms),
+            in_flight: AtomicU32::new(0),
+            max_in_flight: AtomicU32::new(0),
+            sends: Mutex::new(vec![]),
+        })
+    }
+}
+
+impl Sender for Fake {
+    async fn send(&self, _w: Work, _m: Arc<str>, _id: String, timing: Timing, _s: bool, _i: bool) -> Sent {
+        let sent = Instant::now();
+        self.sends.lock().unwrap().push(sent - timing.stage_start);
+        let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(n, Ordering::SeqCst);
+        tokio::time::sleep(self.service).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let us = |d: Duration| d.as_micros() as u32;
+        let record = RequestRecord {
+            intended_us: (timing.intended - timing.stage_start).as_micros() as u64,
+            sent_us: (sent - timing.stage_start).as_micros() as u64,
+            first_byte_us: 0,
+            first_token_us: us(self.service / 2),
+            last_token_us: us(self.service),
+            end_us: us(self.service),
+            input_tokens: 10,
+            output_tokens: 4,
+            cached_tokens: 0,
+            chunks: 1,
+            model: 0,
+            status: 200,
+            error: None,
+            token_source: TokenSource::Usage,
+            token_mismatch: false,
+            waited_for_slot: timing.waited_for_slot,
+        };
+        Sent { outcome: Outcome { record, chunks: vec![(us(self.service / 2), 4)] }, text: String::new(), error: None }
+    }
+}
+
+struct Same;
+impl Prompts for Same {
+    fn get(&self, _i: u64) -> Work {
+        Work { prompt: Prompt::Text("x".into()), max_tokens: 4, model: 0 }
+    }
+}
+
+fn open(segments: Vec<Segment>, cap: Option<u32>, warmup_ms: u64) -> StageSpec {
+    let schedule = Schedule::new(Process::Constant, segments, None, 0).unwrap();
+    StageSpec {
+        name: "t".into(),
+        load: Load::Open { schedule: Box::new(schedule), requested_rate: 100.0, process: "constant".into() },
+        duration: None,
+        warmup: Duration::from_millis(warmup_ms),
+        max_concurrency: cap,
+        models: vec!["m".into()],
+        stream: true,
+        ignore_eos: true,
+        slo: Slo::default(),
+    }
+}
+
+fn secs(s: f64) -> Option<Duration> {
+    Some(Duration::from_secs_f64(s))
+}
+
+#[tokio::test(start_paused = true)]
+async fn open_loop_sends_on_the_intended_times_and_measures_no_lag() {
+    let fake = Fake::new(50);
+    let out = run_stage(fake.clone(), Arc::new(Same), open(vec![Segment::steady(100.0, secs(1.0))], None, 0), 0).await;
+    let c = out.result.counts.unwrap();
+    assert_eq!((c.sent, c.succeeded, out.requests_made), (100, 100, 100));
+    let sends = fake.sends.lock().unwrap().clone();
+    assert!(sends.iter().enumerate().all(|(i, t)| *t == Duration::from_millis(10 * i as u64)), "{sends:?}");
+    assert_eq!(out.result.schedule_lag_ms.unwrap().max, 0.001, "no lag (1 µs is the histogram's floor)");
+    assert_eq!(fake.max_in_flight.load(Ordering::SeqCst), 5, "50 ms answers at 100/s");
+    let o = out.result.offered.unwrap();
+    assert_eq!((o.late, o.delayed_by_concurrency_cap, o.dropped), (0, 0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_concurrency_cap_is_never_exceeded_and_its_delays_are_counted() {
+    let fake = Fake::new(50);
+    let mut spec = open(vec![Segment::steady(100.0, secs(1.0))], Some(2), 0);
+    spec.duration = secs(1.0);
+    let out = run_stage(fake.clone(), Arc::new(Same), spec, 0).await;
+    assert_eq!(fake.max_in_flight.load(Ordering::SeqCst), 2);
+    let o = out.result.offered.unwrap();
+    // Two slots of 50 ms serve 40/s of the 100/s asked: the rest wait, and the queue is cut at 1 s.
+    assert!(o.delayed_by_concurrency_cap > 30, "{o:?}");
+    assert_eq!(o.dropped, 1, "the arrival waiting at the end is dropped, not lost");
+    let sent = out.result.counts.unwrap().sent;
+    assert!((39..=41).contains(&sent), "{sent}");
+    assert!(out.result.schedule_lag_ms.unwrap().max > 500.0, "the queue's lag is measured");
+}
+
+#[tokio::test(start_paused = true)]
+async fn stages_switch_on_time_and_warm_up_is_left_out() {
+    let fake = Fake::new(20);
+    let segs = vec![Segment::steady(10.0, secs(1.0)), Segment::steady(50.0, secs(1.0))];
+    let out = run_stage(fake.clone(), Arc::new(Same), open(segs, None, 500), 0).await;
+    let sends = fake.sends.lock().unwrap().clone();
+    let first = sends.iter().filter(|t| **t < Duration::from_secs(1)).count();
+    assert_eq!((first, sends.len() - first), (10, 50));
+    assert_eq!(sends[10], Duration::from_secs(1));
+    assert_eq!(out.warmup, 5, "0, 100, …, 400 ms are warm-up");
+    assert_eq!(out.result.counts.unwrap().sent, 55);
+}
+
+#[tokio::test(start_paused = true)]
+async fn closed_loop_users_send_back_to_back() {
+    let fake = Fake::new(100);
+    let spec =
+        StageSpec { load: Load::Closed { users: 3, duration: secs(1.0), max_requests: None }, ..open(vec![], None, 0) };
+    let out = run_stage(fake.clone(), Arc::new(Same), spec, 0).await;
+    assert_eq!(fake.max_in_flight.load(Ordering::SeqCst), 3);
+    assert_eq!(out.result.counts.unwrap().sent, 30, "3 users × 10 answers of 100 ms");
+    assert_eq!(out.result.offered.unwrap().users, 3);
+    let spec =
+        StageSpec { load: Load::Closed { users: 4, duration: None, max_requests: Some(10) }, ..open(vec![], None, 0) };
+    let out = run_stage(Fake::new(10), Arc::new(Same), spec, 0).await;
+    assert_eq!((out.result.counts.unwrap().sent, out.requests_made), (10, 10));
+}
