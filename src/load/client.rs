@@ -237,16 +237,26 @@ fn spread(chunks: &[(Instant, u32, u32)], total: u32) -> Vec<u32> {
     if total <= n {
         return (0..n).map(|i| u32::from(i < total)).collect();
     }
-    // One each, the rest by text length (largest remainders).
-    let extra = u64::from(total - n);
-    let bytes: u64 = chunks.iter().map(|c| u64::from(c.2.max(1))).sum();
-    let mut out: Vec<u32> = chunks.iter().map(|c| 1 + (extra * u64::from(c.2.max(1)) / bytes) as u32).collect();
-    let mut left = total - out.iter().sum::<u32>();
-    let (mut i, len) = (0, out.len());
-    while left > 0 {
-        out[i % len] += 1;
-        left -= 1;
-        i += 1;
+    // In proportion to text length, at least one each, rounded by largest remainders.
+    let bytes: f64 = chunks.iter().map(|c| f64::from(c.2.max(1))).sum();
+    let shares: Vec<f64> = chunks.iter().map(|c| f64::from(total) * f64::from(c.2.max(1)) / bytes).collect();
+    let mut out: Vec<u32> = shares.iter().map(|s| (s.floor() as u32).max(1)).collect();
+    let mut sum: u32 = out.iter().sum();
+    let mut order: Vec<usize> = (0..out.len()).collect();
+    // Remainders, largest first (ties: earlier chunk first).
+    order.sort_by(|&a, &b| (shares[b] - shares[b].floor()).total_cmp(&(shares[a] - shares[a].floor())).then(a.cmp(&b)));
+    for &i in order.iter().cycle() {
+        if sum >= total {
+            break;
+        }
+        out[i] += 1;
+        sum += 1;
+    }
+    while sum > total {
+        // Minimums pushed it over: take from the largest.
+        let i = (0..out.len()).max_by_key(|&i| (out[i], std::cmp::Reverse(i))).expect("chunks exist");
+        out[i] -= 1;
+        sum -= 1;
     }
     out
 }
