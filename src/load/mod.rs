@@ -7,6 +7,8 @@
 pub mod arrivals;
 pub mod backends;
 pub mod client;
+pub mod datasets;
 pub mod recorder;
 pub mod runner;
 pub mod sse;
+pub mod tokenize;

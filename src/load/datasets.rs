@@ -1,0 +1,402 @@
+//! Prompts and their desired output lengths: ShareGPT, JSON Lines, synthetic length
+//! distributions and shared-prefix groups; filtered by length as the latency-profile-generator
+//! does (prompts under 4 tokens or over `max_input_length`, outputs under 4 or over
+//! `max_output_length` are dropped); sampled in a seeded order.
+//!
+//! Token counts use the tokenizer when one is given, else an estimate of one token per 4
+//! characters (reported as such). Broken entries are skipped and counted with the first one's
+//! place, never fatal unless nothing usable is left.
+
+use std::{borrow::Cow, path::Path};
+
+use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
+use rand_distr::{Distribution, Normal};
+use serde::Deserialize;
+
+use super::{
+    backends::Prompt,
+    runner::{Prompts, Work},
+    tokenize::Tokenizer,
+};
+use crate::schema::{Dataset, LengthDistribution, dataset};
+
+/// One usable entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The prompt.
+    pub prompt: Prompt,
+    /// Its tokens (counted or estimated).
+    pub input_tokens: u32,
+    /// Output tokens to ask for.
+    pub output_tokens: u32,
+}
+
+/// A loaded dataset.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Usable entries.
+    pub entries: Vec<Entry>,
+    /// Entries dropped by the length filters.
+    pub filtered: u64,
+    /// Entries that could not be read, and the first one's place and reason.
+    pub broken: u64,
+    /// The first broken entry, "file:line: reason".
+    pub first_broken: Option<String>,
+    /// Whether token counts came from a tokenizer.
+    pub tokenized: bool,
+}
+
+/// LPG's defaults.
+const DEFAULT_MAX_INPUT: u32 = 1024;
+const DEFAULT_MAX_OUTPUT: u32 = 1024;
+/// LPG drops prompts and outputs shorter than this.
+const MIN_LEN: u32 = 4;
+
+struct Counter<'a>(Option<&'a Tokenizer>);
+
+impl Counter<'_> {
+    fn count(&self, text: &str) -> u32 {
+        match self.0 {
+            Some(t) => t.count(text),
+            None => (text.len() as u32).div_ceil(4),
+        }
+    }
+}
+
+/// Loads `spec` (paths relative to the working directory).
+pub fn load(spec: &Dataset, tokenizer: Option<&Tokenizer>, seed: u64) -> Result<Loaded, String> {
+    let max_in = spec.max_input_length.unwrap_or(DEFAULT_MAX_INPUT);
+    let max_out = spec.max_output_length.unwrap_or(DEFAULT_MAX_OUTPUT);
+    let counter = Counter(tokenizer);
+    let mut out = Loaded { tokenized: tokenizer.is_some(), ..Loaded::default() };
+    let keep = |out: &mut Loaded, prompt: Prompt, input: u32, output: u32| {
+        if input < MIN_LEN || input > max_in || output < MIN_LEN || output > max_out {
+            out.filtered += 1;
+        } else {
+            out.entries.push(Entry { prompt, input_tokens: input, output_tokens: output });
+        }
+    };
+    match &spec.source {
+        None => return Err("no dataset given (sharegpt, jsonl, synthetic, shared_prefix, …)".into()),
+        Some(dataset::Source::Sharegpt(path)) => {
+            let bytes = read(path)?;
+            let items: Vec<ShareGpt<'_>> =
+                serde_json::from_slice(&bytes).map_err(|e| format!("{path}: not a ShareGPT JSON array: {e}"))?;
+            for (i, item) in items.iter().enumerate() {
+                let mut turns = item.conversations.iter();
+                match (turns.next(), turns.next()) {
+                    (Some(q), Some(a)) if q.from != "gpt" => {
+                        let (input, output) = (counter.count(&q.value), counter.count(&a.value));
+                        keep(&mut out, Prompt::Text(q.value.to_string()), input, output);
+                    }
+                    _ => {
+                        out.broken += 1;
+                        out.first_broken.get_or_insert_with(|| {
+                            format!("{path}: conversation {i}: needs a question then an answer")
+                        });
+                    }
+                }
+            }
+        }
+        Some(dataset::Source::Jsonl(path)) => {
+            let text = String::from_utf8(read(path)?).map_err(|e| format!("{path}: not UTF-8: {e}"))?;
+            for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                match serde_json::from_str::<JsonlEntry<'_>>(line) {
+                    Ok(e) => {
+                        let input = counter.count(&e.prompt);
+                        keep(&mut out, Prompt::Text(e.prompt.into_owned()), input, e.output_len);
+                    }
+                    Err(err) => {
+                        out.broken += 1;
+                        out.first_broken.get_or_insert_with(|| format!("{path}:{}: {err}", i + 1));
+                    }
+                }
+            }
+        }
+        Some(dataset::Source::Synthetic(s)) => {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let input = s.input.unwrap_or_default();
+            let output = s.output.unwrap_or_default();
+            for _ in 0..SYNTHETIC_ENTRIES {
+                let n = draw(&input, 256, &mut rng)?;
+                let o = draw(&output, 128, &mut rng)?;
+                out.entries.push(Entry { prompt: Prompt::Text(words(n, &mut rng)), input_tokens: n, output_tokens: o });
+            }
+        }
+        Some(dataset::Source::SharedPrefix(s)) => {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let (groups, per) = (s.num_groups.unwrap_or(10).max(1), s.prompts_per_group.unwrap_or(10).max(1));
+            let (prefix_len, suffix_len) = (s.prefix_length.unwrap_or(512), s.suffix_length.unwrap_or(128));
+            let output = s.output_length.unwrap_or(128).max(1);
+            for _ in 0..groups {
+                let prefix = words(prefix_len, &mut rng);
+                for _ in 0..per {
+                    let text = format!("{prefix}{}", words(suffix_len, &mut rng));
+                    out.entries.push(Entry {
+                        prompt: Prompt::Text(text),
+                        input_tokens: prefix_len + suffix_len,
+                        output_tokens: output,
+                    });
+                }
+            }
+        }
+        Some(dataset::Source::Ipex(_) | dataset::Source::Conversations(_) | dataset::Source::MultiTurn(_)) => {
+            return Err(
+                "datasets ipex, conversations and multi_turn are not built yet (issue 5); use sharegpt, jsonl, synthetic or shared_prefix"
+                    .into(),
+            );
+        }
+    }
+    if out.entries.is_empty() {
+        let why = out.first_broken.clone().map_or(String::new(), |b| format!("; first broken entry: {b}"));
+        return Err(format!(
+            "the dataset has no usable prompt ({} filtered by length: inputs {MIN_LEN}..={max_in}, outputs {MIN_LEN}..={max_out} tokens; {} broken{why})",
+            out.filtered, out.broken
+        ));
+    }
+    Ok(out)
+}
+
+/// Synthetic datasets hold this many entries, sampled from as long as the run needs.
+const SYNTHETIC_ENTRIES: usize = 4096;
+
+fn read(path: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(Path::new(path)).map_err(|e| format!("dataset {path}: {e}"))
+}
+
+#[derive(Deserialize)]
+struct ShareGpt<'a> {
+    #[serde(borrow, default)]
+    conversations: Vec<Turn<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Turn<'a> {
+    #[serde(borrow, default)]
+    from: Cow<'a, str>,
+    #[serde(borrow, default)]
+    value: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct JsonlEntry<'a> {
+    #[serde(borrow)]
+    prompt: Cow<'a, str>,
+    output_len: u32,
+}
+
+/// A length from a distribution (truncated normal; `mean` alone: always `mean`).
+fn draw(d: &LengthDistribution, default_mean: u32, rng: &mut StdRng) -> Result<u32, String> {
+    let mean = d.mean.unwrap_or(default_mean).max(1);
+    let (lo, hi) = (d.min.unwrap_or(1).max(1), d.max.unwrap_or(u32::MAX));
+    if lo > hi {
+        return Err(format!("length distribution: min {lo} > max {hi}"));
+    }
+    let sd = d.stddev.unwrap_or(0.0);
+    let v = if sd > 0.0 {
+        Normal::new(f64::from(mean), sd).map_err(|e| format!("length distribution: {e}"))?.sample(rng).round()
+    } else {
+        f64::from(mean)
+    };
+    Ok((v.max(1.0) as u32).clamp(lo, hi))
+}
+
+/// Words that are one token each in the Llama and GPT tokenizers.
+const WORDS: &[&str] = &[
+    " time",
+    " year",
+    " people",
+    " way",
+    " day",
+    " man",
+    " thing",
+    " woman",
+    " life",
+    " child",
+    " world",
+    " school",
+    " state",
+    " family",
+    " group",
+    " country",
+    " problem",
+    " hand",
+    " part",
+    " place",
+    " case",
+    " week",
+    " company",
+    " system",
+    " program",
+    " question",
+    " work",
+    " number",
+    " night",
+    " point",
+    " home",
+    " water",
+    " room",
+    " mother",
+    " area",
+    " money",
+    " story",
+    " fact",
+    " month",
+    " lot",
+    " right",
+    " study",
+    " book",
+    " eye",
+    " job",
+    " word",
+];
+
+/// `n` random words (one token each).
+fn words(n: u32, rng: &mut StdRng) -> String {
+    let mut s = String::with_capacity(n as usize * 7);
+    for _ in 0..n {
+        s.push_str(WORDS[rng.random_range(0..WORDS.len())]);
+    }
+    s
+}
+
+/// Entries served in a seeded random order (cycling when the run needs more), each sent to a model
+/// picked by the traffic split.
+pub struct Sampled {
+    entries: Vec<Entry>,
+    order: Vec<u32>,
+    /// Cumulative model weights, normalised to 1.
+    split: Vec<f64>,
+    seed: u64,
+}
+
+impl Sampled {
+    /// Serves `loaded` to `models` weighted by `split` (empty: equal).
+    pub fn new(loaded: Loaded, models: usize, split: &[f64], seed: u64) -> Result<Sampled, String> {
+        let models = models.max(1);
+        let weights: Vec<f64> = if split.is_empty() { vec![1.0; models] } else { split.to_vec() };
+        if weights.len() != models
+            || weights.iter().any(|w| !(w.is_finite() && *w >= 0.0))
+            || weights.iter().sum::<f64>() <= 0.0
+        {
+            return Err(format!("traffic split {weights:?} must give a weight ≥ 0 to each of the {models} models"));
+        }
+        let total: f64 = weights.iter().sum();
+        let split = weights.iter().scan(0.0, |acc, w| {
+            *acc += w / total;
+            Some(*acc)
+        });
+        let mut order: Vec<u32> = (0..loaded.entries.len() as u32).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(seed));
+        Ok(Sampled { entries: loaded.entries, order, split: split.collect(), seed })
+    }
+}
+
+impl Prompts for Sampled {
+    fn get(&self, i: u64) -> Work {
+        let e = &self.entries[self.order[(i % self.order.len() as u64) as usize] as usize];
+        let u = (splitmix(self.seed ^ i) >> 11) as f64 / (1u64 << 53) as f64;
+        let model = self.split.iter().position(|c| u < *c).unwrap_or(self.split.len() - 1) as u16;
+        Work { prompt: e.prompt.clone(), max_tokens: e.output_tokens, model }
+    }
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{SharedPrefix, Synthetic};
+
+    fn ds(source: dataset::Source) -> Dataset {
+        Dataset { source: Some(source), max_input_length: Some(200), max_output_length: Some(100) }
+    }
+
+    #[test]
+    fn sharegpt_and_jsonl_are_read_filtered_and_broken_entries_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "word ".repeat(400);
+        let sg = serde_json::json!([
+            {"id": "1", "conversations": [{"from": "human", "value": "What is the capital of France, please?"}, {"from": "gpt", "value": "The capital of France is Paris, of course."}]},
+            {"id": "2", "conversations": [{"from": "human", "value": long}, {"from": "gpt", "value": "Too long a question."}]},
+            {"id": "3", "conversations": [{"from": "human", "value": "Only a question"}]},
+        ]);
+        let p = dir.path().join("sg.json");
+        std::fs::write(&p, sg.to_string()).unwrap();
+        let l = load(&ds(dataset::Source::Sharegpt(p.to_str().unwrap().into())), None, 0).unwrap();
+        assert_eq!((l.entries.len(), l.filtered, l.broken), (1, 1, 1));
+        assert_eq!(l.entries[0].input_tokens, 10, "39 characters ≈ 10 tokens without a tokenizer");
+        assert!(l.first_broken.unwrap().contains("conversation 2: needs a question then an answer"));
+
+        let p = dir.path().join("d.jsonl");
+        std::fs::write(&p, "{\"prompt\": \"hello world, the benchmark\", \"output_len\": 20}\n\n{\"prompt\": 3}\n")
+            .unwrap();
+        let dir2 = tempfile::tempdir().unwrap();
+        let tok =
+            Tokenizer::load(crate::load::tokenize::tests::small_tokenizer(dir2.path()).to_str().unwrap()).unwrap();
+        let l = load(&ds(dataset::Source::Jsonl(p.to_str().unwrap().into())), Some(&tok), 0).unwrap();
+        assert_eq!((l.entries.len(), l.broken, l.tokenized), (1, 1, true));
+        assert_eq!((l.entries[0].input_tokens, l.entries[0].output_tokens), (5, 20));
+        assert!(l.first_broken.unwrap().contains("d.jsonl:3: "), "line numbers count blank lines");
+        let e = load(&ds(dataset::Source::Jsonl("/no/such.jsonl".into())), None, 0).unwrap_err();
+        assert!(e.contains("/no/such.jsonl"), "{e}");
+    }
+
+    #[test]
+    fn synthetic_lengths_follow_the_distribution_and_shared_prefixes_share() {
+        let s = Synthetic {
+            input: Some(LengthDistribution { mean: Some(100), min: Some(50), max: Some(150), stddev: Some(30.0) }),
+            output: Some(LengthDistribution { mean: Some(64), ..Default::default() }),
+        };
+        let mut d = ds(dataset::Source::Synthetic(s));
+        d.max_input_length = Some(1000);
+        let l = load(&d, None, 7).unwrap();
+        let mean = l.entries.iter().map(|e| f64::from(e.input_tokens)).sum::<f64>() / l.entries.len() as f64;
+        assert!((mean - 100.0).abs() < 3.0, "{mean}");
+        assert!(l.entries.iter().all(|e| (50..=150).contains(&e.input_tokens) && e.output_tokens == 64));
+        let Prompt::Text(t) = &l.entries[0].prompt else { panic!() };
+        assert_eq!(t.split_whitespace().count() as u32, l.entries[0].input_tokens);
+
+        let sp = SharedPrefix {
+            num_groups: Some(2),
+            prompts_per_group: Some(3),
+            prefix_length: Some(50),
+            suffix_length: Some(10),
+            output_length: Some(8),
+        };
+        let l = load(&ds(dataset::Source::SharedPrefix(sp)), None, 1).unwrap();
+        assert_eq!(l.entries.len(), 6);
+        let text = |i: usize| match &l.entries[i].prompt {
+            Prompt::Text(t) => t.clone(),
+            Prompt::Chat(_) => unreachable!(),
+        };
+        let prefix = |i: usize| text(i).split_whitespace().take(50).collect::<Vec<_>>().join(" ");
+        assert_eq!(prefix(0), prefix(2));
+        assert_ne!(prefix(0), prefix(3));
+        assert_ne!(text(0), text(1));
+    }
+
+    #[test]
+    fn sampling_is_seeded_and_follows_the_traffic_split() {
+        let entries = (0..10).map(|i| Entry { prompt: Prompt::Text(i.to_string()), input_tokens: 4, output_tokens: 4 });
+        let loaded = || Loaded { entries: entries.clone().collect(), ..Loaded::default() };
+        let s = Sampled::new(loaded(), 2, &[3.0, 1.0], 5).unwrap();
+        let firsts: Vec<_> = (0..10).map(|i| s.get(i).prompt).collect();
+        assert_eq!(
+            firsts,
+            (0..10).map(|i| Sampled::new(loaded(), 2, &[3.0, 1.0], 5).unwrap().get(i).prompt).collect::<Vec<_>>()
+        );
+        let mut seen: Vec<_> = firsts.iter().map(|p| format!("{p:?}")).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 10, "one pass visits every entry once");
+        let to_first = (0..10_000).filter(|i| s.get(*i).model == 0).count();
+        assert!((7200..7800).contains(&to_first), "{to_first} of 10 000 to the model weighted 3:1");
+        assert!(Sampled::new(loaded(), 2, &[1.0], 0).is_err());
+    }
+}
