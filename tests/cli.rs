@@ -162,7 +162,7 @@ fn dry_run_through_the_run_script_writes_manifests_and_a_real_run_says_it_is_not
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("is not built yet"), "{}", text(&o));
-    for cmd in ["load", "report", "upload"] {
+    for cmd in ["report", "upload"] {
         let o = inferbench(&[cmd, "--anything"], &[]);
         assert_eq!(o.status.code(), Some(2), "{cmd}");
         assert!(text(&o).contains("not built yet"), "{cmd}: {}", text(&o));

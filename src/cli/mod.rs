@@ -5,6 +5,7 @@
 
 mod catalog_cmd;
 mod generate_cmd;
+pub mod load_cmd;
 pub mod sim_cmd;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -68,8 +69,9 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Run benchmarks: deploy, load, collect results, tear down.
     Run(RunArgs),
-    /// The stand-alone load engine (not built yet).
-    Load(NotBuiltArgs),
+    /// The load engine: offers load to an LLM server (OpenAI, TGI, Triton, JetStream APIs) and
+    /// measures it. Takes a LoadSpec (--spec) and latency-profile-generator-style flags.
+    Load(Box<load_cmd::LoadArgs>),
     /// The simulated model server: vLLM-like continuous batching on a hardware latency model,
     /// speaking the OpenAI, TGI, Triton and JetStream HTTP APIs, with vLLM's /metrics.
     Sim(Box<sim_cmd::SimArgs>),
@@ -226,7 +228,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 "issues 6 and 7; `inferbench run --dry-run` or `inferbench generate` writes the manifests",
             )
         }
-        Command::Load(_) => not_built("inferbench load, the stand-alone load engine,", "issue 5"),
+        Command::Load(a) => load_cmd::load(&a),
         Command::Sim(a) => sim_cmd::sim(&a),
         Command::Report(_) => not_built("inferbench report", "issue 8"),
         Command::Upload(_) => not_built("inferbench upload", "issue 6"),

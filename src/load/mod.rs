@@ -1,14 +1,20 @@
-//! The load engine (`inferbench load`, issue 5), built bottom-up. What exists so far:
-//! [`sse`] (incremental server-sent-events parsing, timestamped on arrival), [`arrivals`]
-//! (arrival schedules on absolute intended times), [`backends`] (each server API on the wire),
-//! [`client`] (one request sent and measured) and [`recorder`] (per-request records and the
-//! per-stage aggregates of `proto/results.proto`). The command itself is not wired yet: it says so.
+//! `inferbench load`: the load engine (issue 5, in progress). A `LoadSpec` becomes [`stages`];
+//! each stage is run by the [`runner`] (open loop on [`arrivals`]' intended times, or closed-loop
+//! users), whose requests come from [`datasets`] (token counts by [`tokenize`]) and are sent and
+//! measured by the [`client`] through an API's [`backends`] ([`sse`] parsing stamped on arrival);
+//! the [`recorder`] aggregates them into `proto/results.proto` and [`output`] writes the files.
+//!
+//! Not built yet (each says so when asked for): the sweep pattern, the ipex / conversations /
+//! multi-turn datasets, server-metric scraping, LPG / vLLM / inference-perf compatible files,
+//! the progress bar, flushing on Ctrl-C.
 
 pub mod arrivals;
 pub mod backends;
 pub mod client;
 pub mod datasets;
+pub mod output;
 pub mod recorder;
 pub mod runner;
 pub mod sse;
+pub mod stages;
 pub mod tokenize;

@@ -1,0 +1,311 @@
+//! `inferbench load`: a `LoadSpec` (from `--spec`, then flags that mirror the
+//! latency-profile-generator's) → stages → results. In a benchmark pod it runs
+//! `load --spec /etc/inferbench/load.pbtxt --output-dir /results` with the target in
+//! `INFERBENCH_URL`.
+
+use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+
+use crate::{
+    catalog::{SourceFile, parse},
+    load::{
+        client::Client,
+        datasets::{self, Sampled},
+        output,
+        runner::run_stage,
+        stages,
+        tokenize::Tokenizer,
+    },
+    schema::{self, Api, Dataset, LoadSpec, RateList, Results, RunInfo, Synthetic, dataset, load_spec::Pattern},
+};
+
+/// Arguments of `inferbench load`.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// A LoadSpec in text format; the flags below override its fields.
+    #[arg(long, value_name = "FILE")]
+    pub spec: Option<PathBuf>,
+    /// Target base URL (also INFERBENCH_URL, which the benchmark pod gets from the platform).
+    #[arg(long, env = "INFERBENCH_URL")]
+    pub url: Option<String>,
+    /// Target host, with --port (LPG's way of giving the target).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Target port.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// API: openai-completions, openai-chat, tgi, triton, jetstream.
+    #[arg(long)]
+    pub api: Option<String>,
+    /// LPG's backend names: vllm, sglang, tgi, tensorrt_llm_triton, jetstream (and ours).
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// Models to send to, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub models: Vec<String>,
+    /// Share of requests per model, comma-separated (default: equal).
+    #[arg(long, value_delimiter = ',')]
+    pub traffic_split: Vec<f64>,
+    /// Request rates (req/s, comma-separated or repeated; "inf": all at once), one stage each.
+    #[arg(long, value_delimiter = ',')]
+    pub request_rate: Vec<f64>,
+    /// Closed loop: virtual users (comma-separated), one stage each.
+    #[arg(long, value_delimiter = ',')]
+    pub users: Vec<u32>,
+    /// Requests per stage.
+    #[arg(long)]
+    pub num_prompts: Option<u64>,
+    /// Seconds per stage.
+    #[arg(long, alias = "duration-seconds")]
+    pub benchmark_time_seconds: Option<f64>,
+    /// Seconds at the start of each stage left out of the results.
+    #[arg(long)]
+    pub warmup_seconds: Option<f64>,
+    /// Most requests in flight (arrivals beyond wait, and are counted).
+    #[arg(long)]
+    pub max_concurrency: Option<u32>,
+    /// Stream answers (SSE); `--stream-request false` to not.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub stream_request: Option<bool>,
+    /// Seconds before a request is given up (a timeout error).
+    #[arg(long)]
+    pub request_timeout: Option<f64>,
+    /// Dataset file: ShareGPT JSON, or JSON Lines `{prompt, output_len}` (`.jsonl`). Default:
+    /// synthetic prompts of 256 tokens asking for 128.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Drop prompts longer than this (tokens).
+    #[arg(long)]
+    pub max_input_length: Option<u32>,
+    /// Drop entries whose output is longer than this (tokens).
+    #[arg(long)]
+    pub max_output_length: Option<u32>,
+    /// A local tokenizer.json (or a folder holding one) for token counts.
+    #[arg(long)]
+    pub tokenizer: Option<String>,
+    /// Ask for exactly the requested output length (`--ignore-eos false` to not).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub ignore_eos: Option<bool>,
+    /// Seed of arrivals and sampling.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Write summary.json and requests.jsonl.zst here.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// LPG's result file (not built yet: says so).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub save_json_results: Option<bool>,
+    /// LPG's file prefix (with --save-json-results).
+    #[arg(long)]
+    pub file_prefix: Option<String>,
+    /// Scrape the server's /metrics (not built yet: says so).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub scrape_server_metrics: Option<bool>,
+    /// LPG's extra server metrics (not built yet: says so).
+    #[arg(long)]
+    pub additional_metadata_metrics_to_save: Option<String>,
+}
+
+/// Overrides `field` when the flag was given.
+fn set<T>(field: &mut Option<T>, flag: Option<T>) {
+    if flag.is_some() {
+        *field = flag;
+    }
+}
+
+/// An API from our names or LPG's `--backend` values.
+fn api_named(name: &str) -> Option<Api> {
+    Some(match name.to_ascii_lowercase().replace('-', "_").as_str() {
+        "openai_completions" | "completions" | "vllm" | "sglang" | "openai" => Api::OpenaiCompletions,
+        "openai_chat" | "openai_chat_completions" | "chat" => Api::OpenaiChatCompletions,
+        "tgi" | "tgi_generate" => Api::TgiGenerate,
+        "triton" | "tensorrt_llm_triton" | "triton_generate" => Api::TritonGenerate,
+        "jetstream" | "jetstream_generate" => Api::JetstreamGenerate,
+        _ => return None,
+    })
+}
+
+impl LoadArgs {
+    /// The LoadSpec these arguments describe.
+    pub fn to_spec(&self) -> anyhow::Result<LoadSpec> {
+        for (flag, set) in [
+            ("--save-json-results", self.save_json_results == Some(true)),
+            ("--scrape-server-metrics", self.scrape_server_metrics == Some(true)),
+            ("--additional-metadata-metrics-to-save", self.additional_metadata_metrics_to_save.is_some()),
+        ] {
+            if set {
+                bail!("{flag} is not built yet (issue 5): nothing was run");
+            }
+        }
+        let mut spec = match &self.spec {
+            Some(path) => {
+                let file = SourceFile::read(path).map_err(|d| anyhow::anyhow!("{d}"))?;
+                let msg = parse::parse(&file, schema::message("LoadSpec")).map_err(|d| anyhow::anyhow!("{d}"))?;
+                msg.transcode_to::<LoadSpec>().with_context(|| format!("{}", path.display()))?
+            }
+            None => LoadSpec::default(),
+        };
+        if let Some(u) = &self.url {
+            spec.url = Some(u.clone());
+        } else if let Some(h) = &self.host {
+            spec.url = Some(format!("http://{h}:{}", self.port.unwrap_or(8000)));
+        }
+        if let Some(a) = self.api.as_ref().or(self.backend.as_ref()) {
+            spec.set_api(api_named(a).with_context(|| {
+                format!("unknown API/backend \"{a}\": use openai-completions, openai-chat, tgi, triton, jetstream (or LPG's vllm, sglang, tensorrt_llm_triton)")
+            })?);
+        }
+        if !self.models.is_empty() {
+            spec.models = self.models.clone();
+        }
+        if !self.traffic_split.is_empty() {
+            spec.traffic_split = self.traffic_split.clone();
+        }
+        if !self.request_rate.is_empty() {
+            spec.pattern = Some(Pattern::Rates(RateList { request_rates: self.request_rate.clone() }));
+        } else if !self.users.is_empty() {
+            spec.pattern = Some(Pattern::Concurrency(schema::ClosedLoop { users: self.users.clone() }));
+        }
+        set(&mut spec.num_prompts, self.num_prompts);
+        set(&mut spec.duration_seconds, self.benchmark_time_seconds);
+        set(&mut spec.warmup_seconds, self.warmup_seconds);
+        set(&mut spec.max_concurrency, self.max_concurrency);
+        set(&mut spec.streaming, self.stream_request);
+        set(&mut spec.request_timeout_seconds, self.request_timeout);
+        set(&mut spec.ignore_eos, self.ignore_eos);
+        set(&mut spec.seed, self.seed);
+        if let Some(t) = &self.tokenizer {
+            spec.tokenizer = Some(t.clone());
+        }
+        let ds = spec.dataset.get_or_insert_with(Dataset::default);
+        if let Some(d) = &self.dataset {
+            ds.source = Some(if d.ends_with(".jsonl") {
+                dataset::Source::Jsonl(d.clone())
+            } else {
+                dataset::Source::Sharegpt(d.clone())
+            });
+        }
+        if ds.source.is_none() {
+            ds.source = Some(dataset::Source::Synthetic(Synthetic::default()));
+        }
+        set(&mut ds.max_input_length, self.max_input_length);
+        set(&mut ds.max_output_length, self.max_output_length);
+        if spec.duration_seconds.is_none() && spec.num_prompts.is_none() {
+            spec.duration_seconds = Some(60.0);
+        }
+        if spec.url.as_deref().unwrap_or_default().is_empty() {
+            bail!("no target: give --url (or --host/--port, or INFERBENCH_URL, or url in --spec)");
+        }
+        Ok(spec)
+    }
+}
+
+/// Runs `inferbench load`.
+pub fn load(args: &LoadArgs) -> ExitCode {
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("inferbench load: {e:#}");
+            ExitCode::from(super::EXIT_INPUT)
+        }
+    }
+}
+
+fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
+    let spec = args.to_spec()?;
+    let stages = stages::plan(&spec).map_err(anyhow::Error::msg)?;
+    let tokenizer = spec
+        .tokenizer
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .map(Tokenizer::load)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let loaded =
+        datasets::load(spec.dataset.as_ref().expect("set by to_spec"), tokenizer.as_ref(), spec.seed.unwrap_or(0))
+            .map_err(anyhow::Error::msg)?;
+    if loaded.broken > 0 {
+        eprintln!(
+            "inferbench load: {} dataset entries could not be read and were skipped (first: {})",
+            loaded.broken,
+            loaded.first_broken.as_deref().unwrap_or("?")
+        );
+    }
+    let url = spec.url.clone().unwrap_or_default();
+    let timeout = Duration::from_secs_f64(spec.request_timeout_seconds.unwrap_or(600.0).max(0.001));
+    let client = Arc::new(Client::new(&url, spec.api(), timeout).map_err(anyhow::Error::msg)?);
+    let prompts = Arc::new(
+        Sampled::new(loaded, spec.models.len(), &spec.traffic_split, spec.seed.unwrap_or(0))
+            .map_err(anyhow::Error::msg)?,
+    );
+    let started_at =
+        time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut results = Results {
+        run: Some(RunInfo {
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            url: url.clone(),
+            api: spec.api().as_str_name().into(),
+            models: spec.models.clone(),
+            started_at,
+            load_spec: format!("{}", prost_reflect::ReflectMessage::transcode_to_dynamic(&spec)),
+            metadata: spec.metadata.iter().map(|m| (m.key().to_owned(), m.value().to_owned())).collect(),
+        }),
+        stages: vec![],
+    };
+    let mut records = vec![];
+    let mut first = 0;
+    eprintln!("inferbench load: {} stage(s) against {url} ({})", stages.len(), client.api_name());
+    for stage in stages {
+        let name = stage.name.clone();
+        let out = rt.block_on(run_stage(client.clone(), prompts.clone(), stage, first));
+        first += out.requests_made;
+        print_stage(&out.result);
+        results.stages.push(out.result);
+        records.push((name, out.records));
+    }
+    if let Some(dir) = &args.output_dir {
+        let files = output::write(dir, &results, &records).map_err(anyhow::Error::msg)?;
+        for f in files {
+            eprintln!("inferbench load: wrote {}", f.display());
+        }
+    }
+    let (sent, ok): (u64, u64) =
+        results.stages.iter().filter_map(|s| s.counts.as_ref()).fold((0, 0), |(a, b), c| (a + c.sent, b + c.succeeded));
+    if sent > 0 && ok == 0 {
+        eprintln!("inferbench load: every request failed (see the error counts above)");
+        return Ok(ExitCode::from(super::EXIT_INPUT));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_stage(s: &schema::StageResult) {
+    let c = s.counts.clone().unwrap_or_default();
+    let o = s.offered.clone().unwrap_or_default();
+    let t = s.throughput.unwrap_or_default();
+    let ttft = s.ttft_ms.unwrap_or_default();
+    let tpot = s.tpot_ms.unwrap_or_default();
+    let lag = s.schedule_lag_ms.unwrap_or_default();
+    let errors: Vec<String> = c.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!(
+        "{:<12} sent {:>6} ok {:>6} failed {:>5}{}  achieved {:>8.2} req/s  out {:>9.1} tok/s  TTFT p50 {:>8.2} p99 {:>8.2} ms  TPOT p50 {:>7.2} ms  lag p99 {:>7.2} ms{}",
+        s.name,
+        c.sent,
+        c.succeeded,
+        c.failed,
+        if errors.is_empty() { String::new() } else { format!(" ({})", errors.join(", ")) },
+        o.achieved_rate,
+        t.output_tokens_per_second,
+        ttft.p50,
+        ttft.p99,
+        tpot.p50,
+        lag.p99,
+        if o.delayed_by_concurrency_cap + o.dropped > 0 {
+            format!("  capped: {} delayed, {} dropped", o.delayed_by_concurrency_cap, o.dropped)
+        } else {
+            String::new()
+        }
+    );
+}

@@ -1,0 +1,102 @@
+//! Result files: `summary.json` (proto3 JSON of `Results`, field names as in `proto/results.proto`,
+//! every field written, 64-bit integers as numbers) and `requests.jsonl.zst` (one JSON object per
+//! measured request). Each file is written beside its final name and renamed into place, so a crash
+//! never leaves half a file under the real name.
+
+use std::{
+    io::Write as _,
+    path::{Path, PathBuf},
+};
+
+use prost_reflect::{ReflectMessage as _, SerializeOptions};
+use serde::Serialize;
+
+use super::recorder::{NONE_US, RequestRecord};
+use crate::schema::Results;
+
+/// The summary as JSON text.
+pub fn summary_json(results: &Results) -> String {
+    let msg = results.transcode_to_dynamic();
+    let opts =
+        SerializeOptions::new().use_proto_field_name(true).stringify_64_bit_integers(false).skip_default_fields(false);
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::pretty(&mut out);
+    msg.serialize_with_options(&mut ser, &opts).expect("results serialize");
+    String::from_utf8(out).expect("JSON is UTF-8")
+}
+
+#[derive(Serialize)]
+struct RecordJson<'a> {
+    stage: &'a str,
+    intended_us: u64,
+    sent_us: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_byte_us: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_token_us: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_token_us: Option<u32>,
+    end_us: u32,
+    input_tokens: u32,
+    output_tokens: u32,
+    cached_tokens: u32,
+    chunks: u32,
+    model: u16,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+    token_source: &'static str,
+}
+
+fn opt(us: u32) -> Option<u32> {
+    (us != NONE_US).then_some(us)
+}
+
+/// Writes `summary.json` and `requests.jsonl.zst` into `dir` (created if needed).
+pub fn write(dir: &Path, results: &Results, stages: &[(String, Vec<RequestRecord>)]) -> Result<Vec<PathBuf>, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let summary = dir.join("summary.json");
+    atomic_write(&summary, summary_json(results).as_bytes())?;
+    let mut enc = zstd::Encoder::new(Vec::new(), 3).map_err(|e| e.to_string())?;
+    for (stage, records) in stages {
+        for r in records {
+            let j = RecordJson {
+                stage,
+                intended_us: r.intended_us,
+                sent_us: r.sent_us,
+                first_byte_us: opt(r.first_byte_us),
+                first_token_us: opt(r.first_token_us),
+                last_token_us: opt(r.last_token_us),
+                end_us: r.end_us,
+                input_tokens: r.input_tokens,
+                output_tokens: r.output_tokens,
+                cached_tokens: r.cached_tokens,
+                chunks: r.chunks,
+                model: r.model,
+                status: r.status,
+                error: r.error.map(|e| e.as_str()),
+                token_source: r.token_source.as_str(),
+            };
+            serde_json::to_writer(&mut enc, &j).map_err(|e| e.to_string())?;
+            enc.write_all(b"\n").map_err(|e| e.to_string())?;
+        }
+    }
+    let requests = dir.join("requests.jsonl.zst");
+    atomic_write(&requests, &enc.finish().map_err(|e| e.to_string())?)?;
+    Ok(vec![summary, requests])
+}
+
+fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let name = path.file_name().expect("a file name").to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("{}: {e}", path.display())
+    })
+}

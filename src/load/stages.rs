@@ -1,0 +1,149 @@
+//! A `LoadSpec`'s pattern as the stages the runner runs: one per rate of a rate list, one for a
+//! staged pattern (its stages are segments of one schedule), one per user count of a closed loop.
+//! A stage ends at `duration_seconds`, or after `num_prompts` requests (LPG's way), whichever comes
+//! first.
+
+use std::{sync::Arc, time::Duration};
+
+use super::{
+    arrivals::{Process, Schedule, Segment},
+    recorder::Slo,
+    runner::{Load, StageSpec},
+};
+use crate::schema::{Arrival, LoadSpec, load_spec::Pattern};
+
+/// The stages of `spec`, or why it cannot run.
+pub fn plan(spec: &LoadSpec) -> Result<Vec<StageSpec>, String> {
+    let duration = spec.duration_seconds.filter(|d| *d > 0.0).map(Duration::from_secs_f64);
+    let count = spec.num_prompts.filter(|n| *n > 0);
+    if duration.is_none() && count.is_none() {
+        return Err("give a duration (duration_seconds / --benchmark-time-seconds) or a number of prompts".into());
+    }
+    let process = match spec.arrival() {
+        Arrival::Constant => Process::Constant,
+        Arrival::Gamma => Process::Gamma { burstiness: spec.burstiness.unwrap_or(1.0) },
+        Arrival::Poisson | Arrival::Unspecified => Process::Poisson,
+    };
+    let label = match process {
+        Process::Poisson => "poisson".to_owned(),
+        Process::Constant => "constant".to_owned(),
+        Process::Gamma { burstiness } => format!("gamma(burstiness={burstiness})"),
+    };
+    let models: Vec<Arc<str>> = spec.models.iter().map(|m| Arc::from(m.as_str())).collect();
+    if models.is_empty() {
+        return Err("no model to send requests to (models / --models)".into());
+    }
+    let slo =
+        spec.slo.as_ref().map_or(Slo::default(), |s| Slo { ttft_ms: s.ttft_ms, tpot_ms: s.tpot_ms, e2e_ms: s.e2e_ms });
+    let base = |name: String, load: Load, duration: Option<Duration>| StageSpec {
+        name,
+        load,
+        duration,
+        warmup: Duration::from_secs_f64(spec.warmup_seconds.unwrap_or(0.0).max(0.0)),
+        max_concurrency: spec.max_concurrency.filter(|c| *c > 0),
+        models: models.clone(),
+        stream: spec.streaming.unwrap_or(true),
+        ignore_eos: spec.ignore_eos.unwrap_or(true),
+        slo,
+    };
+    let seed = spec.seed.unwrap_or(0);
+    let schedule = |segments: Vec<Segment>, i: u64| {
+        Schedule::new(process, segments, count, seed ^ i.wrapping_mul(0x9e37_79b9))
+            .map(Box::new)
+            .map_err(|e| e.to_string())
+    };
+    match &spec.pattern {
+        None => Err("no load pattern: give request rates (--request-rate), stages, concurrency or a sweep".into()),
+        Some(Pattern::Rates(r)) if r.request_rates.is_empty() => Err("the rate list is empty".into()),
+        Some(Pattern::Rates(r)) => r
+            .request_rates
+            .iter()
+            .enumerate()
+            .map(|(i, &rate)| {
+                let name = if rate.is_infinite() { "rate-inf".to_owned() } else { format!("rate-{rate}") };
+                let schedule = schedule(vec![Segment::steady(rate, duration)], i as u64)?;
+                Ok(base(name, Load::Open { schedule, requested_rate: rate, process: label.clone() }, duration))
+            })
+            .collect(),
+        Some(Pattern::Stages(s)) => {
+            let mut segments = Vec::new();
+            let mut previous = 0.0;
+            for (i, st) in s.stages.iter().enumerate() {
+                let d = st.duration_seconds.filter(|d| *d > 0.0).ok_or(format!("stage {i} needs a duration"))?;
+                let rate = st.rate.unwrap_or(0.0);
+                let ramp_from = st.ramp.unwrap_or(false).then_some(previous);
+                segments.push(Segment { rate, duration: Some(Duration::from_secs_f64(d)), ramp_from });
+                previous = rate;
+            }
+            let total: f64 = s.stages.iter().filter_map(|s| s.duration_seconds).sum();
+            let requested = segments.iter().map(|s| s.rate).fold(0.0, f64::max);
+            let load = Load::Open { schedule: schedule(segments, 0)?, requested_rate: requested, process: label };
+            Ok(vec![base("stages".into(), load, Some(Duration::from_secs_f64(total)))])
+        }
+        Some(Pattern::Concurrency(c)) if c.users.is_empty() => Err("the user list is empty".into()),
+        Some(Pattern::Concurrency(c)) => Ok(c
+            .users
+            .iter()
+            .map(|&u| base(format!("users-{u}"), Load::Closed { users: u, duration, max_requests: count }, duration))
+            .collect()),
+        Some(Pattern::Sweep(_)) => {
+            Err("the sweep pattern is not built yet (issue 5); give request rates instead".into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{ClosedLoop, RateList, Stage, Stages};
+
+    fn spec(pattern: Pattern) -> LoadSpec {
+        LoadSpec {
+            pattern: Some(pattern),
+            models: vec!["m".into()],
+            duration_seconds: Some(10.0),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rates_users_and_stages_become_stages() {
+        let s = plan(&spec(Pattern::Rates(RateList { request_rates: vec![1.0, 2.5] }))).unwrap();
+        assert_eq!(s.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["rate-1", "rate-2.5"]);
+        let e = plan(&spec(Pattern::Rates(RateList { request_rates: vec![f64::INFINITY] }))).unwrap_err();
+        assert!(e.contains("needs a number of prompts"), "{e}");
+        let mut all_at_once = spec(Pattern::Rates(RateList { request_rates: vec![f64::INFINITY] }));
+        all_at_once.num_prompts = Some(3);
+        let Load::Open { schedule, .. } = &plan(&all_at_once).unwrap()[0].load else { panic!() };
+        assert_eq!(schedule.clone().count(), 3);
+
+        let s = plan(&spec(Pattern::Concurrency(ClosedLoop { users: vec![4, 16] }))).unwrap();
+        assert!(matches!(s[1].load, Load::Closed { users: 16, .. }));
+
+        let stages = vec![
+            Stage { rate: Some(10.0), duration_seconds: Some(5.0), ramp: None },
+            Stage { rate: Some(20.0), duration_seconds: Some(5.0), ramp: Some(true) },
+        ];
+        let mut st = spec(Pattern::Stages(Stages { stages }));
+        st.set_arrival(Arrival::Constant);
+        let s = plan(&st).unwrap();
+        assert_eq!(s.len(), 1);
+        let Load::Open { schedule, .. } = &s[0].load else { panic!() };
+        // 5 s at 10/s, then a ramp 10 → 20 over 5 s: 50 + 75.
+        assert_eq!(schedule.clone().count(), 125);
+    }
+
+    #[test]
+    fn what_cannot_run_says_why() {
+        let mut s = spec(Pattern::Rates(RateList { request_rates: vec![1.0] }));
+        s.duration_seconds = None;
+        assert!(plan(&s).unwrap_err().contains("give a duration"));
+        assert!(
+            plan(&LoadSpec { models: vec!["m".into()], duration_seconds: Some(1.0), ..Default::default() })
+                .unwrap_err()
+                .contains("no load pattern")
+        );
+        let e = plan(&spec(Pattern::Sweep(Default::default()))).unwrap_err();
+        assert!(e.contains("not built yet"), "{e}");
+    }
+}

@@ -1,0 +1,165 @@
+//! `inferbench load` as a user runs it, against the simulator: an LPG-style command line, a
+//! LoadSpec file, result files, and input errors.
+
+use std::{
+    io::Read as _,
+    process::{Command, Output},
+};
+
+use clap::Parser;
+use inferbench::{cli::sim_cmd::SimArgs, sim::Server};
+
+const BIN: &str = env!("CARGO_BIN_EXE_inferbench");
+
+#[derive(Parser)]
+struct Flags {
+    #[command(flatten)]
+    sim: SimArgs,
+}
+
+async fn sim() -> Server {
+    let args = Flags::try_parse_from(["sim", "--zero-latency"]).unwrap().sim;
+    Server::bind(args.to_config().unwrap(), "127.0.0.1:0".parse().unwrap()).await.unwrap()
+}
+
+async fn load(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(BIN).arg("load").args(args).env_remove("INFERBENCH_URL").output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_lpg_command_line_runs_and_writes_results() {
+    let s = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("prompts.jsonl");
+    let lines: String = (0..10)
+        .map(|i| format!("{{\"prompt\": \"Question number {i}, tell me a story about it.\", \"output_len\": 12}}\n"))
+        .collect();
+    std::fs::write(&data, lines).unwrap();
+    let out_dir = dir.path().join("results");
+    let args = [
+        "--backend",
+        "vllm",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &s.addr.port().to_string(),
+        "--models",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "--request-rate",
+        "50,100",
+        "--num-prompts",
+        "20",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--max-output-length",
+        "64",
+        "--stream-request",
+        "--output-dir",
+        out_dir.to_str().unwrap(),
+    ];
+    let o = load(args.iter().map(|s| s.to_string()).collect()).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("rate-50"), "{}", text(&o));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let stages = summary["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 2);
+    for st in stages {
+        assert_eq!(st["counts"]["sent"], 20, "{st}");
+        assert_eq!(st["counts"]["succeeded"], 20, "{st}");
+        assert_eq!(st["counts"]["token_count_source"]["usage"], 20);
+        assert_eq!(st["output_tokens"]["mean"], 12.0);
+        assert!(st["ttft_ms"]["p50"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(summary["run"]["api"], "OPENAI_COMPLETIONS");
+    let mut jsonl = String::new();
+    zstd::Decoder::new(std::fs::File::open(out_dir.join("requests.jsonl.zst")).unwrap())
+        .unwrap()
+        .read_to_string(&mut jsonl)
+        .unwrap();
+    let records: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 40);
+    assert!(records.iter().all(|r| r["output_tokens"] == 12 && r["status"] == 200 && r["first_token_us"].is_u64()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_spec_file_runs_closed_loop_users_on_the_chat_api() {
+    let s = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("load.pbtxt");
+    std::fs::write(
+        &spec,
+        format!(
+            "url: \"{}\"\napi: OPENAI_CHAT_COMPLETIONS\nmodels: \"meta-llama/Llama-3.1-8B-Instruct\"\nconcurrency {{ users: [2] }}\nnum_prompts: 10\ndataset {{ synthetic {{ input {{ mean: 32 }} output {{ mean: 8 }} }} }}\nslo {{ ttft_ms: 10000 }}\n",
+            s.url()
+        ),
+    )
+    .unwrap();
+    let o = load(vec![
+        "--spec".into(),
+        spec.to_str().unwrap().into(),
+        "--output-dir".into(),
+        dir.path().join("r").to_str().unwrap().into(),
+    ])
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("r/summary.json")).unwrap()).unwrap();
+    let st = &summary["stages"][0];
+    assert_eq!(st["name"], "users-2");
+    assert_eq!(st["counts"]["succeeded"], 10);
+    assert_eq!(st["goodput"]["good_requests"], 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_clear_error() {
+    let o = load(vec!["--request-rate".into(), "1".into()]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("no target: give --url"), "{}", text(&o));
+    let o =
+        load(["--url", "http://127.0.0.1:9", "--backend", "nope", "--request-rate", "1"].map(String::from).to_vec())
+            .await;
+    assert!(text(&o).contains("unknown API/backend \"nope\""), "{}", text(&o));
+    let o =
+        load(["--url", "http://127.0.0.1:9", "--request-rate", "1", "--save-json-results"].map(String::from).to_vec())
+            .await;
+    assert!(text(&o).contains("--save-json-results is not built yet"), "{}", text(&o));
+    let o = load(
+        [
+            "--url",
+            "http://127.0.0.1:9",
+            "--request-rate",
+            "1",
+            "--models",
+            "m",
+            "--tokenizer",
+            "meta-llama/Llama-3.1-8B",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    assert!(text(&o).contains("downloads nothing at run time"), "{}", text(&o));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("bad.pbtxt");
+    std::fs::write(&spec, "url: \"http://x\"\nrates { request_rates: [1] }\nbogus: 3\n").unwrap();
+    let o = load(vec!["--spec".into(), spec.to_str().unwrap().into()]).await;
+    assert!(text(&o).contains("bad.pbtxt:3:1"), "{}", text(&o));
+    // Nothing listening: the run completes, every request is a connect error, exit 1.
+    let o = load(
+        ["--url", "http://127.0.0.1:9", "--request-rate", "20", "--num-prompts", "3", "--models", "m"]
+            .map(String::from)
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("connect 3") && text(&o).contains("every request failed"), "{}", text(&o));
+}
