@@ -163,3 +163,39 @@ async fn bad_input_is_a_clear_error() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("connect 3") && text(&o).contains("every request failed"), "{}", text(&o));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_writes_what_was_measured() {
+    let s = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("r");
+    let mut child = std::process::Command::new(BIN)
+        .args(["load", "--url", &s.url(), "--models", "meta-llama/Llama-3.1-8B-Instruct", "--request-rate", "50"])
+        .args(["--benchmark-time-seconds", "600"])
+        .args(["--output-dir", out_dir.to_str().unwrap()])
+        .env_remove("INFERBENCH_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (by polling the server's own counter) until some requests were answered.
+    let served = || {
+        let text = s.sim.metrics.render();
+        text.lines()
+            .filter(|l| l.starts_with("vllm:request_success_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while served() < 5.0 {
+        assert!(std::time::Instant::now() < give_up, "the load engine sent nothing in 60 s");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "{status:?}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let sent = summary["stages"][0]["counts"]["sent"].as_u64().unwrap();
+    assert!(sent >= 5, "{summary}");
+}

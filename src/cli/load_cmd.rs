@@ -14,7 +14,7 @@ use crate::{
         client::Client,
         datasets::{self, Sampled},
         output,
-        runner::run_stage,
+        runner::{Stop, run_stage},
         stages,
         tokenize::Tokenizer,
     },
@@ -215,7 +215,8 @@ pub fn load(args: &LoadArgs) -> ExitCode {
 
 fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let spec = args.to_spec()?;
-    let stages = stages::plan(&spec).map_err(anyhow::Error::msg)?;
+    let stop = Arc::new(Stop::default());
+    let stages = stages::plan(&spec, &stop).map_err(anyhow::Error::msg)?;
     let tokenizer = spec
         .tokenizer
         .as_deref()
@@ -258,7 +259,20 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let mut records = vec![];
     let mut first = 0;
     eprintln!("inferbench load: {} stage(s) against {url} ({})", stages.len(), client.api_name());
+    // Ctrl-C / SIGTERM: stop sending, let requests in flight finish (a short grace), write what
+    // was measured.
+    {
+        let stop = stop.clone();
+        rt.spawn(async move {
+            super::sim_cmd::shutdown_signal().await;
+            eprintln!("inferbench load: stopping: writing what was measured");
+            stop.stop();
+        });
+    }
     for stage in stages {
+        if stop.stopped() {
+            break;
+        }
         let name = stage.name.clone();
         let out = rt.block_on(run_stage(client.clone(), prompts.clone(), stage, first));
         first += out.requests_made;

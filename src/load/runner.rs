@@ -94,6 +94,37 @@ pub enum Load {
     },
 }
 
+/// Asks running stages to stop (Ctrl-C): no new requests are sent, requests in flight get
+/// [`STOP_GRACE`] to finish, and what was measured is kept.
+#[derive(Debug, Default)]
+pub struct Stop {
+    flag: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+/// How long requests in flight may take to finish once a stop is asked.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+impl Stop {
+    /// Asks to stop.
+    pub fn stop(&self) {
+        self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// Whether a stop was asked.
+    pub fn stopped(&self) -> bool {
+        self.flag.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn wait(&self) {
+        let notified = self.notify.notified();
+        if !self.stopped() {
+            notified.await;
+        }
+    }
+}
+
 /// One stage to run.
 #[derive(Debug, Clone)]
 pub struct StageSpec {
@@ -115,6 +146,8 @@ pub struct StageSpec {
     pub ignore_eos: bool,
     /// Goodput thresholds.
     pub slo: Slo,
+    /// Stops the stage early (Ctrl-C).
+    pub stop: Arc<Stop>,
 }
 
 /// A finished stage.
@@ -174,7 +207,10 @@ pub async fn run_stage<S: Sender>(
                 if end.is_some_and(|e| intended >= e) {
                     break;
                 }
-                tokio::time::sleep_until(intended).await;
+                tokio::select! {
+                    () = tokio::time::sleep_until(intended) => {}
+                    () = spec.stop.wait() => break,
+                }
                 let (permit, waited) = match &cap {
                     None => (None, false),
                     Some(sem) => match sem.clone().try_acquire_owned() {
@@ -207,13 +243,13 @@ pub async fn run_stage<S: Sender>(
             let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
             let mut user_tasks = JoinSet::new();
             for _ in 0..users.max(1) {
-                let (sender, prompts, shared, models, next) =
-                    (sender.clone(), prompts.clone(), shared.clone(), models.clone(), next.clone());
+                let (sender, prompts, shared, models, next, stop) =
+                    (sender.clone(), prompts.clone(), shared.clone(), models.clone(), next.clone(), spec.stop.clone());
                 let (stream, ignore_eos, name) = (spec.stream, spec.ignore_eos, spec.name.clone());
                 user_tasks.spawn(async move {
                     loop {
                         let now = Instant::now();
-                        if end.is_some_and(|e| now >= e) {
+                        if end.is_some_and(|e| now >= e) || stop.stopped() {
                             return;
                         }
                         let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -229,14 +265,14 @@ pub async fn run_stage<S: Sender>(
                     }
                 });
             }
-            while user_tasks.join_next().await.is_some() {}
+            dropped += drain(&mut user_tasks, &spec.stop).await;
             made = next.load(std::sync::atomic::Ordering::Relaxed);
             if let Some(m) = max_requests {
                 made = made.min(m);
             }
         }
     }
-    while tasks.join_next().await.is_some() {}
+    dropped += drain(&mut tasks, &spec.stop).await;
     let shared = Arc::try_unwrap(shared).ok().expect("every request task ended").into_inner().expect("not poisoned");
     offered.dropped = dropped;
     let mut result = shared.agg.finish(&spec.name, offered);
@@ -244,6 +280,32 @@ pub async fn run_stage<S: Sender>(
         c.warmup = shared.warmup;
     }
     StageOutput { result, records: shared.records, warmup: shared.warmup, requests_made: made }
+}
+
+/// Waits for every task (requests end by themselves, bounded by their timeout); once a stop is
+/// asked, gives them [`STOP_GRACE`] and aborts the rest. Returns how many were aborted.
+async fn drain(tasks: &mut JoinSet<()>, stop: &Stop) -> u64 {
+    loop {
+        if stop.stopped() {
+            let grace = tokio::time::sleep(STOP_GRACE);
+            tokio::pin!(grace);
+            loop {
+                tokio::select! {
+                    r = tasks.join_next() => if r.is_none() { return 0 },
+                    () = &mut grace => {
+                        let cut = tasks.len() as u64;
+                        tasks.abort_all();
+                        while tasks.join_next().await.is_some() {}
+                        return cut;
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            r = tasks.join_next() => if r.is_none() { return 0 },
+            () = stop.wait() => {}
+        }
+    }
 }
 
 fn record(shared: &Mutex<Shared>, outcome: Outcome, in_warmup: bool) {

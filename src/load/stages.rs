@@ -8,12 +8,12 @@ use std::{sync::Arc, time::Duration};
 use super::{
     arrivals::{Process, Schedule, Segment},
     recorder::Slo,
-    runner::{Load, StageSpec},
+    runner::{Load, StageSpec, Stop},
 };
 use crate::schema::{Arrival, LoadSpec, load_spec::Pattern};
 
-/// The stages of `spec`, or why it cannot run.
-pub fn plan(spec: &LoadSpec) -> Result<Vec<StageSpec>, String> {
+/// The stages of `spec`, or why it cannot run; `stop` ends them early.
+pub fn plan(spec: &LoadSpec, stop: &Arc<Stop>) -> Result<Vec<StageSpec>, String> {
     let duration = spec.duration_seconds.filter(|d| *d > 0.0).map(Duration::from_secs_f64);
     let count = spec.num_prompts.filter(|n| *n > 0);
     if duration.is_none() && count.is_none() {
@@ -45,6 +45,7 @@ pub fn plan(spec: &LoadSpec) -> Result<Vec<StageSpec>, String> {
         stream: spec.streaming.unwrap_or(true),
         ignore_eos: spec.ignore_eos.unwrap_or(true),
         slo,
+        stop: stop.clone(),
     };
     let seed = spec.seed.unwrap_or(0);
     let schedule = |segments: Vec<Segment>, i: u64| {
@@ -97,6 +98,10 @@ mod tests {
     use super::*;
     use crate::schema::{ClosedLoop, RateList, Stage, Stages};
 
+    fn plan_(spec: &LoadSpec) -> Result<Vec<StageSpec>, String> {
+        plan(spec, &Arc::default())
+    }
+
     fn spec(pattern: Pattern) -> LoadSpec {
         LoadSpec {
             pattern: Some(pattern),
@@ -108,16 +113,16 @@ mod tests {
 
     #[test]
     fn rates_users_and_stages_become_stages() {
-        let s = plan(&spec(Pattern::Rates(RateList { request_rates: vec![1.0, 2.5] }))).unwrap();
+        let s = plan_(&spec(Pattern::Rates(RateList { request_rates: vec![1.0, 2.5] }))).unwrap();
         assert_eq!(s.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["rate-1", "rate-2.5"]);
-        let e = plan(&spec(Pattern::Rates(RateList { request_rates: vec![f64::INFINITY] }))).unwrap_err();
+        let e = plan_(&spec(Pattern::Rates(RateList { request_rates: vec![f64::INFINITY] }))).unwrap_err();
         assert!(e.contains("needs a number of prompts"), "{e}");
         let mut all_at_once = spec(Pattern::Rates(RateList { request_rates: vec![f64::INFINITY] }));
         all_at_once.num_prompts = Some(3);
-        let Load::Open { schedule, .. } = &plan(&all_at_once).unwrap()[0].load else { panic!() };
+        let Load::Open { schedule, .. } = &plan_(&all_at_once).unwrap()[0].load else { panic!() };
         assert_eq!(schedule.clone().count(), 3);
 
-        let s = plan(&spec(Pattern::Concurrency(ClosedLoop { users: vec![4, 16] }))).unwrap();
+        let s = plan_(&spec(Pattern::Concurrency(ClosedLoop { users: vec![4, 16] }))).unwrap();
         assert!(matches!(s[1].load, Load::Closed { users: 16, .. }));
 
         let stages = vec![
@@ -126,7 +131,7 @@ mod tests {
         ];
         let mut st = spec(Pattern::Stages(Stages { stages }));
         st.set_arrival(Arrival::Constant);
-        let s = plan(&st).unwrap();
+        let s = plan_(&st).unwrap();
         assert_eq!(s.len(), 1);
         let Load::Open { schedule, .. } = &s[0].load else { panic!() };
         // 5 s at 10/s, then a ramp 10 → 20 over 5 s: 50 + 75.
@@ -137,13 +142,13 @@ mod tests {
     fn what_cannot_run_says_why() {
         let mut s = spec(Pattern::Rates(RateList { request_rates: vec![1.0] }));
         s.duration_seconds = None;
-        assert!(plan(&s).unwrap_err().contains("give a duration"));
+        assert!(plan_(&s).unwrap_err().contains("give a duration"));
         assert!(
-            plan(&LoadSpec { models: vec!["m".into()], duration_seconds: Some(1.0), ..Default::default() })
+            plan_(&LoadSpec { models: vec!["m".into()], duration_seconds: Some(1.0), ..Default::default() })
                 .unwrap_err()
                 .contains("no load pattern")
         );
-        let e = plan(&spec(Pattern::Sweep(Default::default()))).unwrap_err();
+        let e = plan_(&spec(Pattern::Sweep(Default::default()))).unwrap_err();
         assert!(e.contains("not built yet"), "{e}");
     }
 }

@@ -77,6 +77,7 @@ fn open(segments: Vec<Segment>, cap: Option<u32>, warmup_ms: u64) -> StageSpec {
         stream: true,
         ignore_eos: true,
         slo: Slo::default(),
+        stop: Arc::default(),
     }
 }
 
@@ -140,4 +141,31 @@ async fn closed_loop_users_send_back_to_back() {
         StageSpec { load: Load::Closed { users: 4, duration: None, max_requests: Some(10) }, ..open(vec![], None, 0) };
     let out = run_stage(Fake::new(10), Arc::new(Same), spec, 0).await;
     assert_eq!((out.result.counts.unwrap().sent, out.requests_made), (10, 10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_ends_the_stage_and_keeps_what_was_measured() {
+    let fake = Fake::new(10_000); // answers take 10 s
+    let spec = open(vec![Segment::steady(10.0, secs(60.0))], None, 0);
+    let stop = spec.stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1050)).await;
+        stop.stop();
+    });
+    let fast = Fake::new(100);
+    let quick = open(vec![Segment::steady(10.0, secs(60.0))], None, 0);
+    let quick_stop = quick.stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1050)).await;
+        quick_stop.stop();
+    });
+    let (slow, quick) = tokio::join!(
+        run_stage(fake.clone(), Arc::new(Same), spec, 0),
+        run_stage(fast.clone(), Arc::new(Same), quick, 0)
+    );
+    // 11 arrivals in the first 1.05 s. The quick answers all finish within the grace; the slow
+    // ones are cut after it and counted as dropped.
+    assert_eq!((quick.requests_made, quick.result.counts.unwrap().succeeded), (11, 11));
+    assert_eq!(slow.requests_made, 11);
+    assert_eq!(slow.result.offered.unwrap().dropped, 11);
 }
