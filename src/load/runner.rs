@@ -202,7 +202,8 @@ pub async fn run_stage<S: Sender>(
             offered.process = process;
             let end = spec.duration.map(|d| start + d);
             let cap = spec.max_concurrency.map(|n| Arc::new(Semaphore::new(n.max(1) as usize)));
-            for offset in *schedule {
+            let mut schedule = *schedule;
+            while let Some(offset) = schedule.next() {
                 let intended = start + offset;
                 if end.is_some_and(|e| intended >= e) {
                     break;
@@ -225,7 +226,10 @@ pub async fn run_stage<S: Sender>(
                             match p {
                                 Some(Ok(p)) => (Some(p), true),
                                 _ => {
-                                    dropped += 1;
+                                    // The stage ended while it waited: it and every arrival still
+                                    // due before the end are dropped, and counted.
+                                    let due = |o: &Duration| end.is_none_or(|e| start + *o < e);
+                                    dropped += 1 + schedule.by_ref().take_while(due).count() as u64;
                                     break;
                                 }
                             }

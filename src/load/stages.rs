@@ -12,6 +12,10 @@ use super::{
 };
 use crate::schema::{Arrival, LoadSpec, load_spec::Pattern};
 
+/// Requests in flight when the spec sets no cap: each holds a connection (a file descriptor and a
+/// port), and an overloaded server must not make the client run out of them.
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 8192;
+
 /// The stages of `spec`, or why it cannot run; `stop` ends them early.
 pub fn plan(spec: &LoadSpec, stop: &Arc<Stop>) -> Result<Vec<StageSpec>, String> {
     let duration = spec.duration_seconds.filter(|d| *d > 0.0).map(Duration::from_secs_f64);
@@ -40,7 +44,7 @@ pub fn plan(spec: &LoadSpec, stop: &Arc<Stop>) -> Result<Vec<StageSpec>, String>
         load,
         duration,
         warmup: Duration::from_secs_f64(spec.warmup_seconds.unwrap_or(0.0).max(0.0)),
-        max_concurrency: spec.max_concurrency.filter(|c| *c > 0),
+        max_concurrency: Some(spec.max_concurrency.filter(|c| *c > 0).unwrap_or(DEFAULT_MAX_CONCURRENCY)),
         models: models.clone(),
         stream: spec.streaming.unwrap_or(true),
         ignore_eos: spec.ignore_eos.unwrap_or(true),
