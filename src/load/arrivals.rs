@@ -17,6 +17,9 @@ use rand_distr::{Distribution, Exp1, Gamma};
 /// Arrivals this close to the end of the last segment fall after it (float sums of gaps).
 const END_TOLERANCE: f64 = 1e-9;
 
+/// Highest finite rate (req/s).
+pub const MAX_RATE: f64 = 1e6;
+
 /// How gaps between arrivals are drawn (at unit rate; the segment's rate scales them).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Process {
@@ -54,7 +57,7 @@ impl Segment {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ScheduleError {
     /// A negative or NaN rate.
-    #[error("request rate must be ≥ 0 (or inf), got {0}")]
+    #[error("request rate must be within 0..=1e6 req/s (or inf, all at once), got {0}")]
     BadRate(f64),
     /// Infinite rate with nothing to bound it.
     #[error("an infinite request rate (all at once) needs a number of prompts to send")]
@@ -94,7 +97,9 @@ impl Schedule {
         let mut unbounded_inf = false;
         for s in &segments {
             for r in [Some(s.rate), s.ramp_from].into_iter().flatten() {
-                if r.is_nan() || r < 0.0 {
+                // A finite rate above MAX_RATE would make gaps smaller than the float step of the
+                // offsets (and a schedule that never ends): "all at once" is `inf` with a count.
+                if r.is_nan() || r < 0.0 || (r.is_finite() && r > MAX_RATE) {
                     return Err(ScheduleError::BadRate(r));
                 }
             }

@@ -74,6 +74,7 @@ impl Client {
 
     /// Sends `req` now and measures it (never fails: failures are in the record).
     pub async fn send(&self, req: &Request<'_>, request_id: &str, timing: Timing) -> Sent {
+        let req = &Request { stream: req.stream && self.backend.can_stream(), ..*req };
         let sent = Instant::now();
         let mut m = Measure::new(req, sent);
         let result = tokio::time::timeout(self.timeout, self.exchange(req, request_id, &mut m)).await;
@@ -122,7 +123,7 @@ impl Client {
                 // Stamped before anything is parsed.
                 let at = Instant::now();
                 parser.push(data, at, &mut events).map_err(|e| (ErrorKind::Parse, e.to_string()))?;
-                for ev in events.drain(..) {
+                for ev in events.drain(..).filter(|e| !e.data.is_empty()) {
                     let p = self.backend.parse_event(&ev.data).map_err(|e| (ErrorKind::Parse, e))?;
                     m.add(&p, ev.at);
                 }
@@ -160,7 +161,7 @@ impl Measure {
             sent,
             first_byte: None,
             status: 0,
-            chunks: Vec::with_capacity(if req.stream { req.max_tokens as usize + 2 } else { 1 }),
+            chunks: Vec::with_capacity(if req.stream { (req.max_tokens as usize + 2).min(4096) } else { 1 }),
             text: String::new(),
             usage: Usage::default(),
             done: false,

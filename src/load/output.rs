@@ -55,8 +55,7 @@ fn opt(us: u32) -> Option<u32> {
 /// Writes `summary.json` and `requests.jsonl.zst` into `dir` (created if needed).
 pub fn write(dir: &Path, results: &Results, stages: &[(String, Vec<RequestRecord>)]) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let summary = dir.join("summary.json");
-    atomic_write(&summary, summary_json(results).as_bytes())?;
+    // The per-request file first, the summary last: a summary never sits beside stale records.
     let mut enc = zstd::Encoder::new(Vec::new(), 3).map_err(|e| e.to_string())?;
     for (stage, records) in stages {
         for r in records {
@@ -83,6 +82,10 @@ pub fn write(dir: &Path, results: &Results, stages: &[(String, Vec<RequestRecord
     }
     let requests = dir.join("requests.jsonl.zst");
     atomic_write(&requests, &enc.finish().map_err(|e| e.to_string())?)?;
+    let summary = dir.join("summary.json");
+    atomic_write(&summary, summary_json(results).as_bytes())?;
+    // The renames themselves survive a power loss only once the folder is synced.
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(vec![summary, requests])
 }
 

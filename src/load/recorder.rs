@@ -31,6 +31,8 @@ pub enum ErrorKind {
     Parse,
     /// A successful answer without a single output token.
     Empty,
+    /// Cut when the run was stopped (Ctrl-C) before its answer was complete.
+    Cancelled,
 }
 
 impl ErrorKind {
@@ -45,6 +47,7 @@ impl ErrorKind {
             ErrorKind::StreamCut => "stream_cut",
             ErrorKind::Parse => "parse",
             ErrorKind::Empty => "empty",
+            ErrorKind::Cancelled => "cancelled",
         }
     }
 
@@ -266,13 +269,23 @@ impl StageAggregate {
         if r.output_tokens > 0 {
             rec(&mut self.ntpot, e2e / u64::from(r.output_tokens));
         }
-        let tpot = (r.output_tokens > 1 && r.first_token_us != NONE_US && r.last_token_us != NONE_US)
-            .then(|| u64::from(r.last_token_us - r.first_token_us) / u64::from(r.output_tokens - 1));
+        // Chunks that carry tokens (a chunk the token spread gave none joins the next one).
+        let with_tokens: Vec<(u32, u32)> = o.chunks.iter().copied().filter(|c| c.1 > 0).collect();
+        let tpot = (r.output_tokens > 1 && with_tokens.len() >= 2).then(|| {
+            let (first, last) = (with_tokens[0].0, with_tokens[with_tokens.len() - 1].0);
+            u64::from(last.saturating_sub(first)) / u64::from(r.output_tokens - 1)
+        });
         if let Some(t) = tpot {
             rec(&mut self.tpot, t);
         }
-        for w in o.chunks.windows(2) {
-            let (gap, tokens) = (u64::from(w[1].0 - w[0].0), u64::from(w[1].1.max(1)));
+        if let Some(&(_, k)) = with_tokens.first()
+            && k > 1
+        {
+            // The first chunk's tokens after the first arrived with it: gaps of 0.
+            self.itl.saturating_record_n(1, u64::from(k - 1));
+        }
+        for w in with_tokens.windows(2) {
+            let (gap, tokens) = (u64::from(w[1].0.saturating_sub(w[0].0)), u64::from(w[1].1));
             rec(&mut self.itl_chunk, gap);
             self.itl.saturating_record_n((gap / tokens).max(1), tokens);
         }
@@ -291,6 +304,14 @@ impl StageAggregate {
             && meets(self.slo.e2e_ms, Some(e2e))
         {
             self.good += 1;
+        }
+    }
+
+    /// Counts `n` requests cut by a stop: sent, failed as "cancelled".
+    pub fn record_cancelled(&mut self, n: u64) {
+        if n > 0 {
+            self.sent += n;
+            *self.errors.entry(ErrorKind::Cancelled.as_str()).or_default() += n;
         }
     }
 
@@ -446,6 +467,7 @@ mod tests {
         a.record(&example()); // TPOT 50 > 40: not good
         let mut fast = example();
         fast.record.last_token_us = 200_000; // TPOT 33.3
+        fast.chunks = vec![(100_000, 1), (150_000, 2), (200_000, 1)];
         a.record(&fast);
         let mut failed = example();
         failed.record.error = Some(ErrorKind::from_status(503));
@@ -457,6 +479,29 @@ mod tests {
         let g = s.goodput.unwrap();
         assert_eq!(g.good_requests, 1);
         assert!((g.fraction - 1.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_first_chunk_of_several_tokens_and_unstreamed_answers() {
+        // First chunk 3 tokens at 100 ms, then 1 token at 200 ms: TPOT (200−100)/3; ITL 0, 0, 100.
+        let mut o = example();
+        o.chunks = vec![(100_000, 3), (200_000, 1)];
+        o.record.last_token_us = 200_000;
+        let mut a = StageAggregate::new(Slo::default());
+        a.record(&o);
+        let s = a.finish("x", Offered::default());
+        let itl = s.itl_ms.unwrap();
+        assert_eq!(itl.count, 3);
+        assert!((itl.max - 100.0).abs() < 0.1 && itl.min <= 0.001, "{itl:?}");
+        assert!((s.tpot_ms.unwrap().mean - 33.33).abs() < 0.1);
+        // One chunk (not streamed): no TPOT, no ITL.
+        let mut o = example();
+        o.chunks = vec![(260_000, 4)];
+        let mut a = StageAggregate::new(Slo { tpot_ms: Some(1.0), ..Slo::default() });
+        a.record(&o);
+        let s = a.finish("x", Offered::default());
+        assert_eq!(s.tpot_ms.unwrap().count, 0);
+        assert_eq!(s.goodput.unwrap().good_requests, 1, "a TPOT threshold does not apply without a TPOT");
     }
 
     #[test]

@@ -181,6 +181,7 @@ pub async fn run_stage<S: Sender>(
     let warmup_end = start + spec.warmup;
     let mut tasks = JoinSet::new();
     let mut made = 0u64;
+    let mut cancelled = 0u64;
     let mut dropped = 0u64;
     let models: Arc<[Arc<str>]> = spec.models.clone().into();
     let launch = |tasks: &mut JoinSet<()>, i: u64, intended: Instant, waited: bool, permit| {
@@ -217,19 +218,35 @@ pub async fn run_stage<S: Sender>(
                     Some(sem) => match sem.clone().try_acquire_owned() {
                         Ok(p) => (Some(p), false),
                         Err(_) => {
-                            // Wait for a slot, but not past the stage's end: then it is dropped.
+                            // Wait for a slot, but not past the stage's end or a stop: then it is
+                            // dropped.
                             let wait = sem.clone().acquire_owned();
-                            let p = match end {
-                                Some(e) => tokio::time::timeout_at(e, wait).await.ok(),
-                                None => Some(wait.await),
+                            let deadline = async {
+                                match end {
+                                    Some(e) => tokio::time::sleep_until(e).await,
+                                    None => std::future::pending().await,
+                                }
+                            };
+                            let p = tokio::select! {
+                                p = wait => Some(p),
+                                () = deadline => None,
+                                () = spec.stop.wait() => None,
                             };
                             match p {
                                 Some(Ok(p)) => (Some(p), true),
                                 _ => {
                                     // The stage ended while it waited: it and every arrival still
-                                    // due before the end are dropped, and counted.
-                                    let due = |o: &Duration| end.is_none_or(|e| start + *o < e);
-                                    dropped += 1 + schedule.by_ref().take_while(due).count() as u64;
+                                    // due before the end are dropped, and counted (exactly up to
+                                    // 10⁶ more; beyond, from the schedule's expected count).
+                                    let due = |o: &Duration| end.is_some_and(|e| start + *o < e);
+                                    let counted = schedule.by_ref().take_while(due).take(1_000_000).count() as u64;
+                                    let expected = schedule.expected_count().unwrap_or(0.0) as u64;
+                                    let rest = if counted == 1_000_000 {
+                                        expected.saturating_sub(made + 1 + counted)
+                                    } else {
+                                        0
+                                    };
+                                    dropped += 1 + counted + rest;
                                     break;
                                 }
                             }
@@ -269,15 +286,18 @@ pub async fn run_stage<S: Sender>(
                     }
                 });
             }
-            dropped += drain(&mut user_tasks, &spec.stop).await;
+            cancelled += drain(&mut user_tasks, &spec.stop).await;
             made = next.load(std::sync::atomic::Ordering::Relaxed);
             if let Some(m) = max_requests {
                 made = made.min(m);
             }
         }
     }
-    dropped += drain(&mut tasks, &spec.stop).await;
-    let shared = Arc::try_unwrap(shared).ok().expect("every request task ended").into_inner().expect("not poisoned");
+    cancelled += drain(&mut tasks, &spec.stop).await;
+    let mut shared =
+        Arc::try_unwrap(shared).ok().expect("every request task ended").into_inner().expect("not poisoned");
+    // Requests cut by a stop were sent: they count as failed ("cancelled"), not as never sent.
+    shared.agg.record_cancelled(cancelled);
     offered.dropped = dropped;
     let mut result = shared.agg.finish(&spec.name, offered);
     if let Some(c) = result.counts.as_mut() {

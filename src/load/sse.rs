@@ -51,6 +51,9 @@ impl SseParser {
 
     /// Feeds one read's bytes, appending every event they complete to `out`.
     pub fn push(&mut self, mut bytes: &[u8], at: Instant, out: &mut Vec<SseEvent>) -> Result<(), SseError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
         if self.after_cr && bytes.first() == Some(&b'\n') {
             bytes = &bytes[1..];
         }

@@ -12,12 +12,32 @@ use super::{
 };
 use crate::schema::{Arrival, LoadSpec, load_spec::Pattern};
 
+/// Longest duration accepted (about 30 years): beyond, times overflow.
+const MAX_SECONDS: f64 = 1e9;
+
+/// A duration field must be a finite number of seconds ≥ 0 within [`MAX_SECONDS`].
+fn check_seconds(name: &str, v: Option<f64>) -> Result<(), String> {
+    match v {
+        Some(s) if !(0.0..=MAX_SECONDS).contains(&s) => {
+            Err(format!("{name} must be within 0..={MAX_SECONDS} seconds, got {s}"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Requests in flight when the spec sets no cap: each holds a connection (a file descriptor and a
 /// port), and an overloaded server must not make the client run out of them.
 pub const DEFAULT_MAX_CONCURRENCY: u32 = 8192;
 
 /// The stages of `spec`, or why it cannot run; `stop` ends them early.
 pub fn plan(spec: &LoadSpec, stop: &Arc<Stop>) -> Result<Vec<StageSpec>, String> {
+    for (name, v) in [
+        ("duration_seconds", spec.duration_seconds),
+        ("warmup_seconds", spec.warmup_seconds),
+        ("request_timeout_seconds", spec.request_timeout_seconds),
+    ] {
+        check_seconds(name, v)?;
+    }
     let duration = spec.duration_seconds.filter(|d| *d > 0.0).map(Duration::from_secs_f64);
     let count = spec.num_prompts.filter(|n| *n > 0);
     if duration.is_none() && count.is_none() {
@@ -74,6 +94,7 @@ pub fn plan(spec: &LoadSpec, stop: &Arc<Stop>) -> Result<Vec<StageSpec>, String>
             let mut segments = Vec::new();
             let mut previous = 0.0;
             for (i, st) in s.stages.iter().enumerate() {
+                check_seconds(&format!("stages[{i}].duration_seconds"), st.duration_seconds)?;
                 let d = st.duration_seconds.filter(|d| *d > 0.0).ok_or(format!("stage {i} needs a duration"))?;
                 let rate = st.rate.unwrap_or(0.0);
                 let ramp_from = st.ramp.unwrap_or(false).then_some(previous);

@@ -23,6 +23,10 @@ impl Backend for JetStream {
         serde_json::to_vec(&v).expect("JSON values serialize")
     }
 
+    fn can_stream(&self) -> bool {
+        false
+    }
+
     fn stream_has_end_marker(&self) -> bool {
         false
     }

@@ -95,6 +95,10 @@ pub trait Backend: Send + Sync + 'static {
     fn path(&self, r: &Request<'_>) -> String;
     /// JSON body of a request.
     fn body(&self, r: &Request<'_>) -> Vec<u8>;
+    /// Whether the API can stream at all (JetStream's HTTP server cannot: requests go unstreamed).
+    fn can_stream(&self) -> bool {
+        true
+    }
     /// Whether a stream ends only with an explicit end marker (a stream closing without it was cut).
     fn stream_has_end_marker(&self) -> bool;
     /// One SSE event's data.

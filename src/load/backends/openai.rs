@@ -37,7 +37,7 @@ fn parse(api: &str, data: &[u8], text_at: &str) -> Result<Parsed, String> {
         return Ok(Parsed { done: true, ..Parsed::default() });
     }
     let v = json(api, data)?;
-    if let Some(e) = v.get("error") {
+    if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
         return Err(format!("{api}: error in stream: {e}"));
     }
     let choice = v.pointer("/choices/0");

@@ -164,8 +164,10 @@ async fn a_stop_ends_the_stage_and_keeps_what_was_measured() {
         run_stage(fast.clone(), Arc::new(Same), quick, 0)
     );
     // 11 arrivals in the first 1.05 s. The quick answers all finish within the grace; the slow
-    // ones are cut after it and counted as dropped.
+    // ones are cut after it: sent, failed as cancelled.
     assert_eq!((quick.requests_made, quick.result.counts.unwrap().succeeded), (11, 11));
     assert_eq!(slow.requests_made, 11);
-    assert_eq!(slow.result.offered.unwrap().dropped, 11);
+    let c = slow.result.counts.unwrap();
+    assert_eq!((c.sent, c.failed, c.errors.get("cancelled").copied()), (11, 11, Some(11)));
+    assert_eq!(slow.result.offered.unwrap().dropped, 0);
 }
