@@ -199,3 +199,31 @@ async fn ctrl_c_writes_what_was_measured() {
     let sent = summary["stages"][0]["counts"]["sent"].as_u64().unwrap();
     assert!(sent >= 5, "{summary}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_in_a_later_stage_keeps_the_stages_already_measured() {
+    let s = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("r");
+    let mut child = std::process::Command::new(BIN)
+        .args(["load", "--url", &s.url(), "--models", "meta-llama/Llama-3.1-8B-Instruct"])
+        .args(["--request-rate", "100,100", "--num-prompts", "10", "--benchmark-time-seconds", "600"])
+        .args(["--output-dir", out_dir.to_str().unwrap()])
+        .env_remove("INFERBENCH_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The first stage ends after 10 prompts; its results appear, then the process is killed.
+    let summary = out_dir.join("summary.json");
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !summary.exists() {
+        assert!(std::time::Instant::now() < give_up, "no summary after the first stage");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let _ = child.kill();
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(v["stages"][0]["counts"]["sent"], 10, "{v}");
+    assert!(out_dir.join("requests.jsonl.zst").exists());
+}

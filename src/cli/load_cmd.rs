@@ -279,12 +279,13 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         print_stage(&out.result);
         results.stages.push(out.result);
         records.push((name, out.records));
+        // Written after every stage, so a crash later keeps the stages already measured.
+        if let Some(dir) = &args.output_dir {
+            output::write(dir, &results, &records).map_err(anyhow::Error::msg)?;
+        }
     }
     if let Some(dir) = &args.output_dir {
-        let files = output::write(dir, &results, &records).map_err(anyhow::Error::msg)?;
-        for f in files {
-            eprintln!("inferbench load: wrote {}", f.display());
-        }
+        eprintln!("inferbench load: wrote {}/summary.json and requests.jsonl.zst", dir.display());
     }
     let (sent, ok): (u64, u64) =
         results.stages.iter().filter_map(|s| s.counts.as_ref()).fold((0, 0), |(a, b), c| (a + c.sent, b + c.succeeded));
