@@ -3,7 +3,7 @@
 //! `load --spec /etc/inferbench/load.pbtxt --output-dir /results` with the target in
 //! `INFERBENCH_URL`.
 
-use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+use std::{io::Write as _, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
@@ -276,13 +276,14 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         let name = stage.name.clone();
         let out = rt.block_on(run_stage(client.clone(), prompts.clone(), stage, first));
         first += out.requests_made;
-        print_stage(&out.result);
         results.stages.push(out.result);
         records.push((name, out.records));
-        // Written after every stage, so a crash later keeps the stages already measured.
+        // Written after every stage, so a crash later keeps the stages already measured; before
+        // the stage's line is printed, so a line on stdout means its results are on disk.
         if let Some(dir) = &args.output_dir {
             output::write(dir, &results, &records).map_err(anyhow::Error::msg)?;
         }
+        print_stage(results.stages.last().expect("just pushed"));
     }
     if let Some(dir) = &args.output_dir {
         eprintln!("inferbench load: wrote {}/summary.json and requests.jsonl.zst", dir.display());
@@ -304,7 +305,9 @@ fn print_stage(s: &schema::StageResult) {
     let tpot = s.tpot_ms.unwrap_or_default();
     let lag = s.schedule_lag_ms.unwrap_or_default();
     let errors: Vec<String> = c.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    println!(
+    // A closed stdout (`| head`) must not kill a run that still has results to write.
+    let _ = writeln!(
+        std::io::stdout(),
         "{:<12} sent {:>6} ok {:>6} failed {:>5}{}  achieved {:>8.2} req/s  out {:>9.1} tok/s  TTFT p50 {:>8.2} p99 {:>8.2} ms  TPOT p50 {:>7.2} ms  lag p99 {:>7.2} ms{}",
         s.name,
         c.sent,

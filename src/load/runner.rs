@@ -183,17 +183,22 @@ pub async fn run_stage<S: Sender>(
     let mut made = 0u64;
     let mut cancelled = 0u64;
     let mut dropped = 0u64;
-    let models: Arc<[Arc<str>]> = spec.models.clone().into();
-    let launch = |tasks: &mut JoinSet<()>, i: u64, intended: Instant, waited: bool, permit| {
-        let (sender, prompts, shared, models) = (sender.clone(), prompts.clone(), shared.clone(), models.clone());
-        let (stream, ignore_eos, name) = (spec.stream, spec.ignore_eos, spec.name.clone());
+    let ctx = Arc::new(Ctx {
+        sender,
+        prompts,
+        shared: shared.clone(),
+        models: spec.models.clone().into(),
+        name: spec.name.clone(),
+        stream: spec.stream,
+        ignore_eos: spec.ignore_eos,
+        start,
+        warmup_end,
+    });
+    let launch = |tasks: &mut JoinSet<()>, i: u64, intended: Instant, waited: bool, permit: Option<_>| {
+        let ctx = ctx.clone();
         tasks.spawn(async move {
-            let work = prompts.get(i);
-            let model = models[usize::from(work.model) % models.len()].clone();
-            let timing = Timing { stage_start: start, intended, waited_for_slot: waited };
-            let sent = sender.send(work, model, format!("ib-{name}-{i}"), timing, stream, ignore_eos).await;
+            ctx.request(i, intended, waited).await;
             drop(permit);
-            record(&shared, sent.outcome, intended < warmup_end);
         });
     };
     let mut offered = Offered::default();
@@ -264,9 +269,7 @@ pub async fn run_stage<S: Sender>(
             let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
             let mut user_tasks = JoinSet::new();
             for _ in 0..users.max(1) {
-                let (sender, prompts, shared, models, next, stop) =
-                    (sender.clone(), prompts.clone(), shared.clone(), models.clone(), next.clone(), spec.stop.clone());
-                let (stream, ignore_eos, name) = (spec.stream, spec.ignore_eos, spec.name.clone());
+                let (ctx, next, stop) = (ctx.clone(), next.clone(), spec.stop.clone());
                 user_tasks.spawn(async move {
                     loop {
                         let now = Instant::now();
@@ -277,12 +280,7 @@ pub async fn run_stage<S: Sender>(
                         if max_requests.is_some_and(|m| k >= m) {
                             return;
                         }
-                        let i = first + k;
-                        let work = prompts.get(i);
-                        let model = models[usize::from(work.model) % models.len()].clone();
-                        let timing = Timing { stage_start: start, intended: now, waited_for_slot: false };
-                        let sent = sender.send(work, model, format!("ib-{name}-{i}"), timing, stream, ignore_eos).await;
-                        record(&shared, sent.outcome, now < warmup_end);
+                        ctx.request(first + k, now, false).await;
                     }
                 });
             }
@@ -294,6 +292,7 @@ pub async fn run_stage<S: Sender>(
         }
     }
     cancelled += drain(&mut tasks, &spec.stop).await;
+    drop(ctx); // its handle on the results
     let mut shared =
         Arc::try_unwrap(shared).ok().expect("every request task ended").into_inner().expect("not poisoned");
     // Requests cut by a stop were sent: they count as failed ("cancelled"), not as never sent.
@@ -329,6 +328,31 @@ async fn drain(tasks: &mut JoinSet<()>, stop: &Stop) -> u64 {
             r = tasks.join_next() => if r.is_none() { return 0 },
             () = stop.wait() => {}
         }
+    }
+}
+
+/// What every request of a stage shares.
+struct Ctx<S> {
+    sender: Arc<S>,
+    prompts: Arc<dyn Prompts>,
+    shared: Arc<Mutex<Shared>>,
+    models: Arc<[Arc<str>]>,
+    name: String,
+    stream: bool,
+    ignore_eos: bool,
+    start: Instant,
+    warmup_end: Instant,
+}
+
+impl<S: Sender> Ctx<S> {
+    /// Makes request `i` (meant for `intended`) and records it, or counts it as warm-up.
+    async fn request(&self, i: u64, intended: Instant, waited_for_slot: bool) {
+        let work = self.prompts.get(i);
+        let model = self.models[usize::from(work.model) % self.models.len()].clone();
+        let timing = Timing { stage_start: self.start, intended, waited_for_slot };
+        let id = format!("ib-{}-{i}", self.name);
+        let sent = self.sender.send(work, model, id, timing, self.stream, self.ignore_eos).await;
+        record(&self.shared, sent.outcome, intended < self.warmup_end);
     }
 }
 
