@@ -120,6 +120,44 @@ async fn a_load_spec_file_runs_closed_loop_users_on_the_chat_api() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_metrics_are_scraped_over_time_and_summarised_per_stage() {
+    let s = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("load.pbtxt");
+    std::fs::write(
+        &spec,
+        format!(
+            "url: \"{}\"\nmodels: \"meta-llama/Llama-3.1-8B-Instruct\"\nrates {{ request_rates: [40, 80] }}\nnum_prompts: 20\nignore_eos: true\ndataset {{ synthetic {{ input {{ mean: 32 }} output {{ mean: 8 min: 8 max: 8 }} }} }}\nserver_metrics {{ interval_seconds: 0.1 }}\n",
+            s.url()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("r");
+    let o =
+        load(vec!["--spec".into(), spec.to_str().unwrap().into(), "--output-dir".into(), out.to_str().unwrap().into()])
+            .await;
+    assert!(o.status.success(), "{}", text(&o));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("server_metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["url"], format!("{}/metrics", s.url()));
+    assert_eq!(m["failed_scrapes"], 0, "{m}");
+    let samples = m["samples"].as_array().unwrap();
+    assert!(samples.len() >= 4, "a scrape at each stage's start and end at least: {}", samples.len());
+    let times: Vec<f64> = samples.iter().map(|x| x["t"].as_f64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "time order: {times:?}");
+    // The scrape at the end of the last stage comes after every answer: 2 stages × 20 × 8 tokens.
+    assert_eq!(samples.last().unwrap()["values"]["vllm:generation_tokens_total"], 320.0);
+    assert_eq!(m["kinds"]["vllm:num_requests_waiting"], "gauge");
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    for st in summary["stages"].as_array().unwrap() {
+        let gen_tokens = &st["server_metrics"]["vllm:generation_tokens_total"];
+        assert_eq!(gen_tokens["kind"], "counter", "{st}");
+        assert!(gen_tokens["mean"].as_f64().unwrap() > 0.0, "tokens/s over the stage: {gen_tokens}");
+        assert_eq!(st["server_metrics"]["vllm:num_requests_running"]["kind"], "gauge");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_a_clear_error() {
     let o = load(vec!["--request-rate".into(), "1".into()]).await;
     assert_eq!(o.status.code(), Some(1));

@@ -3,22 +3,15 @@
 //! `load --spec /etc/inferbench/load.pbtxt --output-dir /results` with the target in
 //! `INFERBENCH_URL`.
 
-use std::{io::Write as _, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+use std::{io::Write as _, path::PathBuf, process::ExitCode, sync::Arc};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
 
 use crate::{
     catalog::{SourceFile, parse},
-    load::{
-        client::Client,
-        datasets::{self, Sampled},
-        output,
-        runner::{Stop, run_stage},
-        stages,
-        tokenize::Tokenizer,
-    },
-    schema::{self, Api, Dataset, LoadSpec, RateList, Results, RunInfo, Synthetic, dataset, load_spec::Pattern},
+    load::{runner::Stop, session::Session},
+    schema::{self, Api, Dataset, LoadSpec, RateList, Synthetic, dataset, load_spec::Pattern},
 };
 
 /// Arguments of `inferbench load`.
@@ -100,7 +93,7 @@ pub struct LoadArgs {
     /// LPG's file prefix (with --save-json-results).
     #[arg(long)]
     pub file_prefix: Option<String>,
-    /// Scrape the server's /metrics (not built yet: says so).
+    /// Scrape the server's /metrics during the run (default: true; `false` turns it off).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub scrape_server_metrics: Option<bool>,
     /// LPG's extra server metrics (not built yet: says so).
@@ -132,7 +125,6 @@ impl LoadArgs {
     pub fn to_spec(&self) -> anyhow::Result<LoadSpec> {
         for (flag, set) in [
             ("--save-json-results", self.save_json_results == Some(true)),
-            ("--scrape-server-metrics", self.scrape_server_metrics == Some(true)),
             ("--additional-metadata-metrics-to-save", self.additional_metadata_metrics_to_save.is_some()),
         ] {
             if set {
@@ -167,6 +159,9 @@ impl LoadArgs {
             spec.pattern = Some(Pattern::Rates(RateList { request_rates: self.request_rate.clone() }));
         } else if !self.users.is_empty() {
             spec.pattern = Some(Pattern::Concurrency(schema::ClosedLoop { users: self.users.clone() }));
+        }
+        if let Some(on) = self.scrape_server_metrics {
+            spec.server_metrics.get_or_insert_with(Default::default).enabled = Some(on);
         }
         set(&mut spec.num_prompts, self.num_prompts);
         set(&mut spec.duration_seconds, self.benchmark_time_seconds);
@@ -216,49 +211,17 @@ pub fn load(args: &LoadArgs) -> ExitCode {
 fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let spec = args.to_spec()?;
     let stop = Arc::new(Stop::default());
-    let stages = stages::plan(&spec, &stop).map_err(anyhow::Error::msg)?;
-    let tokenizer = spec
-        .tokenizer
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .map(Tokenizer::load)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
-    let loaded =
-        datasets::load(spec.dataset.as_ref().expect("set by to_spec"), tokenizer.as_ref(), spec.seed.unwrap_or(0))
-            .map_err(anyhow::Error::msg)?;
-    if loaded.broken > 0 {
+    let session = Session::prepare(spec.clone(), &stop).map_err(anyhow::Error::msg)?;
+    if session.broken.0 > 0 {
         eprintln!(
             "inferbench load: {} dataset entries could not be read and were skipped (first: {})",
-            loaded.broken,
-            loaded.first_broken.as_deref().unwrap_or("?")
+            session.broken.0,
+            session.broken.1.as_deref().unwrap_or("?")
         );
     }
     let url = spec.url.clone().unwrap_or_default();
-    let timeout = Duration::from_secs_f64(spec.request_timeout_seconds.unwrap_or(600.0).max(0.001));
-    let client = Arc::new(Client::new(&url, spec.api(), timeout).map_err(anyhow::Error::msg)?);
-    let prompts = Arc::new(
-        Sampled::new(loaded, spec.models.len(), &spec.traffic_split, spec.seed.unwrap_or(0))
-            .map_err(anyhow::Error::msg)?,
-    );
-    let started_at =
-        time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let mut results = Results {
-        run: Some(RunInfo {
-            tool_version: env!("CARGO_PKG_VERSION").into(),
-            url: url.clone(),
-            api: spec.api().as_str_name().into(),
-            models: spec.models.clone(),
-            started_at,
-            load_spec: format!("{}", prost_reflect::ReflectMessage::transcode_to_dynamic(&spec)),
-            metadata: spec.metadata.iter().map(|m| (m.key().to_owned(), m.value().to_owned())).collect(),
-        }),
-        stages: vec![],
-    };
-    let mut records = vec![];
-    let mut first = 0;
-    eprintln!("inferbench load: {} stage(s) against {url} ({})", stages.len(), client.api_name());
+    eprintln!("inferbench load: {} stage(s) against {url} ({})", session.stage_count(), session.api_name());
     // Ctrl-C / SIGTERM: stop sending, let requests in flight finish (a short grace), write what
     // was measured.
     {
@@ -269,27 +232,13 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             stop.stop();
         });
     }
-    for stage in stages {
-        if stop.stopped() {
-            break;
-        }
-        let name = stage.name.clone();
-        let out = rt.block_on(run_stage(client.clone(), prompts.clone(), stage, first));
-        first += out.requests_made;
-        results.stages.push(out.result);
-        records.push((name, out.records));
-        // Written after every stage, so a crash later keeps the stages already measured; before
-        // the stage's line is printed, so a line on stdout means its results are on disk.
-        if let Some(dir) = &args.output_dir {
-            output::write(dir, &results, &records).map_err(anyhow::Error::msg)?;
-        }
-        print_stage(results.stages.last().expect("just pushed"));
-    }
+    let out = rt
+        .block_on(session.run(args.output_dir.as_deref(), &stop, &mut |s| print_stage(s)))
+        .map_err(anyhow::Error::msg)?;
     if let Some(dir) = &args.output_dir {
-        eprintln!("inferbench load: wrote {}/summary.json and requests.jsonl.zst", dir.display());
+        eprintln!("inferbench load: wrote {}/summary.json, requests.jsonl.zst and server_metrics.json", dir.display());
     }
-    let (sent, ok): (u64, u64) =
-        results.stages.iter().filter_map(|s| s.counts.as_ref()).fold((0, 0), |(a, b), c| (a + c.sent, b + c.succeeded));
+    let (sent, ok) = out.sent_ok();
     if sent > 0 && ok == 0 {
         eprintln!("inferbench load: every request failed (see the error counts above)");
         return Ok(ExitCode::from(super::EXIT_INPUT));
@@ -297,7 +246,14 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_stage(s: &schema::StageResult) {
+/// One line per stage: what was offered, what came back.
+pub fn print_stage(s: &schema::StageResult) {
+    // A closed stdout (`| head`) must not kill a run that still has results to write.
+    let _ = writeln!(std::io::stdout(), "{}", stage_line(s));
+}
+
+/// The text of [`print_stage`].
+pub fn stage_line(s: &schema::StageResult) -> String {
     let c = s.counts.clone().unwrap_or_default();
     let o = s.offered.clone().unwrap_or_default();
     let t = s.throughput.unwrap_or_default();
@@ -305,9 +261,7 @@ fn print_stage(s: &schema::StageResult) {
     let tpot = s.tpot_ms.unwrap_or_default();
     let lag = s.schedule_lag_ms.unwrap_or_default();
     let errors: Vec<String> = c.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    // A closed stdout (`| head`) must not kill a run that still has results to write.
-    let _ = writeln!(
-        std::io::stdout(),
+    format!(
         "{:<12} sent {:>6} ok {:>6} failed {:>5}{}  achieved {:>8.2} req/s  out {:>9.1} tok/s  TTFT p50 {:>8.2} p99 {:>8.2} ms  TPOT p50 {:>7.2} ms  lag p99 {:>7.2} ms{}",
         s.name,
         c.sent,
@@ -325,5 +279,5 @@ fn print_stage(s: &schema::StageResult) {
         } else {
             String::new()
         }
-    );
+    )
 }

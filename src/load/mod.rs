@@ -2,10 +2,11 @@
 //! each stage is run by the [`runner`] (open loop on [`arrivals`]' intended times, or closed-loop
 //! users), whose requests come from [`datasets`] (token counts by [`tokenize`]) and are sent and
 //! measured by the [`client`] through an API's [`backends`] ([`sse`] parsing stamped on arrival);
-//! the [`recorder`] aggregates them into `proto/results.proto` and [`output`] writes the files.
+//! the [`recorder`] aggregates them into `proto/results.proto` and [`output`] writes the files;
+//! [`scrape`] samples the server's `/metrics` alongside. A [`session`] ties one run together.
 //!
 //! Not built yet (each says so when asked for): the sweep pattern, the ipex / conversations /
-//! multi-turn datasets, server-metric scraping, LPG / vLLM / inference-perf compatible files,
+//! multi-turn datasets, LPG / vLLM / inference-perf compatible files,
 //! the progress bar, flushing on Ctrl-C.
 
 pub mod arrivals;
@@ -15,6 +16,8 @@ pub mod datasets;
 pub mod output;
 pub mod recorder;
 pub mod runner;
+pub mod scrape;
+pub mod session;
 pub mod sse;
 pub mod stages;
 pub mod tokenize;

@@ -80,13 +80,29 @@ pub fn write(dir: &Path, results: &Results, stages: &[(String, Vec<RequestRecord
             enc.write_all(b"\n").map_err(|e| e.to_string())?;
         }
     }
-    let requests = dir.join("requests.jsonl.zst");
+    let requests = dir.join(REQUESTS);
     atomic_write(&requests, &enc.finish().map_err(|e| e.to_string())?)?;
-    let summary = dir.join("summary.json");
+    let summary = dir.join(SUMMARY);
     atomic_write(&summary, summary_json(results).as_bytes())?;
     // The renames themselves survive a power loss only once the folder is synced.
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(vec![summary, requests])
+}
+
+/// File name of the scraped server metrics.
+pub const SERVER_METRICS: &str = "server_metrics.json";
+/// File name of the summary.
+pub const SUMMARY: &str = "summary.json";
+/// File name of the per-request records.
+pub const REQUESTS: &str = "requests.jsonl.zst";
+
+/// Writes `value` as pretty JSON to `dir/name`, atomically.
+pub fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<PathBuf, String> {
+    let path = dir.join(name);
+    let mut text = serde_json::to_vec_pretty(value).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.push(b'\n');
+    atomic_write(&path, &text)?;
+    Ok(path)
 }
 
 fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), String> {

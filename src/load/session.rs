@@ -1,0 +1,145 @@
+//! One load run from a `LoadSpec`: prepared (stages planned, tokenizer and dataset loaded — the
+//! slow, fallible part, done before anything is sent), then run stage after stage with the
+//! server's metrics scraped alongside, results written after every stage. `inferbench load` and
+//! the local platform both run this, so a benchmark measured in-process and one measured in a pod
+//! are the same code.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use tokio::time::Instant;
+
+use super::{
+    client::Client,
+    datasets::{self, Sampled},
+    output,
+    runner::{StageSpec, Stop, run_stage},
+    scrape::Scraper,
+    stages,
+    tokenize::Tokenizer,
+};
+use crate::schema::{LoadSpec, Results, RunInfo, StageResult};
+
+/// A load run ready to start.
+pub struct Session {
+    spec: LoadSpec,
+    stages: Vec<StageSpec>,
+    client: Arc<Client>,
+    prompts: Arc<Sampled>,
+    /// Dataset entries that could not be read and were skipped, and the first of them.
+    pub broken: (u64, Option<String>),
+}
+
+/// What a run produced.
+pub struct Outcome {
+    /// The summary (also written as `summary.json` when an output folder was given).
+    pub results: Results,
+    /// Requests measured, all stages.
+    pub recorded: u64,
+}
+
+impl Outcome {
+    /// Requests sent and requests that succeeded, all stages.
+    pub fn sent_ok(&self) -> (u64, u64) {
+        self.results
+            .stages
+            .iter()
+            .filter_map(|s| s.counts.as_ref())
+            .fold((0, 0), |(a, b), c| (a + c.sent, b + c.succeeded))
+    }
+}
+
+impl Session {
+    /// Plans the stages and loads the tokenizer and the dataset. `spec.url` must be set.
+    pub fn prepare(spec: LoadSpec, stop: &Arc<Stop>) -> Result<Session, String> {
+        let url = spec.url.clone().filter(|u| !u.is_empty()).ok_or("the load spec has no target URL")?;
+        let stages = stages::plan(&spec, stop)?;
+        let tokenizer = spec.tokenizer.as_deref().filter(|t| !t.is_empty()).map(Tokenizer::load).transpose()?;
+        let mut dataset = spec.dataset.clone().unwrap_or_default();
+        if dataset.source.is_none() {
+            dataset.source = Some(crate::schema::dataset::Source::Synthetic(Default::default()));
+        }
+        let loaded = datasets::load(&dataset, tokenizer.as_ref(), spec.seed.unwrap_or(0))?;
+        let broken = (loaded.broken, loaded.first_broken.clone());
+        let timeout = Duration::from_secs_f64(spec.request_timeout_seconds.unwrap_or(600.0).max(0.001));
+        let client = Arc::new(Client::new(&url, spec.api(), timeout)?);
+        let prompts = Arc::new(Sampled::new(loaded, spec.models.len(), &spec.traffic_split, spec.seed.unwrap_or(0))?);
+        Ok(Session { spec, stages, client, prompts, broken })
+    }
+
+    /// Stages planned.
+    pub fn stage_count(&self) -> usize {
+        self.stages.len()
+    }
+
+    /// The API's name.
+    pub fn api_name(&self) -> &'static str {
+        self.client.api_name()
+    }
+
+    /// Runs every stage (until `stop`), calling `on_stage` after each one's results are written
+    /// to `output_dir` (when given): a stage reported is a stage on disk.
+    pub async fn run(
+        self,
+        output_dir: Option<&Path>,
+        stop: &Stop,
+        on_stage: &mut (dyn FnMut(&StageResult) + Send),
+    ) -> Result<Outcome, String> {
+        let url = self.spec.url.clone().unwrap_or_default();
+        let mut results = Results {
+            run: Some(RunInfo {
+                tool_version: env!("CARGO_PKG_VERSION").into(),
+                url: url.clone(),
+                api: self.spec.api().as_str_name().into(),
+                models: self.spec.models.clone(),
+                started_at: crate::snapshot::run_file::now(),
+                load_spec: format!("{}", prost_reflect::ReflectMessage::transcode_to_dynamic(&self.spec)),
+                metadata: self.spec.metadata.iter().map(|m| (m.key().to_owned(), m.value().to_owned())).collect(),
+            }),
+            stages: vec![],
+        };
+        let metrics = self.spec.server_metrics.clone().unwrap_or_default();
+        let scraper = metrics.enabled.unwrap_or(true).then(|| {
+            let murl = metrics
+                .url
+                .clone()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| format!("{}/metrics", url.trim_end_matches('/')));
+            Scraper::start(&murl, Duration::from_secs_f64(metrics.interval_seconds.unwrap_or(5.0).clamp(0.1, 3600.0)))
+        });
+        let records_wanted = self.spec.outputs.as_ref().and_then(|o| o.per_request_records).unwrap_or(true);
+        let mut records = vec![];
+        let mut first = 0;
+        let mut recorded = 0;
+        for stage in self.stages {
+            if stop.stopped() {
+                break;
+            }
+            let name = stage.name.clone();
+            let began = Instant::now();
+            if let Some(s) = &scraper {
+                s.scrape_now().await;
+            }
+            let out = run_stage(self.client.clone(), self.prompts.clone(), stage, first).await;
+            if let Some(s) = &scraper {
+                s.scrape_now().await;
+            }
+            first += out.requests_made;
+            recorded += out.records.len() as u64;
+            let mut result = out.result;
+            if let Some(s) = &scraper {
+                result.server_metrics = s.summarise(began, Instant::now()).into_iter().collect();
+            }
+            results.stages.push(result);
+            records.push((name, if records_wanted { out.records } else { vec![] }));
+            // Written after every stage, so a crash later keeps the stages already measured.
+            if let Some(dir) = output_dir {
+                output::write(dir, &results, &records)?;
+                if let Some(s) = &scraper {
+                    output::write_json(dir, output::SERVER_METRICS, &s.scraped())?;
+                }
+            }
+            on_stage(results.stages.last().expect("just pushed"));
+        }
+        Ok(Outcome { results, recorded })
+    }
+}
