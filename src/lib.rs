@@ -7,10 +7,13 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod lifecycle;
 pub mod load;
 pub mod pipeline;
 pub mod plan;
+pub mod platform;
 pub mod render;
+pub mod results;
 pub mod schema;
 pub mod sim;
 pub mod snapshot;

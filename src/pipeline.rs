@@ -125,6 +125,9 @@ pub fn record(
                 state,
                 reason: reason.clone(),
                 updated_at: run_file::now(),
+                started_at: None,
+                finished_at: None,
+                seconds: None,
             });
             // Never downgrade a finished benchmark; a re-render of a pending one stays pending.
             if rec.state != State::Done && rec.state != State::Running {

@@ -4,19 +4,37 @@ use std::process::ExitCode;
 
 use super::{EXIT_INPUT, GenerateArgs};
 use crate::{
-    pipeline,
-    plan::PlanOptions,
+    pipeline::{self, SnapshotReport},
+    plan::{Plan, PlanOptions},
     render::{RenderOptions, Renderer},
     snapshot::Outcome,
 };
 
 /// Prints the plan, writes every snapshot, records `run.json`, prints what happened.
 pub fn generate(a: &GenerateArgs, command: &str) -> ExitCode {
+    match snapshots(a, command) {
+        Ok((plan, reports)) => {
+            let failed = reports.iter().filter(|r| r.outcome.is_err()).count();
+            if failed > 0 {
+                eprintln!("{failed} of {} benchmarks failed", reports.len());
+                return ExitCode::from(EXIT_INPUT);
+            }
+            println!("run {}: {} snapshots under {}/", plan.run_id, reports.len(), plan.run_dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+/// Plans, prints the plan, writes (or verifies and reuses) every snapshot, records `run.json` and
+/// prints each snapshot's outcome. `Err` is the exit code of an input error that stops everything;
+/// a single benchmark's failure is in its report.
+pub fn snapshots(a: &GenerateArgs, command: &str) -> Result<(Plan, Vec<SnapshotReport>), ExitCode> {
     let loaded = match pipeline::load(&a.selection.files(), a.selection.hardware.as_deref()) {
         Ok(l) => l,
         Err(d) => {
             eprintln!("{d}");
-            return ExitCode::from(EXIT_INPUT);
+            return Err(ExitCode::from(EXIT_INPUT));
         }
     };
     let opts = PlanOptions {
@@ -29,7 +47,7 @@ pub fn generate(a: &GenerateArgs, command: &str) -> ExitCode {
         Ok(p) => p,
         Err(d) => {
             eprintln!("{d}");
-            return ExitCode::from(EXIT_INPUT);
+            return Err(ExitCode::from(EXIT_INPUT));
         }
     };
     print!("{plan}");
@@ -42,17 +60,16 @@ pub fn generate(a: &GenerateArgs, command: &str) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INPUT);
+            return Err(ExitCode::from(EXIT_INPUT));
         }
     };
     let reports = pipeline::generate(&plan, &renderer, a.overwrite_snapshot);
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Err(e) = pipeline::record(&plan, &reports, command, args) {
         eprintln!("error: {e}");
-        return ExitCode::from(EXIT_INPUT);
+        return Err(ExitCode::from(EXIT_INPUT));
     }
     println!("snapshots:");
-    let mut failed = 0;
     for r in &reports {
         match &r.outcome {
             Ok(Outcome::Created) => println!("  {}: written to {}/", r.name, r.dir.display()),
@@ -65,16 +82,8 @@ pub fn generate(a: &GenerateArgs, command: &str) -> ExitCode {
                 r.dir.display()
             ),
             Ok(Outcome::Replaced) => println!("  {}: replaced ({}/)", r.name, r.dir.display()),
-            Err(e) => {
-                failed += 1;
-                eprintln!("error: {}: {e}", r.name);
-            }
+            Err(e) => eprintln!("error: {}: {e}", r.name),
         }
     }
-    if failed > 0 {
-        eprintln!("{failed} of {} benchmarks failed", reports.len());
-        return ExitCode::from(EXIT_INPUT);
-    }
-    println!("run {}: {} snapshots under {}/", plan.run_id, reports.len(), plan.run_dir.display());
-    ExitCode::SUCCESS
+    Ok((plan, reports))
 }

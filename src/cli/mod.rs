@@ -6,6 +6,7 @@
 mod catalog_cmd;
 mod generate_cmd;
 pub mod load_cmd;
+pub mod run_cmd;
 pub mod sim_cmd;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -217,17 +218,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Catalog(CatalogCommand::Show(a)) => catalog_cmd::show(&a),
         Command::Generate(a) => generate_cmd::generate(&a, "generate"),
         Command::Run(a) if a.dry_run => generate_cmd::generate(&a.generate, "run --dry-run"),
-        Command::Run(a) => {
-            let platform = if a.platform == "kube" {
-                "the kube platform"
-            } else {
-                "the local platform (simulator + embedded load engine)"
-            };
-            not_built(
-                &format!("inferbench run on {platform}"),
-                "issues 6 and 7; `inferbench run --dry-run` or `inferbench generate` writes the manifests",
-            )
-        }
+        Command::Run(a) => run_cmd::run(&a),
         Command::Load(a) => load_cmd::load(&a),
         Command::Sim(a) => sim_cmd::sim(&a),
         Command::Report(_) => not_built("inferbench report", "issue 8"),

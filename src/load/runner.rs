@@ -117,7 +117,8 @@ impl Stop {
         self.flag.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    async fn wait(&self) {
+    /// Waits until a stop is asked.
+    pub async fn wait(&self) {
         let notified = self.notify.notified();
         if !self.stopped() {
             notified.await;

@@ -296,6 +296,21 @@ impl Scraper {
     }
 }
 
+/// A one-off GET: (status, body). For health checks and the like, not for measured requests.
+pub async fn get(url: &str, timeout: Duration) -> Result<(u16, Bytes), String> {
+    let http: HyperClient<_, Empty<Bytes>> = HyperClient::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let go = async {
+        let resp = http.get(uri).await.map_err(|e| format!("{url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.map_err(|e| format!("{url}: {e}"))?.to_bytes();
+        Ok((status, body))
+    };
+    tokio::time::timeout(timeout, go)
+        .await
+        .unwrap_or_else(|_| Err(format!("{url}: no answer in {} s", timeout.as_secs_f64())))
+}
+
 async fn fetch(http: &HyperClient<HttpConnector, Empty<Bytes>>, url: &str) -> Result<String, String> {
     let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
     let resp = http.get(uri).await.map_err(|e| format!("{url}: {e}"))?;

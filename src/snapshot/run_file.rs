@@ -47,6 +47,15 @@ pub struct BenchmarkRecord {
     pub reason: Option<String>,
     /// RFC 3339 time of the last change.
     pub updated_at: String,
+    /// RFC 3339 time its last attempt started (deploying).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// RFC 3339 time its last attempt ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Seconds its last attempt took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
 }
 
 /// The whole file.
@@ -169,6 +178,9 @@ mod tests {
                                 state: State::Pending,
                                 reason: None,
                                 updated_at: now(),
+                                started_at: None,
+                                finished_at: None,
+                                seconds: None,
                             },
                         );
                     })

@@ -1,0 +1,199 @@
+//! `inferbench run`: snapshots (as `generate`), then each benchmark through the lifecycle on the
+//! chosen platform, progress as it goes, a summary table at the end.
+//!
+//! Exit code: 0 when every benchmark is done; otherwise the number of benchmarks that failed (at
+//! most 100); 130 when interrupted (Ctrl-C / SIGTERM: the load stops, deployments are torn down,
+//! half-collected results discarded; `--run-id` resumes). A second Ctrl-C exits at once — every
+//! file is written atomically, so nothing is corrupted either way.
+
+use std::{io::Write as _, process::ExitCode, sync::Arc};
+
+use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+
+use super::{EXIT_INPUT, EXIT_UNAVAILABLE, RunArgs, generate_cmd, load_cmd::stage_line};
+use crate::{
+    lifecycle::{self, Event, Finished, Job, Options},
+    load::runner::Stop,
+    platform::{Platform, local::LocalPlatform},
+    snapshot::run_file::State,
+};
+
+/// Exit code of an interrupted run.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Runs `inferbench run` (not `--dry-run`).
+pub fn run(a: &RunArgs) -> ExitCode {
+    if a.platform == "kube" {
+        eprintln!(
+            "inferbench: inferbench run on the kube platform is not built yet (issue 7); nothing was done. `--platform local` (the default) runs the benchmarks here."
+        );
+        return ExitCode::from(EXIT_UNAVAILABLE);
+    }
+    if a.gcs_bucket.as_deref().is_some_and(|b| !b.is_empty()) {
+        eprintln!("inferbench: --gcs-bucket is not built yet (issue 6); nothing was done. Run without it.");
+        return ExitCode::from(EXIT_UNAVAILABLE);
+    }
+    let (plan, reports) = match generate_cmd::snapshots(&a.generate, "run") {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let snapshot_failures = reports.iter().filter(|r| r.outcome.is_err()).count();
+    let jobs: Vec<Job> = reports
+        .iter()
+        .filter(|r| r.outcome.is_ok())
+        .map(|r| Job { name: r.name.clone(), dir: r.dir.clone() })
+        .collect();
+    let platform: Arc<dyn Platform> = match LocalPlatform::new(a.generate.selection.hardware.clone()) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            eprintln!("error: cannot start the local platform: {e}");
+            return ExitCode::from(EXIT_INPUT);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INPUT);
+        }
+    };
+    let parallelism = a.parallelism.max(1) as usize;
+    say(&format!(
+        "running {} benchmark(s) on the {} platform, {} at a time{}",
+        jobs.len(),
+        platform.name(),
+        parallelism,
+        if a.skip_tear_down { "; deployments kept until the run ends (--skip-tear-down)" } else { "" }
+    ));
+    let stop = Arc::new(Stop::default());
+    {
+        let stop = stop.clone();
+        rt.spawn(async move {
+            super::sim_cmd::shutdown_signal().await;
+            eprintln!("inferbench run: stopping: ending the load, tearing down (Ctrl-C again exits at once)");
+            stop.stop();
+            super::sim_cmd::shutdown_signal().await;
+            eprintln!("inferbench run: exiting now; resume with --run-id");
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        });
+    }
+    let opts = Options { parallelism, skip_tear_down: a.skip_tear_down };
+    let events: lifecycle::Events = Arc::new(print_event);
+    let finished = rt.block_on(lifecycle::run_all(
+        platform,
+        plan.run_dir.clone(),
+        plan.run_id.clone(),
+        jobs,
+        opts,
+        stop.clone(),
+        events,
+    ));
+    drop(rt);
+    print_summary(&finished);
+    let failed = finished.iter().filter(|f| f.state == State::Failed).count() + snapshot_failures;
+    say(&format!(
+        "run {}: {} done, {} failed{} — {}/ (run.json has each benchmark's state)",
+        plan.run_id,
+        finished.iter().filter(|f| f.state == State::Done).count(),
+        failed,
+        match finished.iter().filter(|f| f.state == State::Pending).count() {
+            0 => String::new(),
+            n => format!(", {n} not started"),
+        },
+        plan.run_dir.display()
+    ));
+    if stop.stopped() {
+        say(&format!("interrupted: resume with --run-id {} (done benchmarks are skipped)", plan.run_id));
+        return ExitCode::from(EXIT_INTERRUPTED);
+    }
+    ExitCode::from(u8::try_from(failed.min(100)).expect("at most 100"))
+}
+
+/// A line on stdout; a closed stdout (`| head`) never kills a run.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+fn print_event(e: Event<'_>) {
+    match e {
+        Event::Deploying(name) => say(&format!("[{name}] deploying")),
+        Event::Ready(name, d) => {
+            let what = d.runtime.get("simulator").or_else(|| d.runtime.get("model_server"));
+            say(&format!(
+                "[{name}] ready at {}{}",
+                d.url,
+                what.and_then(|w| w.as_str()).map(|w| format!(" ({w})")).unwrap_or_default()
+            ));
+        }
+        Event::Stage(name, s) => say(&format!("[{name}] {}", stage_line(s))),
+        Event::Finished(f) => say(&format!(
+            "[{}] {}",
+            f.name,
+            match (f.state, &f.reason, &f.results_dir) {
+                (State::Done, Some(r), _) => r.clone(),
+                (State::Done, None, Some(dir)) => format!("done in {:.1} s → {}/", f.seconds, dir.display()),
+                (_, Some(r), _) => format!("{}: {r}", state_name(f.state)),
+                _ => state_name(f.state).to_owned(),
+            }
+        )),
+    }
+}
+
+fn state_name(s: State) -> &'static str {
+    match s {
+        State::Pending => "pending",
+        State::Running => "running",
+        State::Done => "done",
+        State::Failed => "FAILED",
+        State::Skipped => "skipped",
+    }
+}
+
+/// One row per benchmark stage: what was offered and what came back.
+fn print_summary(finished: &[Finished]) {
+    let mut t = Table::new();
+    t.load_style(UTF8_BORDERS_ONLY);
+    t.set_header([
+        "benchmark",
+        "stage",
+        "sent",
+        "ok",
+        "req/s",
+        "out tok/s",
+        "TTFT p50",
+        "TTFT p99",
+        "TPOT p50",
+        "e2e p50",
+        "goodput",
+    ]);
+    for f in finished {
+        let stages = f.results.as_ref().map(|r| r.stages.as_slice()).unwrap_or_default();
+        if stages.is_empty() {
+            let why = f.reason.clone().unwrap_or_default();
+            t.add_row([f.name.clone(), format!("{}: {}", state_name(f.state), shorten(&why, 60))]);
+        }
+        for s in stages {
+            let c = s.counts.clone().unwrap_or_default();
+            let ms = |d: Option<crate::schema::Distribution>| format!("{:.1} ms", d.unwrap_or_default().p50);
+            let good = s.goodput.as_ref().map_or("-".into(), |g| format!("{:.0} %", g.fraction * 100.0));
+            t.add_row([
+                f.name.clone(),
+                s.name.clone(),
+                c.sent.to_string(),
+                c.succeeded.to_string(),
+                format!("{:.2}", s.offered.as_ref().map_or(0.0, |o| o.achieved_rate)),
+                format!("{:.0}", s.throughput.map_or(0.0, |t| t.output_tokens_per_second)),
+                ms(s.ttft_ms),
+                format!("{:.1} ms", s.ttft_ms.unwrap_or_default().p99),
+                ms(s.tpot_ms),
+                ms(s.e2e_ms),
+                good,
+            ]);
+        }
+    }
+    say(&t.to_string());
+}
+
+fn shorten(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_owned() } else { format!("{}…", s.chars().take(n).collect::<String>()) }
+}

@@ -1,0 +1,218 @@
+//! The local platform: no cluster, no GPU. Each benchmark's model server is the simulator, started
+//! in this process on a free 127.0.0.1 port — or the external URL the catalog names — and the load
+//! engine runs in this process with the snapshot's `LoadSpec`.
+//!
+//! - A `simulator` server runs with its Deployment's own arguments (what its pod would run), one
+//!   data-parallel engine set per replica (the Service's balancing across pods).
+//! - `vllm`, `sglang`, `tgi`, `triton` and `jetstream` servers are *simulated*: the model ×
+//!   accelerator's profile from the hardware table, its tensor parallelism and replicas, on real
+//!   time (no `time_scale`). `runtime.json` says so; `--platform kube` runs the real server.
+//! - A gateway is not simulated: the load goes to the model server directly (`runtime.json` says so).
+//!
+//! Simulators run on their own tokio runtime, so the load engine's tasks never queue behind the
+//! simulated server's (and a simulator's step timing never waits for the client's tasks).
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use clap::Parser as _;
+use serde_json::json;
+
+use super::{Deployment, OnStage, Platform, PlatformError, Snapshot, Target};
+use crate::{
+    cli::sim_cmd::SimArgs,
+    load::{
+        runner::Stop,
+        scrape::get,
+        session::{Outcome, Session},
+    },
+    sim::Server,
+};
+
+/// How long a model server may take to become ready.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The local platform.
+pub struct LocalPlatform {
+    sims: Option<tokio::runtime::Runtime>,
+    hardware: Option<PathBuf>,
+    ready_timeout: Duration,
+}
+
+impl Drop for LocalPlatform {
+    fn drop(&mut self) {
+        // Dropped from async code (the last Arc goes with the run): a runtime may not block there.
+        if let Some(rt) = self.sims.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Clap wrapper: `SimArgs` is a flattened argument group.
+#[derive(clap::Parser)]
+#[command(no_binary_name = true)]
+struct SimLine {
+    #[command(flatten)]
+    sim: SimArgs,
+}
+
+impl LocalPlatform {
+    /// A platform whose simulators read profiles from `hardware` (default: the built-in table).
+    pub fn new(hardware: Option<PathBuf>) -> std::io::Result<LocalPlatform> {
+        let sims = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("inferbench-sim")
+            .enable_all()
+            .build()?;
+        Ok(LocalPlatform { sims: Some(sims), hardware, ready_timeout: READY_TIMEOUT })
+    }
+
+    /// Changes how long a server may take to become ready.
+    pub fn with_ready_timeout(mut self, t: Duration) -> Self {
+        self.ready_timeout = t;
+        self
+    }
+
+    /// The simulator's arguments for this snapshot, and how they were chosen.
+    fn sim_args(&self, snap: &Snapshot) -> Result<(SimArgs, &'static str), PlatformError> {
+        let server = snap
+            .server()
+            .ok_or_else(|| PlatformError::Snapshot(format!("{}: no model-server Deployment", snap.dir.display())))?;
+        let ms = snap.benchmark.config.clone().unwrap_or_default().model_server.unwrap_or_default();
+        let mut args = if server.kind == "simulator" {
+            let argv = server.args.iter().skip_while(|a| *a == "sim");
+            SimLine::try_parse_from(argv)
+                .map_err(|e| {
+                    PlatformError::Snapshot(format!(
+                        "{}/manifests: the model-server's arguments are not the simulator's: {}",
+                        snap.dir.display(),
+                        e.to_string().trim()
+                    ))
+                })?
+                .sim
+        } else {
+            let model = ms.model().unwrap_or_default();
+            let accel = ms.accelerator.clone().unwrap_or_default();
+            // The profile named outright: a pair missing from the hardware table is an error, not
+            // the default profile.
+            let mut argv = vec!["--model".to_owned(), model.to_owned(), "--profile".into(), format!("{model}@{accel}")];
+            argv.extend(["--tensor-parallelism".into(), ms.tensor_parallelism().to_string()]);
+            if let Ok(spec) = snap.load_spec() {
+                for m in spec.models.iter().filter(|m| m.as_str() != model) {
+                    argv.extend(["--served-model-name".into(), m.clone()]);
+                }
+                if !spec.models.is_empty() {
+                    argv.extend(["--served-model-name".into(), model.to_owned()]);
+                }
+            }
+            SimLine::try_parse_from(&argv).map_err(|e| PlatformError::Snapshot(e.to_string()))?.sim
+        };
+        if args.hardware.is_none() {
+            args.hardware.clone_from(&self.hardware);
+        }
+        args.data_parallel_size = args.data_parallel_size.max(1) * server.replicas.max(1);
+        Ok((args, if server.kind == "simulator" { "simulator" } else { "simulated" }))
+    }
+}
+
+/// Polls `url/health` until it answers 200, `timeout` passes, or `stop`.
+async fn wait_ready(url: &str, timeout: Duration, stop: &Stop) -> Result<(), PlatformError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            () = stop.wait() => return Err(PlatformError::Interrupted),
+            _ = tick.tick() => {}
+        }
+        let last = match get(&format!("{url}/health"), Duration::from_secs(5)).await {
+            Ok((200, _)) => return Ok(()),
+            Ok((status, _)) => format!("/health answered {status}"),
+            Err(e) => e,
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(PlatformError::Deploy(format!("{url} was not ready after {} s ({last})", timeout.as_secs())));
+        }
+    }
+}
+
+#[async_trait]
+impl Platform for LocalPlatform {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn deploy(&self, snap: &Snapshot, stop: &Stop) -> Result<Deployment, PlatformError> {
+        let target = snap.target()?;
+        if let Target::External { url } = &target {
+            // Someone else's server: reachable is all we check (it may have no /health).
+            tokio::select! {
+                () = stop.wait() => return Err(PlatformError::Interrupted),
+                r = get(url, Duration::from_secs(10)) => { r.map_err(|e| PlatformError::Deploy(format!("external server cannot be reached: {e}")))?; }
+            }
+            return Ok(Deployment {
+                url: url.clone(),
+                runtime: json!({"platform": "local", "url": url, "model_server": "external"}),
+                handle: Box::new(()),
+            });
+        }
+        let (args, how) = self.sim_args(snap)?;
+        let cfg = args.to_config().map_err(|e| PlatformError::Deploy(format!("simulator: {e:#}")))?;
+        let describe =
+            format!("profile {}, {} engine(s), time scale {}", cfg.profile.name, cfg.data_parallel, args.time_scale);
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+        let server = self
+            .sims
+            .as_ref()
+            .expect("runtime lives until drop")
+            .spawn(Server::bind(cfg, addr))
+            .await
+            .map_err(|e| PlatformError::Deploy(e.to_string()))?
+            .map_err(|e| PlatformError::Deploy(format!("simulator: {e:#}")))?;
+        let url = server.url();
+        wait_ready(&url, self.ready_timeout, stop).await?;
+        let kind = snap.server().map(|s| s.kind).unwrap_or_default();
+        let mut runtime = json!({
+            "platform": "local",
+            "url": url,
+            "model_server": if how == "simulator" { "simulator".to_owned() } else { format!("{kind}, simulated by inferbench sim (--platform kube runs the real server)") },
+            "simulator": describe,
+        });
+        if let Target::Gateway { .. } = target {
+            runtime["load_balancer"] =
+                json!("gateway not simulated on the local platform: the load goes to the model server directly");
+        }
+        Ok(Deployment { url, runtime, handle: Box::new(server) })
+    }
+
+    async fn run_load(
+        &self,
+        snap: &Snapshot,
+        dep: &Deployment,
+        out: &Path,
+        stop: &Arc<Stop>,
+        on_stage: OnStage,
+    ) -> Result<Outcome, PlatformError> {
+        let mut spec = snap.load_spec()?;
+        spec.url = Some(dep.url.clone());
+        let session = {
+            let stop = stop.clone();
+            tokio::task::spawn_blocking(move || Session::prepare(spec, &stop))
+                .await
+                .map_err(|e| PlatformError::Load(e.to_string()))?
+                .map_err(PlatformError::Load)?
+        };
+        let name = snap.name.clone();
+        session.run(Some(out), stop, &mut |s| on_stage(&name, s)).await.map_err(PlatformError::Load)
+    }
+
+    async fn tear_down(&self, _snap: &Snapshot, dep: Deployment) -> Result<(), PlatformError> {
+        // Dropping the server stops it: its listener and engine tasks are aborted.
+        drop(dep.handle);
+        Ok(())
+    }
+}

@@ -1,0 +1,3 @@
+//! Results: a benchmark's `results/` folder, published whole or not at all ([`store`]).
+
+pub mod store;

@@ -1,0 +1,154 @@
+//! A benchmark's `results/`: it exists only when complete. The load engine writes into a hidden
+//! staging folder beside it (`.results.tmp-{pid}-{n}`); the folder is verified (the summary parses,
+//! the per-request file holds as many records as the summary counts), synced and renamed to
+//! `results/` in one step. A crash or Ctrl-C leaves at most a staging folder, which the next run
+//! of that benchmark removes — never a half `results/`.
+
+use std::{
+    io::{self, BufRead as _},
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use crate::{load::output, schema::Results};
+
+/// The folder name of complete results.
+pub const RESULTS: &str = "results";
+/// Where the results of a benchmark whose every request failed are kept (for a look; a resumed
+/// run tries the benchmark again).
+pub const FAILED_RESULTS: &str = "failed-results";
+/// Run-time facts (the server's address, what was simulated).
+pub const RUNTIME: &str = "runtime.json";
+const STAGING_PREFIX: &str = ".results.tmp-";
+
+/// A failure naming the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct StoreError {
+    /// The file or folder.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn io_err(path: &Path) -> impl Fn(io::Error) -> StoreError + '_ {
+    move |e| StoreError { path: path.to_path_buf(), message: e.to_string() }
+}
+
+/// Whether the benchmark in `bench_dir` has complete results.
+pub fn is_done(bench_dir: &Path) -> bool {
+    bench_dir.join(RESULTS).is_dir()
+}
+
+/// Removes staging folders left by processes that are gone (a crash, a SIGKILL): half-collected
+/// results are redone, never published. Returns how many were removed.
+pub fn discard_stale(bench_dir: &Path) -> Result<usize, StoreError> {
+    let mut n = 0;
+    let entries = match std::fs::read_dir(bench_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io_err(bench_dir)(e)),
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(STAGING_PREFIX) else { continue };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|p| p != std::process::id() && Path::new(&format!("/proc/{p}")).exists());
+        if !alive {
+            std::fs::remove_dir_all(e.path()).map_err(io_err(&e.path()))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// A new, empty staging folder in `bench_dir`.
+pub fn staging(bench_dir: &Path) -> Result<PathBuf, StoreError> {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = bench_dir.join(format!("{STAGING_PREFIX}{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    std::fs::create_dir(&dir).map_err(io_err(&dir))?;
+    Ok(dir)
+}
+
+/// What a verified results folder holds.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The summary.
+    pub results: Results,
+    /// Per-request records found.
+    pub records: u64,
+}
+
+/// Reads `summary.json` back and counts `requests.jsonl.zst`'s records: with `per_request` records
+/// on, every request sent has one, except those cut by a stop ("cancelled").
+pub fn verify(dir: &Path, per_request: bool) -> Result<Verified, StoreError> {
+    let summary = dir.join(output::SUMMARY);
+    let text = std::fs::read_to_string(&summary).map_err(io_err(&summary))?;
+    let results = parse_summary(&text).map_err(|message| StoreError { path: summary.clone(), message })?;
+    let requests = dir.join(output::REQUESTS);
+    let file = std::fs::File::open(&requests).map_err(io_err(&requests))?;
+    let decoder = zstd::Decoder::new(file).map_err(io_err(&requests))?;
+    let mut records = 0u64;
+    for line in io::BufReader::new(decoder).lines() {
+        line.map_err(io_err(&requests))?;
+        records += 1;
+    }
+    let counts = results.stages.iter().filter_map(|s| s.counts.as_ref());
+    let expected: u64 = counts.map(|c| c.sent - c.errors.get("cancelled").copied().unwrap_or(0)).sum();
+    if per_request && records != expected {
+        return Err(StoreError {
+            path: requests,
+            message: format!("{records} request records, but the summary counts {expected} requests sent"),
+        });
+    }
+    Ok(Verified { results, records })
+}
+
+/// Parses a `summary.json`.
+pub fn parse_summary(text: &str) -> Result<Results, String> {
+    let desc = crate::schema::message("Results");
+    let mut de = serde_json::Deserializer::from_str(text);
+    let msg =
+        prost_reflect::DynamicMessage::deserialize(desc, &mut de).map_err(|e| format!("not a results summary: {e}"))?;
+    msg.transcode_to().map_err(|e| format!("not a results summary: {e}"))
+}
+
+/// Writes `runtime.json` into the staging folder.
+pub fn write_runtime(staging: &Path, runtime: &serde_json::Value) -> Result<(), StoreError> {
+    output::write_json(staging, RUNTIME, runtime)
+        .map(drop)
+        .map_err(|message| StoreError { path: staging.join(RUNTIME), message })
+}
+
+/// Publishes a verified staging folder as `bench_dir/results` (synced, then renamed: all or
+/// nothing). Fails when results exist already (another process finished the benchmark first).
+pub fn publish(staging: &Path, bench_dir: &Path) -> Result<PathBuf, StoreError> {
+    publish_as(staging, bench_dir, RESULTS, false)
+}
+
+/// Keeps the results of a failed benchmark as `failed-results/` (replacing older ones).
+pub fn keep_failed(staging: &Path, bench_dir: &Path) -> Result<PathBuf, StoreError> {
+    publish_as(staging, bench_dir, FAILED_RESULTS, true)
+}
+
+fn publish_as(staging: &Path, bench_dir: &Path, name: &str, replace: bool) -> Result<PathBuf, StoreError> {
+    let target = bench_dir.join(name);
+    for e in std::fs::read_dir(staging).map_err(io_err(staging))?.flatten() {
+        std::fs::File::open(e.path()).and_then(|f| f.sync_all()).map_err(io_err(&e.path()))?;
+    }
+    std::fs::File::open(staging).and_then(|d| d.sync_all()).map_err(io_err(staging))?;
+    if target.exists() {
+        if !replace {
+            return Err(StoreError { path: target, message: "results exist already; nothing was replaced".into() });
+        }
+        std::fs::remove_dir_all(&target).map_err(io_err(&target))?;
+    }
+    std::fs::rename(staging, &target).map_err(io_err(&target))?;
+    std::fs::File::open(bench_dir).and_then(|d| d.sync_all()).map_err(io_err(bench_dir))?;
+    Ok(target)
+}
+
+/// Removes a staging folder (a run cut short: its results are redone).
+pub fn discard(staging: &Path) {
+    let _ = std::fs::remove_dir_all(staging);
+}

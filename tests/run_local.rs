@@ -1,0 +1,289 @@
+//! `inferbench run` on the local platform, as a user runs it (a child process): several benchmarks
+//! to verified results, regex selection, dry run, parallelism, a failing benchmark among good ones,
+//! resume after a real SIGKILL, and Ctrl-C.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, ChildStdout, Command, Output, Stdio},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_inferbench");
+
+/// A benchmark on a fast simulated server: `name`, its base (or a full config), and load.
+fn sim_benchmark(name: &str, replicas: u32, load: &str) -> String {
+    format!(
+        r#"benchmarks {{
+  name: "{name}"
+  config {{
+    model_server {{
+      accelerator: "nvidia-l4"
+      replicas: {replicas}
+      simulator {{ model: "meta-llama/Llama-2-7b-hf" time_scale: 0.01 seed: 1 }}
+    }}
+    load_balancer {{ k8s_service {{}} }}
+    benchmark_tool {{ load {{ dataset {{ synthetic {{ input {{ mean: 32 }} output {{ mean: 8 }} }} }} {load} }} }}
+  }}
+}}
+"#
+    )
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new(catalog: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.pbtxt"), catalog).unwrap();
+        Fixture { dir }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("run")
+            .arg(self.dir.path().join("t.pbtxt"))
+            .args(["--output", self.out().to_str().unwrap()])
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        for v in ["INFERBENCH_RUN_ID", "run_id", "INFERBENCH_DRY_RUN", "dry_run", "INFERBENCH_GCS_BUCKET", "gcs_bucket"]
+        {
+            c.env_remove(v);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn spawn(&self, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
+        let mut child = self.cmd(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        (child, out)
+    }
+
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("output")
+    }
+
+    /// The only run folder.
+    fn run_dir(&self) -> PathBuf {
+        let runs: Vec<PathBuf> = std::fs::read_dir(self.out()).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        runs[0].clone()
+    }
+
+    fn bench_dir(&self, name: &str) -> PathBuf {
+        let run = self.run_dir();
+        let id = run.file_name().unwrap().to_str().unwrap().to_owned();
+        run.join(format!("{name}-{id}"))
+    }
+
+    fn run_json(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.run_dir().join("run.json")).unwrap()).unwrap()
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn summary(bench_dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(bench_dir.join("results/summary.json")).unwrap()).unwrap()
+}
+
+/// Hidden staging folders left in a benchmark folder.
+fn staging(bench_dir: &Path) -> Vec<String> {
+    std::fs::read_dir(bench_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
+/// Reads stdout lines until one contains `needle`; returns every line read.
+fn read_until(out: &mut BufReader<ChildStdout>, needle: &str) -> String {
+    let mut all = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "the run ended before {needle:?}:\n{all}");
+        all.push_str(&line);
+        if line.contains(needle) {
+            return all;
+        }
+    }
+}
+
+#[test]
+fn several_benchmarks_each_get_verified_results() {
+    let mut catalog = sim_benchmark("a", 1, "num_prompts: 20 rates { request_rates: [40, 80] }");
+    catalog.push_str("benchmarks { name: \"b\" base_benchmark_name: \"a\" config { model_server { replicas: 2 } } }\n");
+    catalog.push_str(
+        "benchmarks { name: \"c\" base_benchmark_name: \"a\" config { benchmark_tool { load { api: OPENAI_CHAT_COMPLETIONS concurrency { users: [2] } } } } }\n",
+    );
+    let f = Fixture::new(&catalog);
+    let o = f.run(&[]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    for line in ["[a] rate-40", "[a] rate-80", "[b] rate-80", "[c] users-2", "[a] done in", "3 done, 0 failed"] {
+        assert!(t.contains(line), "missing {line:?} in:\n{t}");
+    }
+    assert!(t.contains("TTFT p50") && t.contains("goodput"), "the summary table:\n{t}");
+    let run = f.run_json();
+    for (name, stages, engines) in [("a", 2, 1), ("b", 2, 2), ("c", 1, 1)] {
+        let dir = f.bench_dir(name);
+        let s = summary(&dir);
+        assert_eq!(s["stages"].as_array().unwrap().len(), stages, "{name}");
+        for st in s["stages"].as_array().unwrap() {
+            assert_eq!(st["counts"]["succeeded"], 20, "{name}: {st}");
+        }
+        assert_eq!(s["run"]["api"], if name == "c" { "OPENAI_CHAT_COMPLETIONS" } else { "OPENAI_COMPLETIONS" });
+        let runtime: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("results/runtime.json")).unwrap()).unwrap();
+        assert_eq!(runtime["platform"], "local");
+        assert!(runtime["simulator"].as_str().unwrap().contains(&format!("{engines} engine(s)")), "{runtime}");
+        assert!(runtime["url"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+        assert!(dir.join("results/requests.jsonl.zst").is_file() && dir.join("results/server_metrics.json").is_file());
+        assert!(staging(&dir).is_empty(), "{:?}", staging(&dir));
+        let rec = &run["benchmarks"][name];
+        assert_eq!(rec["state"], "done", "{rec}");
+        assert!(rec["seconds"].as_f64().unwrap() > 0.0 && rec["finished_at"].is_string(), "{rec}");
+    }
+}
+
+#[test]
+fn regex_selects_and_dry_run_writes_only_manifests() {
+    let mut catalog = sim_benchmark("x-l4", 1, "num_prompts: 10 rates { request_rates: [50] }");
+    catalog.push_str("benchmarks { name: \"x-h100\" base_benchmark_name: \"x-l4\" }\n");
+    let f = Fixture::new(&catalog);
+    let o = f.run(&["--dry-run"]);
+    assert!(o.status.success(), "{}", text(&o));
+    for name in ["x-l4", "x-h100"] {
+        assert!(f.bench_dir(name).join("manifests/SHA256SUMS").is_file());
+        assert!(!f.bench_dir(name).join("results").exists(), "a dry run runs nothing");
+    }
+    assert!(f.run_json()["benchmarks"].as_object().unwrap().values().all(|b| b["state"] == "pending"));
+    let id = f.run_dir().file_name().unwrap().to_str().unwrap().to_owned();
+    let o = f.run(&["--run-id", &id, "--benchmark-name-regex", ".*h100.*"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(f.bench_dir("x-h100").join("results/summary.json").is_file());
+    assert!(!f.bench_dir("x-l4").join("results").exists(), "not selected");
+    assert_eq!(f.run_json()["benchmarks"]["x-l4"]["state"], "pending");
+    assert_eq!(f.run_json()["benchmarks"]["x-h100"]["state"], "done");
+}
+
+#[test]
+fn parallelism_bounds_benchmarks_at_once() {
+    let catalog: String =
+        (0..4).map(|i| sim_benchmark(&format!("p{i}"), 1, "num_prompts: 20 rates { request_rates: [40] }")).collect();
+    let f = Fixture::new(&catalog);
+    let o = f.run(&["--parallelism", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let run = f.run_json();
+    let t = |s: &serde_json::Value| {
+        time::OffsetDateTime::parse(s.as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    let spans: Vec<_> =
+        run["benchmarks"].as_object().unwrap().values().map(|b| (t(&b["started_at"]), t(&b["finished_at"]))).collect();
+    assert_eq!(spans.len(), 4);
+    // At each start, how many benchmarks were running (itself included).
+    let at_once: Vec<usize> =
+        spans.iter().map(|(s, _)| spans.iter().filter(|(s2, e2)| s2 <= s && s < e2).count()).collect();
+    assert!(at_once.iter().all(|&n| n <= 2), "never more than 2 at once: {at_once:?}");
+    assert!(at_once.contains(&2), "two did run at once: {at_once:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_benchmark_does_not_stop_the_others() {
+    // An external server whose every answer is a 503, and one nobody listens on.
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        sim: inferbench::cli::sim_cmd::SimArgs,
+    }
+    let args = <Flags as clap::Parser>::try_parse_from(["sim", "--zero-latency", "--error-rate", "1"]).unwrap().sim;
+    let failing =
+        inferbench::sim::Server::bind(args.to_config().unwrap(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let external = |name: &str, url: &str| {
+        format!(
+            "benchmarks {{ name: \"{name}\" config {{ model_server {{ external {{ url: \"{url}\" model: \"meta-llama/Llama-3.1-8B-Instruct\" }} }} benchmark_tool {{ load {{ num_prompts: 5 rates {{ request_rates: [50] }} }} }} }} }}\n"
+        )
+    };
+    let mut catalog = external("errors", &failing.url());
+    catalog.push_str(&external("unreachable", "http://127.0.0.1:1"));
+    catalog.push_str(&sim_benchmark("fine", 1, "num_prompts: 5 rates { request_rates: [50] }"));
+    let f = Fixture::new(&catalog);
+    let o = tokio::task::spawn_blocking(move || (f.run(&[]), f)).await.unwrap();
+    let (o, f) = o;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "exit code = benchmarks failed:\n{t}");
+    let run = f.run_json();
+    assert_eq!(run["benchmarks"]["fine"]["state"], "done", "{t}");
+    let errors = &run["benchmarks"]["errors"];
+    assert_eq!(errors["state"], "failed");
+    assert!(errors["reason"].as_str().unwrap().contains("every request failed (http_5xx 5)"), "{errors}");
+    assert!(!f.bench_dir("errors").join("results").exists(), "a failed benchmark has no results/");
+    assert!(f.bench_dir("errors").join("failed-results/summary.json").is_file(), "its evidence is kept");
+    let unreachable = &run["benchmarks"]["unreachable"];
+    assert_eq!(unreachable["state"], "failed");
+    assert!(unreachable["reason"].as_str().unwrap().contains("external server cannot be reached"), "{unreachable}");
+    assert!(f.bench_dir("fine").join("results/summary.json").is_file());
+}
+
+#[test]
+fn a_killed_run_resumes_with_only_the_missing_benchmarks() {
+    let catalog: String = ["k1", "k2", "k3"]
+        .iter()
+        .map(|n| sim_benchmark(n, 1, "num_prompts: 40 rates { request_rates: [20] }"))
+        .collect();
+    let f = Fixture::new(&catalog);
+    let (mut child, mut out) = f.spawn(&[]);
+    read_until(&mut out, "[k1] done in");
+    child.kill().unwrap(); // a real SIGKILL, while k2 deploys or runs
+    child.wait().unwrap();
+    let k1 = f.bench_dir("k1");
+    let before = std::fs::read(k1.join("results/summary.json")).unwrap();
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(k1.join("results/summary.json")).unwrap());
+    assert!(!f.bench_dir("k2").join("results").exists(), "k2 was cut: no results/");
+    let id = f.run_dir().file_name().unwrap().to_str().unwrap().to_owned();
+
+    let o = f.run(&["--run-id", &id]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("[k1] done before: results exist, skipped"), "{t}");
+    assert!(!t.contains("[k1] deploying"), "{t}");
+    assert!(t.contains("[k2] deploying") && t.contains("[k3] deploying"), "{t}");
+    assert!(t.contains("exists, verified, reused"), "snapshots verified, not rewritten:\n{t}");
+    let after = k1.join("results/summary.json");
+    assert_eq!(std::fs::read(&after).unwrap(), before, "a done benchmark is never touched");
+    assert_eq!(std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&after).unwrap()), inode);
+    for n in ["k1", "k2", "k3"] {
+        let dir = f.bench_dir(n);
+        assert_eq!(summary(&dir)["stages"][0]["counts"]["succeeded"], 40, "{n}");
+        assert!(staging(&dir).is_empty(), "{n}: half-collected results were discarded: {:?}", staging(&dir));
+        assert_eq!(f.run_json()["benchmarks"][n]["state"], "done");
+    }
+}
+
+#[test]
+fn ctrl_c_stops_and_leaves_no_half_results() {
+    let catalog = sim_benchmark("long", 1, "num_prompts: 400 rates { request_rates: [40, 40] }");
+    let f = Fixture::new(&catalog);
+    let (mut child, mut out) = f.spawn(&[]);
+    read_until(&mut out, "[long] ready at");
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let dir = f.bench_dir("long");
+    assert!(!dir.join("results").exists(), "no half results/");
+    assert!(staging(&dir).is_empty(), "{:?}", staging(&dir));
+    let rec = &f.run_json()["benchmarks"]["long"];
+    assert_eq!(rec["state"], "failed");
+    assert!(rec["reason"].as_str().unwrap().contains("interrupted"), "{rec}");
+    // The snapshot is intact: a resume verifies it (and would run it).
+    let id = f.run_dir().file_name().unwrap().to_str().unwrap().to_owned();
+    let o = f.run(&["--run-id", &id, "--dry-run"]);
+    assert!(o.status.success() && text(&o).contains("exists, verified, reused"), "{}", text(&o));
+}
