@@ -11,6 +11,7 @@ pub mod load;
 pub mod pipeline;
 pub mod plan;
 pub mod render;
+pub mod results;
 pub mod schema;
 pub mod sim;
 pub mod snapshot;
