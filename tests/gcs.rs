@@ -21,7 +21,11 @@ fn emulator_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gcs-emulator");
-        let out = Command::new(&script).arg("--install").stderr(Stdio::inherit()).output().unwrap();
+        let out = Command::new(&script)
+            .arg("--install")
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("could not run {}: {e}", script.display()));
         assert!(out.status.success(), "{} --install failed", script.display());
         let path = String::from_utf8(out.stdout).unwrap();
         let path = PathBuf::from(path.lines().last().expect("the script prints the binary's path"));
