@@ -8,6 +8,7 @@ mod generate_cmd;
 pub mod load_cmd;
 pub mod run_cmd;
 pub mod sim_cmd;
+mod upload_cmd;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -78,8 +79,9 @@ pub enum Command {
     Sim(Box<sim_cmd::SimArgs>),
     /// Tables, plots and an HTML report of a run (not built yet).
     Report(NotBuiltArgs),
-    /// Upload a run folder to GCS (not built yet).
-    Upload(NotBuiltArgs),
+    /// Upload a run folder to GCS (gs://BUCKET/RUN_ID/…), skipping files already there; running it
+    /// again resumes an interrupted upload.
+    Upload(upload_cmd::UploadArgs),
 }
 
 /// Catalog commands.
@@ -222,6 +224,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Load(a) => load_cmd::load(&a),
         Command::Sim(a) => sim_cmd::sim(&a),
         Command::Report(_) => not_built("inferbench report", "issue 8"),
-        Command::Upload(_) => not_built("inferbench upload", "issue 6"),
+        Command::Upload(a) => upload_cmd::upload(&a),
     }
 }

@@ -1,0 +1,56 @@
+//! `inferbench upload RUN_DIR --gcs-bucket B`: copies a run folder to `gs://B/RUN_ID/`, skipping
+//! what is already there (see [`crate::results::gcs`]); running it again resumes an interrupted
+//! upload.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::Args;
+
+use crate::results::gcs;
+
+/// Arguments of `inferbench upload`.
+#[derive(Debug, Clone, Args)]
+pub struct UploadArgs {
+    /// The run folder to upload (output/RUN_ID/, the folder holding run.json).
+    pub run_dir: PathBuf,
+    /// The bucket (its name, or gs://NAME). Objects are written under RUN_ID/. Credentials are
+    /// Google's Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, or `gcloud auth
+    /// application-default login`); with STORAGE_EMULATOR_HOST=HOST:PORT set, that emulator is used
+    /// instead, without credentials (seed: gcs_bucket=...).
+    #[arg(long, env = "INFERBENCH_GCS_BUCKET", value_name = "BUCKET")]
+    pub gcs_bucket: String,
+}
+
+/// Runs `inferbench upload`: a line per file on stderr, the totals on stdout.
+pub fn upload(args: &UploadArgs) -> ExitCode {
+    match run(args) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            // Only the top message: upload errors already carry their cause, and the chain would
+            // repeat it.
+            eprintln!("inferbench upload: {e}");
+            ExitCode::from(super::EXIT_INPUT)
+        }
+    }
+}
+
+fn run(args: &UploadArgs) -> anyhow::Result<String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("could not start the async runtime: {e}"))?;
+    let progress = |done: usize, total: usize, rel: &str, skipped: bool| {
+        let what = if skipped { "already there" } else { "uploaded" };
+        eprintln!("[{done}/{total}] {rel}: {what}");
+    };
+    let report = rt.block_on(gcs::upload_run(&args.run_dir, &args.gcs_bucket, &progress))?;
+    let run_id = gcs::run_id_of(&args.run_dir)?;
+    let bucket = args.gcs_bucket.trim().trim_start_matches("gs://").trim_end_matches('/');
+    Ok(format!(
+        "uploaded {} files ({} bytes), skipped {} already there → gs://{bucket}/{run_id}/",
+        report.uploaded, report.bytes_uploaded, report.skipped
+    ))
+}
