@@ -385,3 +385,62 @@ fn the_cli_rejects_a_folder_that_is_not_a_run() {
     assert!(stderr.contains(&format!("{} is not a run folder: it has no run.json", root.path().display())), "{stderr}");
     assert!(out.stdout.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_with_a_bucket_uploads_its_results_and_a_resumed_run_skips_them() {
+    let emu = Emulator::start(&["results"]);
+    let root = tempfile::tempdir().unwrap();
+    let catalog = root.path().join("c.pbtxt");
+    std::fs::write(
+        &catalog,
+        r#"benchmarks {
+  name: "up"
+  config {
+    model_server { accelerator: "nvidia-l4" simulator { model: "meta-llama/Llama-2-7b-hf" time_scale: 0.01 } }
+    load_balancer { k8s_service {} }
+    benchmark_tool { load { num_prompts: 5 rates { request_rates: [50] } dataset { synthetic { input { mean: 16 } output { mean: 4 } } } } }
+  }
+}
+"#,
+    )
+    .unwrap();
+    let out_dir = root.path().join("output");
+    let (cat, out) = (catalog.to_str().unwrap().to_owned(), out_dir.to_str().unwrap().to_owned());
+    let run = |extra: Vec<String>| {
+        let (cat, out, host) = (cat.clone(), out.clone(), emu.host());
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec!["run".to_owned(), cat, "--output".into(), out, "--run-id".into(), "cafe0001".into()];
+            args.extend(extra);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            inferbench(&args, &[("STORAGE_EMULATOR_HOST", &host), ("gcs_bucket", "results")])
+        })
+    };
+    let o = run(vec![]).await.unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("skipped 0 already there → gs://results/cafe0001/"), "{stdout}");
+    let objects = emu.objects("results", "cafe0001/").await;
+    let summary = "cafe0001/up-cafe0001/results/summary.json";
+    assert_eq!(objects[summary], std::fs::read(out_dir.join("cafe0001/up-cafe0001/results/summary.json")).unwrap());
+    assert!(
+        objects.contains_key("cafe0001/run.json") && objects.contains_key("cafe0001/up-cafe0001/manifests/SHA256SUMS")
+    );
+    assert!(objects.keys().all(|k| !k.contains("/.")), "no hidden files: {:?}", objects.keys());
+
+    // Resumed: the benchmark is done, and the upload only sends what changed (run.json).
+    let o = run(vec![]).await.unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("[up] done before: results exist, skipped"), "{stdout}");
+    let files = objects.len();
+    assert!(
+        stdout.contains("uploaded 1 files") && stdout.contains(&format!("skipped {} already there", files - 1)),
+        "{stdout}"
+    );
+
+    // A bucket that does not exist: the run's results stay, the exit code says something failed.
+    let o = run(vec!["--gcs-bucket".into(), "no-such-bucket".into()]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no-such-bucket") && stderr.contains("retry with: inferbench upload"), "{stderr}");
+}

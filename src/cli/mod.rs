@@ -8,7 +8,7 @@ mod generate_cmd;
 pub mod load_cmd;
 pub mod run_cmd;
 pub mod sim_cmd;
-mod upload_cmd;
+pub mod upload_cmd;
 
 use std::{path::PathBuf, process::ExitCode};
 

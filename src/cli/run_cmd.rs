@@ -29,10 +29,6 @@ pub fn run(a: &RunArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_UNAVAILABLE);
     }
-    if a.gcs_bucket.as_deref().is_some_and(|b| !b.is_empty()) {
-        eprintln!("inferbench: --gcs-bucket is not built yet (issue 6); nothing was done. Run without it.");
-        return ExitCode::from(EXIT_UNAVAILABLE);
-    }
     let (plan, reports) = match generate_cmd::snapshots(&a.generate, "run") {
         Ok(x) => x,
         Err(code) => return code,
@@ -88,9 +84,8 @@ pub fn run(a: &RunArgs) -> ExitCode {
         stop.clone(),
         events,
     ));
-    drop(rt);
     print_summary(&finished);
-    let failed = finished.iter().filter(|f| f.state == State::Failed).count() + snapshot_failures;
+    let mut failed = finished.iter().filter(|f| f.state == State::Failed).count() + snapshot_failures;
     say(&format!(
         "run {}: {} done, {} failed{} — {}/ (run.json has each benchmark's state)",
         plan.run_id,
@@ -105,6 +100,19 @@ pub fn run(a: &RunArgs) -> ExitCode {
     if stop.stopped() {
         say(&format!("interrupted: resume with --run-id {} (done benchmarks are skipped)", plan.run_id));
         return ExitCode::from(EXIT_INTERRUPTED);
+    }
+    if let Some(bucket) = a.gcs_bucket.as_deref().filter(|b| !b.is_empty()) {
+        match super::upload_cmd::upload_with(&rt, &plan.run_dir, bucket) {
+            Ok(line) => say(&line),
+            Err(e) => {
+                eprintln!(
+                    "error: upload to GCS failed: {e}\n  the results are in {}/; retry with: inferbench upload {} --gcs-bucket {bucket}",
+                    plan.run_dir.display(),
+                    plan.run_dir.display()
+                );
+                failed += 1;
+            }
+        }
     }
     ExitCode::from(u8::try_from(failed.min(100)).expect("at most 100"))
 }

@@ -42,6 +42,17 @@ fn run(args: &UploadArgs) -> anyhow::Result<String> {
         .enable_all()
         .build()
         .map_err(|e| anyhow::anyhow!("could not start the async runtime: {e}"))?;
+    upload_with(&rt, &args.run_dir, &args.gcs_bucket)
+}
+
+/// Uploads `run_dir` to `bucket` on `rt`, a line per file on stderr; returns the totals line.
+/// `inferbench run --gcs-bucket` calls this once its benchmarks are done.
+pub(crate) fn upload_with(
+    rt: &tokio::runtime::Runtime,
+    run_dir: &std::path::Path,
+    bucket: &str,
+) -> anyhow::Result<String> {
+    let args = UploadArgs { run_dir: run_dir.to_path_buf(), gcs_bucket: bucket.to_owned() };
     let progress = |done: usize, total: usize, rel: &str, skipped: bool| {
         let what = if skipped { "already there" } else { "uploaded" };
         eprintln!("[{done}/{total}] {rel}: {what}");
