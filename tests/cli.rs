@@ -142,7 +142,7 @@ fn an_unanchored_name_regex_gets_a_hint() {
 }
 
 #[test]
-fn dry_run_through_the_run_script_writes_manifests_and_a_real_run_says_it_is_not_built() {
+fn the_run_script_dry_runs_then_runs_with_the_seed_variables() {
     let out = tempfile::tempdir().unwrap();
     let out_s = out.path().to_str().unwrap();
     let o = script(
@@ -156,12 +156,26 @@ fn dry_run_through_the_run_script_writes_manifests_and_a_real_run_says_it_is_not
     );
     assert!(!out.path().join("dry00001/quickstart-sim-dry00001/results").exists());
 
+    // The same run for real, one benchmark of it, on the local platform.
     let o = script(
         "run_benchmarks_file.bash",
-        &[("benchmarks", "quickstart"), ("dry_run", "false"), ("output_dir", out_s)],
+        &[
+            ("benchmarks", "quickstart"),
+            ("dry_run", "false"),
+            ("run_id", "dry00001"),
+            ("benchmark_name_regex", "quickstart-sim-chat"),
+            ("skip_tear_down", "true"),
+            ("output_dir", out_s),
+        ],
     );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("deployments kept until the run ends"), "{}", text(&o));
+    assert!(out.path().join("dry00001/quickstart-sim-chat-dry00001/results/summary.json").is_file());
+    assert!(!out.path().join("dry00001/quickstart-sim-dry00001/results").exists(), "not selected");
+
+    let o = inferbench(&["run", "--benchmarks", "quickstart", "--platform", "kube", "--output", out_s], &[]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("is not built yet"), "{}", text(&o));
+    assert!(text(&o).contains("kube platform is not built yet"), "{}", text(&o));
     let o = inferbench(&["report", "--anything"], &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("not built yet"), "{}", text(&o));
