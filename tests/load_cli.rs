@@ -158,6 +158,99 @@ async fn server_metrics_are_scraped_over_time_and_summarised_per_stage() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_result_files_are_written_where_their_tools_put_them_and_agree_with_the_summary() {
+    let s = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path().join("cwd");
+    std::fs::create_dir(&cwd).unwrap();
+    let spec = dir.path().join("load.pbtxt");
+    std::fs::write(&spec, "outputs { vllm_bench_json: true inference_perf_json: true }\n").unwrap();
+    let out = dir.path().join("out");
+    let args: Vec<String> = [
+        "load",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--backend",
+        "vllm",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &s.addr.port().to_string(),
+        "--models",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "--request-rate",
+        "40",
+        "--num-prompts",
+        "20",
+        "--stream-request",
+        "--save-json-results",
+        "--file-prefix",
+        "mine",
+        "--additional-metadata-metrics-to-save",
+        r#"{"team": "serving", "gpus": 8}"#,
+        "--output-dir",
+        out.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let o = tokio::task::spawn_blocking(move || {
+        Command::new(BIN).args(args).current_dir(&cwd).env_remove("INFERBENCH_URL").output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let json =
+        |p: &std::path::Path| -> serde_json::Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
+    let summary = json(&out.join("summary.json"));
+    let st = &summary["stages"][0];
+    let names = |d: std::path::PathBuf| -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        v.sort();
+        v
+    };
+    // LPG: in the working folder (LPG's place) and under results/lpg/, its name pattern.
+    let lpg = names(dir.path().join("cwd"));
+    assert_eq!(lpg, names(out.join("lpg")));
+    assert_eq!(lpg.len(), 2, "{lpg:?}");
+    assert!(
+        lpg[0].starts_with("mine-vllm-40.0qps-") && lpg[0].ends_with("-meta-llama-Llama-3.1-8B-Instruct.json"),
+        "{lpg:?}"
+    );
+    assert!(lpg[1].starts_with("mine-vllm-40.0qps-") && lpg[1].ends_with("-weighted.json"), "{lpg:?}");
+    let l = json(&dir.path().join("cwd").join(&lpg[1]));
+    assert_eq!(l["metrics"]["num_prompts_succeeded"], 20);
+    assert_eq!(l["metrics"]["request_rate"], 40.0);
+    assert_eq!(l["metrics"]["avg_latency"], st["e2e_ms"]["mean"], "LPG's latency is ms");
+    let close = |a: &serde_json::Value, b: f64| (a.as_f64().unwrap() - b).abs() <= b.abs() * 1e-12;
+    assert!(close(&l["metrics"]["avg_TTFT"], st["ttft_ms"]["mean"].as_f64().unwrap() / 1000.0), "TTFT in s");
+    assert_eq!(l["metrics"]["avg_TTFT_ms"], st["ttft_ms"]["mean"], "and the later _ms key");
+    assert_eq!(l["metrics"]["p99_per_output_token_latency"], st["ntpot_ms"]["p99"]);
+    assert!(close(&l["metrics"]["total_output_token"], 20.0 * st["output_tokens"]["mean"].as_f64().unwrap()));
+    assert_eq!(l["dimensions"]["team"], "serving");
+    assert_eq!(l["dimensions"]["gpus"], "8");
+    assert_eq!(l["summary_stats"]["stats"][0]["request_latency"]["p90"], st["e2e_ms"]["p90"]);
+    // vllm bench serve: flat keys in ms; its ITL is per chunk.
+    let v = names(out.join("vllm-bench"));
+    assert!(v.len() == 1 && v[0].starts_with("vllm-40.0qps-Llama-3.1-8B-Instruct-"), "{v:?}");
+    let v = json(&out.join("vllm-bench").join(&v[0]));
+    assert_eq!(v["completed"], 20);
+    assert_eq!(v["request_rate"], 40.0);
+    assert_eq!(v["p99_ttft_ms"], st["ttft_ms"]["p99"]);
+    assert_eq!(v["mean_itl_ms"], st["itl_chunk_ms"]["mean"]);
+    assert_eq!(v["team"], "serving", "metadata at the top level, as --metadata");
+    // inference-perf: seconds, its percentile keys.
+    let ip = json(&out.join("inference-perf/stage_0_lifecycle_metrics.json"));
+    assert_eq!(ip["successes"]["count"], 20);
+    assert_eq!(ip["load_summary"]["requested_rate"], 40.0);
+    let p75 = &ip["successes"]["latency"]["time_to_first_token"]["p75"];
+    assert!(close(p75, st["ttft_ms"]["p75"].as_f64().unwrap() / 1000.0));
+    for k in ["mean", "min", "max", "p0.1", "p1", "p5", "p10", "p25", "median", "p75", "p90", "p95", "p99", "p99.9"] {
+        assert!(ip["successes"]["latency"]["request_latency"][k].is_number(), "{k}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_a_clear_error() {
     let o = load(vec!["--request-rate".into(), "1".into()]).await;
     assert_eq!(o.status.code(), Some(1));
@@ -166,10 +259,13 @@ async fn bad_input_is_a_clear_error() {
         load(["--url", "http://127.0.0.1:9", "--backend", "nope", "--request-rate", "1"].map(String::from).to_vec())
             .await;
     assert!(text(&o).contains("unknown API/backend \"nope\""), "{}", text(&o));
-    let o =
-        load(["--url", "http://127.0.0.1:9", "--request-rate", "1", "--save-json-results"].map(String::from).to_vec())
-            .await;
-    assert!(text(&o).contains("--save-json-results is not built yet"), "{}", text(&o));
+    let o = load(
+        ["--url", "http://127.0.0.1:9", "--request-rate", "1", "--additional-metadata-metrics-to-save", "[1]"]
+            .map(String::from)
+            .to_vec(),
+    )
+    .await;
+    assert!(text(&o).contains("--additional-metadata-metrics-to-save: expected a JSON object"), "{}", text(&o));
     let o = load(
         [
             "--url",

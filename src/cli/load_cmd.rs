@@ -87,16 +87,18 @@ pub struct LoadArgs {
     /// Write summary.json and requests.jsonl.zst here.
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
-    /// LPG's result file (not built yet: says so).
+    /// Write LPG's result file per rate, where LPG puts it (the working folder), named
+    /// `{file-prefix}-{backend}-{rate}qps-{date}-{model}.json` (also under --output-dir/lpg/).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub save_json_results: Option<bool>,
-    /// LPG's file prefix (with --save-json-results).
+    /// LPG's file prefix (with --save-json-results; default "benchmark-catalog").
     #[arg(long)]
     pub file_prefix: Option<String>,
     /// Scrape the server's /metrics during the run (default: true; `false` turns it off).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub scrape_server_metrics: Option<bool>,
-    /// LPG's extra server metrics (not built yet: says so).
+    /// LPG's extra metadata: a JSON object whose entries are added to the results' metadata (and
+    /// LPG's `dimensions`).
     #[arg(long)]
     pub additional_metadata_metrics_to_save: Option<String>,
 }
@@ -123,14 +125,6 @@ fn api_named(name: &str) -> Option<Api> {
 impl LoadArgs {
     /// The LoadSpec these arguments describe.
     pub fn to_spec(&self) -> anyhow::Result<LoadSpec> {
-        for (flag, set) in [
-            ("--save-json-results", self.save_json_results == Some(true)),
-            ("--additional-metadata-metrics-to-save", self.additional_metadata_metrics_to_save.is_some()),
-        ] {
-            if set {
-                bail!("{flag} is not built yet (issue 5): nothing was run");
-            }
-        }
         let mut spec = match &self.spec {
             Some(path) => {
                 let file = SourceFile::read(path).map_err(|d| anyhow::anyhow!("{d}"))?;
@@ -159,6 +153,21 @@ impl LoadArgs {
             spec.pattern = Some(Pattern::Rates(RateList { request_rates: self.request_rate.clone() }));
         } else if !self.users.is_empty() {
             spec.pattern = Some(Pattern::Concurrency(schema::ClosedLoop { users: self.users.clone() }));
+        }
+        if self.save_json_results == Some(true) {
+            spec.outputs.get_or_insert_with(Default::default).lpg_json = Some(true);
+        }
+        if let Some(p) = &self.file_prefix {
+            spec.outputs.get_or_insert_with(Default::default).file_prefix = Some(p.clone());
+        }
+        if let Some(extra) = &self.additional_metadata_metrics_to_save {
+            let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(extra).with_context(|| {
+                format!("--additional-metadata-metrics-to-save: expected a JSON object such as '{{\"key\": \"value\"}}', got {extra:?}")
+            })?;
+            for (k, v) in map {
+                let value = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                spec.metadata.push(schema::Metadata { key: Some(k), value: Some(value) });
+            }
         }
         if let Some(on) = self.scrape_server_metrics {
             spec.server_metrics.get_or_insert_with(Default::default).enabled = Some(on);
@@ -211,7 +220,10 @@ pub fn load(args: &LoadArgs) -> ExitCode {
 fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let spec = args.to_spec()?;
     let stop = Arc::new(Stop::default());
-    let session = Session::prepare(spec.clone(), &stop).map_err(anyhow::Error::msg)?;
+    let mut session = Session::prepare(spec.clone(), &stop).map_err(anyhow::Error::msg)?;
+    if args.save_json_results == Some(true) {
+        session.lpg_also_in = Some(std::env::current_dir()?);
+    }
     if session.broken.0 > 0 {
         eprintln!(
             "inferbench load: {} dataset entries could not be read and were skipped (first: {})",

@@ -5,13 +5,15 @@
 //! the [`recorder`] aggregates them into `proto/results.proto` and [`output`] writes the files;
 //! [`scrape`] samples the server's `/metrics` alongside. A [`session`] ties one run together.
 //!
+//! [`compat`] writes the peers' result formats (LPG, `vllm bench serve`, inference-perf).
+//!
 //! Not built yet (each says so when asked for): the sweep pattern, the ipex / conversations /
-//! multi-turn datasets, LPG / vLLM / inference-perf compatible files,
-//! the progress bar, flushing on Ctrl-C.
+//! multi-turn datasets, the progress bar.
 
 pub mod arrivals;
 pub mod backends;
 pub mod client;
+pub mod compat;
 pub mod datasets;
 pub mod output;
 pub mod recorder;

@@ -164,6 +164,7 @@ pub struct StageAggregate {
     e2e: Histogram<u64>,
     tpot: Histogram<u64>,
     ntpot: Histogram<u64>,
+    per_token: Histogram<u64>,
     itl: Histogram<u64>,
     itl_chunk: Histogram<u64>,
     lag: Histogram<u64>,
@@ -206,6 +207,7 @@ impl StageAggregate {
             e2e: hist(),
             tpot: hist(),
             ntpot: hist(),
+            per_token: hist(),
             itl: hist(),
             itl_chunk: hist(),
             lag: hist(),
@@ -268,6 +270,10 @@ impl StageAggregate {
         }
         if r.output_tokens > 0 {
             rec(&mut self.ntpot, e2e / u64::from(r.output_tokens));
+        }
+        let all_tokens = u64::from(r.input_tokens) + u64::from(r.output_tokens);
+        if all_tokens > 0 {
+            rec(&mut self.per_token, e2e / all_tokens);
         }
         // Chunks that carry tokens (a chunk the token spread gave none joins the next one).
         let with_tokens: Vec<(u32, u32)> = o.chunks.iter().copied().filter(|c| c.1 > 0).collect();
@@ -371,6 +377,7 @@ impl StageAggregate {
             }),
             cached_prompt_tokens: self.cached,
             server_metrics: Default::default(),
+            per_token_ms: Some(dist_ms(&self.per_token)),
         }
     }
 }
@@ -396,6 +403,12 @@ fn dist(h: &Histogram<u64>, scale: f64) -> Distribution {
         p999: q(0.999),
         max: h.max() as f64 * scale,
         stddev: h.stdev() * scale,
+        p0_1: q(0.001),
+        p1: q(0.01),
+        p5: q(0.05),
+        p10: q(0.10),
+        p25: q(0.25),
+        p75: q(0.75),
     }
 }
 
@@ -429,6 +442,18 @@ mod tests {
     }
 
     #[test]
+    fn distributions_have_every_percentile_peers_report() {
+        let mut h = hist();
+        for v in 1..=1000 {
+            rec(&mut h, v);
+        }
+        let d = dist(&h, 1.0);
+        let got = [d.p0_1, d.p1, d.p5, d.p10, d.p25, d.p50, d.p75, d.p90, d.p95, d.p99, d.p999];
+        assert_eq!(got, [1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 750.0, 900.0, 950.0, 990.0, 999.0]);
+        assert_eq!((d.min, d.max, d.count), (1.0, 1000.0, 1000));
+    }
+
+    #[test]
     fn metric_arithmetic_matches_the_definitions() {
         let mut a = StageAggregate::new(Slo::default());
         a.record(&example());
@@ -440,6 +465,7 @@ mod tests {
         close(mean(&s.first_byte_ms), 40.0);
         close(mean(&s.e2e_ms), 260.0);
         close(mean(&s.ntpot_ms), 65.0); // 260 / 4
+        close(mean(&s.per_token_ms), 18.571); // 260 / (10 + 4) = 18.571 ms (µs resolution)
         close(mean(&s.tpot_ms), 50.0); // (250 − 100) / 3
         // Per token: the 2-token chunk after 50 ms gives 25, 25; then 100: mean 50 = TPOT.
         let itl = s.itl_ms.unwrap();

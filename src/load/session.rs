@@ -4,12 +4,17 @@
 //! the local platform both run this, so a benchmark measured in-process and one measured in a pod
 //! are the same code.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use tokio::time::Instant;
 
 use super::{
     client::Client,
+    compat,
     datasets::{self, Sampled},
     output,
     runner::{StageSpec, Stop, run_stage},
@@ -27,6 +32,8 @@ pub struct Session {
     prompts: Arc<Sampled>,
     /// Dataset entries that could not be read and were skipped, and the first of them.
     pub broken: (u64, Option<String>),
+    /// Also write LPG's files here (`--save-json-results`: LPG's own place, the working folder).
+    pub lpg_also_in: Option<PathBuf>,
 }
 
 /// What a run produced.
@@ -63,7 +70,7 @@ impl Session {
         let timeout = Duration::from_secs_f64(spec.request_timeout_seconds.unwrap_or(600.0).max(0.001));
         let client = Arc::new(Client::new(&url, spec.api(), timeout)?);
         let prompts = Arc::new(Sampled::new(loaded, spec.models.len(), &spec.traffic_split, spec.seed.unwrap_or(0))?);
-        Ok(Session { spec, stages, client, prompts, broken })
+        Ok(Session { spec, stages, client, prompts, broken, lpg_also_in: None })
     }
 
     /// Stages planned.
@@ -79,7 +86,7 @@ impl Session {
     /// Runs every stage (until `stop`), calling `on_stage` after each one's results are written
     /// to `output_dir` (when given): a stage reported is a stage on disk.
     pub async fn run(
-        self,
+        mut self,
         output_dir: Option<&Path>,
         stop: &Stop,
         on_stage: &mut (dyn FnMut(&StageResult) + Send),
@@ -110,7 +117,7 @@ impl Session {
         let mut records = vec![];
         let mut first = 0;
         let mut recorded = 0;
-        for stage in self.stages {
+        for stage in std::mem::take(&mut self.stages) {
             if stop.stopped() {
                 break;
             }
@@ -138,8 +145,57 @@ impl Session {
                     output::write_json(dir, output::SERVER_METRICS, &s.scraped())?;
                 }
             }
+            self.write_compat(output_dir, &results, results.stages.len() - 1)?;
             on_stage(results.stages.last().expect("just pushed"));
         }
         Ok(Outcome { results, recorded })
+    }
+
+    /// The peers' file formats of stage `i`, as the spec's `outputs` ask.
+    fn write_compat(&self, dir: Option<&Path>, results: &Results, i: usize) -> Result<(), String> {
+        let outputs = self.spec.outputs.clone().unwrap_or_default();
+        let (Some(run), Some(stage)) = (results.run.as_ref(), results.stages.get(i)) else { return Ok(()) };
+        let cx = compat::Context {
+            run,
+            api: self.spec.api(),
+            tokenizer: self
+                .spec
+                .tokenizer
+                .clone()
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| run.models.first().cloned().unwrap_or_default()),
+            file_prefix: outputs
+                .file_prefix
+                .clone()
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "benchmark-catalog".into()),
+            streaming: self.spec.streaming.unwrap_or(true),
+            ended: time::OffsetDateTime::now_utc(),
+        };
+        let put = |dir: &Path, name: &str, v: &serde_json::Value| -> Result<(), String> {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            output::write_json(dir, name, v).map(drop)
+        };
+        if outputs.lpg_json.unwrap_or(false) {
+            for (name, v) in compat::lpg::files(&cx, stage) {
+                if let Some(d) = dir {
+                    put(&d.join("lpg"), &name, &v)?;
+                }
+                if let Some(d) = &self.lpg_also_in {
+                    put(d, &name, &v)?;
+                }
+            }
+        }
+        if let Some(d) = dir {
+            if outputs.vllm_bench_json.unwrap_or(false) {
+                let (name, v) = compat::vllm_bench::file(&cx, stage);
+                put(&d.join("vllm-bench"), &name, &v)?;
+            }
+            if outputs.inference_perf_json.unwrap_or(false) {
+                let (name, v) = compat::inference_perf::file(&cx, i, stage);
+                put(&d.join("inference-perf"), &name, &v)?;
+            }
+        }
+        Ok(())
     }
 }
