@@ -271,9 +271,8 @@ impl StageAggregate {
         if r.output_tokens > 0 {
             rec(&mut self.ntpot, e2e / u64::from(r.output_tokens));
         }
-        let all_tokens = u64::from(r.input_tokens) + u64::from(r.output_tokens);
-        if all_tokens > 0 {
-            rec(&mut self.per_token, e2e / all_tokens);
+        if let Some(per_token) = e2e.checked_div(u64::from(r.input_tokens) + u64::from(r.output_tokens)) {
+            rec(&mut self.per_token, per_token);
         }
         // Chunks that carry tokens (a chunk the token spread gave none joins the next one).
         let with_tokens: Vec<(u32, u32)> = o.chunks.iter().copied().filter(|c| c.1 > 0).collect();

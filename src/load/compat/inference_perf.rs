@@ -41,7 +41,7 @@ fn content(s: &StageResult) -> Value {
     }
     let by_label: serde_json::Map<String, Value> =
         c.errors.iter().map(|(k, v)| (k.clone(), json!({"count": v, "messages": []}))).collect();
-    let g = s.goodput.clone().unwrap_or_default();
+    let g = s.goodput.unwrap_or_default();
     let mut successes = json!({
         "count": c.succeeded,
         "latency": {

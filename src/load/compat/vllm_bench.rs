@@ -62,7 +62,7 @@ fn content(cx: &Context<'_>, s: &StageResult) -> Value {
     put("total_input_tokens", json!(input));
     put("total_output_tokens", json!(output));
     put("request_throughput", json!(t.requests_per_second));
-    let g = s.goodput.clone().unwrap_or_default();
+    let g = s.goodput.unwrap_or_default();
     let slo_set = g.ttft_ms + g.tpot_ms + g.e2e_ms > 0.0;
     put("request_goodput", if slo_set { json!(g.good_requests_per_second) } else { Value::Null });
     put("output_throughput", json!(t.output_tokens_per_second));
