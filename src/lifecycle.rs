@@ -5,13 +5,13 @@
 //! tears down, discards the half-collected results and leaves the benchmark to be resumed.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::Instant,
 };
 
 use crate::{
-    load::runner::Stop,
+    load::{output, runner::Stop},
     platform::{Deployment, OnStage, Platform, PlatformError, Snapshot},
     results::store,
     schema::{Results, StageResult},
@@ -79,6 +79,7 @@ pub async fn run_all(
     stop: Arc<Stop>,
     events: Events,
 ) -> Vec<Finished> {
+    use futures_util::FutureExt as _;
     let permits = Arc::new(tokio::sync::Semaphore::new(opts.parallelism.max(1)));
     let kept: Arc<Mutex<Vec<Deployment>>> = Arc::default();
     let mut tasks = tokio::task::JoinSet::new();
@@ -95,7 +96,28 @@ pub async fn run_all(
         let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
         tasks.spawn(async move {
             let _permit = permit;
-            (i, ctx.run(job).await)
+            // A bug in one benchmark's run (a panic) fails that benchmark, not the whole run.
+            let f = match std::panic::AssertUnwindSafe(ctx.run(job.clone())).catch_unwind().await {
+                Ok(f) => f,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_default();
+                    let reason = format!("internal error (a bug; please report it): {what}");
+                    let _ = ctx.record(&job, State::Failed, Some(reason.clone()), None).await; // warned inside
+                    Finished {
+                        name: job.name,
+                        state: State::Failed,
+                        reason: Some(reason),
+                        seconds: 0.0,
+                        results: None,
+                        results_dir: None,
+                    }
+                }
+            };
+            (i, f)
         });
     }
     let mut out: Vec<(usize, Finished)> = tasks.join_all().await;
@@ -113,6 +135,14 @@ struct Ctx {
     stop: Arc<Stop>,
     events: Events,
     kept: Option<Arc<Mutex<Vec<Deployment>>>>,
+}
+
+/// How an attempt ended, when it did not fail.
+enum Success {
+    /// Published as `results/`.
+    Published(Box<Results>, PathBuf),
+    /// Another process sharing the run id published it first.
+    ByAnother(PathBuf),
 }
 
 impl Ctx {
@@ -134,7 +164,7 @@ impl Ctx {
                 .ok()
                 .and_then(|t| store::parse_summary(&t).ok());
             f.results_dir = Some(dir);
-            self.record(&job, State::Done, None, None);
+            let _ = self.record(&job, State::Done, None, None).await; // warned inside
             (self.events)(Event::Finished(&f));
             return f;
         }
@@ -143,29 +173,91 @@ impl Ctx {
             return f;
         }
         let started = run_file::now();
-        self.record(&job, State::Running, None, Some((&started, None)));
-        let (state, reason) = match self.attempt(&job, &mut f).await {
-            Ok(()) => (State::Done, None),
+        if let Err(why) = self.claim(&job, &started).await {
+            f.state = State::Skipped;
+            f.reason = Some(why);
+            (self.events)(Event::Finished(&f));
+            return f;
+        }
+        let (state, reason) = match self.attempt(&job).await {
+            Ok(Success::Published(results, dir)) => {
+                f.results = Some(*results);
+                f.results_dir = Some(dir);
+                (State::Done, None)
+            }
+            Ok(Success::ByAnother(dir)) => {
+                f.results_dir = Some(dir);
+                (State::Done, Some("finished by another process sharing the run id".to_owned()))
+            }
             Err(reason) => (State::Failed, Some(reason)),
         };
         f.state = state;
         f.reason = reason;
         f.seconds = began.elapsed().as_secs_f64();
-        self.record(&job, state, f.reason.clone(), Some((&started, Some(f.seconds))));
+        if let Err(e) = self.record(&job, state, f.reason.clone(), Some((&started, Some(f.seconds)))).await {
+            // The results are safe, but run.json would say `running`: that is a failure to report.
+            f.state = State::Failed;
+            f.reason = Some(format!("run.json could not be updated ({e}); results: {:?}", f.results_dir));
+        }
         (self.events)(Event::Finished(&f));
         f
     }
 
+    /// Marks the benchmark `running` by this process, unless another live process has it.
+    async fn claim(&self, job: &Job, started: &str) -> Result<(), String> {
+        let (run_dir, run_id, name, started) =
+            (self.run_dir.clone(), self.run_id.clone(), job.name.clone(), started.to_owned());
+        let me = std::process::id();
+        let claimed = output::off_runtime(|| {
+            run_file::update(&run_dir, &run_id, |run| {
+                let Some(rec) = run.benchmarks.get_mut(&name) else { return Ok(()) };
+                if rec.state == State::Running && !rec.is_stale_running() && rec.owner != Some(me) {
+                    return Err(format!(
+                        "running in another process (pid {}) sharing the run id: left to it",
+                        rec.owner.unwrap_or_default()
+                    ));
+                }
+                rec.state = State::Running;
+                rec.reason = None;
+                rec.owner = Some(me);
+                rec.started_at = Some(started);
+                rec.finished_at = None;
+                rec.seconds = None;
+                rec.updated_at = run_file::now();
+                Ok(())
+            })
+        });
+        claimed.map_err(|e| e.to_string())?
+    }
+
+    fn interrupted(&self) -> String {
+        format!("interrupted: results discarded; resume with --run-id {}", self.run_id)
+    }
+
     /// Deploy, load, tear down, verify, publish. Err is the reason it failed.
-    async fn attempt(&self, job: &Job, f: &mut Finished) -> Result<(), String> {
-        store::discard_stale(&job.dir).map_err(|e| e.to_string())?;
-        let snap = Snapshot::read(&job.dir).map_err(|e| e.to_string())?;
-        let per_request =
-            snap.load_spec().map_err(|e| e.to_string())?.outputs.and_then(|o| o.per_request_records).unwrap_or(true);
+    async fn attempt(&self, job: &Job) -> Result<Success, String> {
+        let dir = job.dir.clone();
+        let (snap, staging) = output::off_runtime(|| -> Result<_, String> {
+            store::discard_stale(&dir).map_err(|e| e.to_string())?;
+            let snap = Snapshot::read(&dir).map_err(|e| e.to_string())?;
+            Ok((snap, store::staging(&dir).map_err(|e| e.to_string())?))
+        })?;
+        let per_request = match snap.load_spec() {
+            Ok(spec) => spec.outputs.and_then(|o| o.per_request_records).unwrap_or(true),
+            Err(e) => {
+                store::discard(&staging);
+                return Err(e.to_string());
+            }
+        };
         (self.events)(Event::Deploying(&job.name));
-        let dep = self.platform.deploy(&snap, &self.stop).await.map_err(|e| e.to_string())?;
+        let dep = match self.platform.deploy(&snap, &self.stop).await {
+            Ok(d) => d,
+            Err(e) => {
+                store::discard(&staging);
+                return Err(if self.stop.stopped() { self.interrupted() } else { e.to_string() });
+            }
+        };
         (self.events)(Event::Ready(&job.name, &dep));
-        let staging = store::staging(&job.dir).map_err(|e| e.to_string())?;
         let events = self.events.clone();
         let on_stage: OnStage = Arc::new(move |name, s| events(Event::Stage(name, s)));
         let loaded = self.platform.run_load(&snap, &dep, &staging, &self.stop, on_stage).await;
@@ -177,62 +269,102 @@ impl Ctx {
             }
             None => self.platform.tear_down(&snap, dep).await,
         };
+        let torn_note = torn.as_ref().err().map(|e| format!("; {e}")).unwrap_or_default();
         let out = match loaded {
-            _ if self.stop.stopped() => {
+            Ok(out) if out.complete => out,
+            Ok(_) => {
                 store::discard(&staging);
-                return Err(format!(
-                    "{}: results discarded; resume with --run-id {}",
-                    PlatformError::Interrupted,
-                    self.run_id
-                ));
+                return Err(format!("{}{torn_note}", self.interrupted()));
+            }
+            Err(_) if self.stop.stopped() => {
+                store::discard(&staging);
+                return Err(format!("{}{torn_note}", self.interrupted()));
             }
             Err(e) => {
                 store::discard(&staging);
-                return Err(e.to_string());
-            }
-            Ok(out) => out,
-        };
-        torn.map_err(|e| e.to_string())?;
-        store::write_runtime(&staging, &runtime).map_err(|e| e.to_string())?;
-        let (sent, ok) = out.sent_ok();
-        if ok == 0 {
-            let errors = error_counts(&out.results);
-            let kept = store::keep_failed(&staging, &job.dir).map_err(|e| e.to_string())?;
-            return Err(if sent == 0 {
-                format!("no request was sent (results kept in {})", kept.display())
-            } else {
-                format!("every request failed ({errors}); results kept in {}", kept.display())
-            });
-        }
-        let verified = match store::verify(&staging, per_request) {
-            Ok(v) => v,
-            Err(e) => {
-                let kept = store::keep_failed(&staging, &job.dir).map_err(|e| e.to_string())?;
-                return Err(format!("results did not verify: {e} (kept in {})", kept.display()));
+                return Err(format!("{e}{torn_note}"));
             }
         };
-        let dir = store::publish(&staging, &job.dir).map_err(|e| e.to_string())?;
-        f.results = Some(verified.results);
-        f.results_dir = Some(dir);
-        Ok(())
+        let dir = job.dir.clone();
+        output::off_runtime(move || publish(&staging, &dir, &runtime, per_request, &out, torn.err()))
     }
 
-    fn record(&self, job: &Job, state: State, reason: Option<String>, timing: Option<(&str, Option<f64>)>) {
-        let r = run_file::update(&self.run_dir, &self.run_id, |run| {
-            if let Some(rec) = run.benchmarks.get_mut(&job.name) {
-                rec.state = state;
-                rec.reason = reason;
-                rec.updated_at = run_file::now();
-                if let Some((started, secs)) = timing {
-                    rec.started_at = Some(started.to_owned());
-                    rec.finished_at = secs.map(|_| run_file::now());
-                    rec.seconds = secs;
+    async fn record(
+        &self,
+        job: &Job,
+        state: State,
+        reason: Option<String>,
+        timing: Option<(&str, Option<f64>)>,
+    ) -> Result<(), run_file::RunFileError> {
+        let timing = timing.map(|(s, secs)| (s.to_owned(), secs));
+        let r = output::off_runtime(|| {
+            run_file::update(&self.run_dir, &self.run_id, |run| {
+                if let Some(rec) = run.benchmarks.get_mut(&job.name) {
+                    rec.state = state;
+                    rec.reason = reason;
+                    rec.owner = None;
+                    rec.updated_at = run_file::now();
+                    if let Some((started, secs)) = timing {
+                        rec.started_at = Some(started);
+                        rec.finished_at = secs.map(|_| run_file::now());
+                        rec.seconds = secs;
+                    }
                 }
-            }
+            })
         });
-        if let Err(e) = r {
+        if let Err(e) = &r {
             eprintln!("warning: {e}");
         }
+        r
+    }
+}
+
+/// Verifies the staging folder and publishes it as `results/` (blocking file work). A failed
+/// tear-down does not lose good results: they are published and the failure is the reason.
+fn publish(
+    staging: &Path,
+    dir: &Path,
+    runtime: &serde_json::Value,
+    per_request: bool,
+    out: &crate::load::session::Outcome,
+    torn: Option<PlatformError>,
+) -> Result<Success, String> {
+    let keep = |why: String| -> String {
+        match store::keep_failed(staging, dir) {
+            Ok(kept) => format!("{why} (its files are in {})", kept.display()),
+            Err(e) => {
+                store::discard(staging);
+                format!("{why} (and its files could not be kept: {e})")
+            }
+        }
+    };
+    if let Err(e) = store::write_runtime(staging, runtime) {
+        store::discard(staging);
+        return Err(e.to_string());
+    }
+    let (sent, ok) = out.sent_ok();
+    if ok == 0 {
+        return Err(keep(if sent == 0 {
+            "no request was sent".to_owned()
+        } else {
+            format!("every request failed ({})", error_counts(&out.results))
+        }));
+    }
+    let verified = match store::verify(staging, per_request) {
+        Ok(v) => v,
+        Err(e) => return Err(keep(format!("results did not verify: {e}"))),
+    };
+    if store::is_done(dir) {
+        store::discard(staging);
+        return Ok(Success::ByAnother(dir.join(store::RESULTS)));
+    }
+    let published = store::publish(staging, dir).map_err(|e| {
+        store::discard(staging);
+        e.to_string()
+    })?;
+    match torn {
+        Some(e) => Err(format!("results published in {}, but {e}", published.display())),
+        None => Ok(Success::Published(Box::new(verified.results), published)),
     }
 }
 

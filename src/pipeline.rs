@@ -114,6 +114,17 @@ pub fn record(
             }
         }
         run.invocations.push(Invocation { at: run_file::now(), command: command.into(), args });
+        // A `running` left by a process that is gone (SIGKILL, a second Ctrl-C, a crash) was
+        // interrupted, whether or not this invocation selects the benchmark again.
+        for rec in run.benchmarks.values_mut().filter(|r| r.is_stale_running()) {
+            rec.state = State::Failed;
+            rec.reason = Some(format!(
+                "interrupted: the process running it{} is gone; it runs again when selected",
+                rec.owner.map(|p| format!(" (pid {p})")).unwrap_or_default()
+            ));
+            rec.owner = None;
+            rec.updated_at = run_file::now();
+        }
         for (p, r) in plan.benchmarks.iter().zip(reports) {
             let (state, reason) = match &r.outcome {
                 Ok(_) => (State::Pending, None),
@@ -128,11 +139,32 @@ pub fn record(
                 started_at: None,
                 finished_at: None,
                 seconds: None,
+                owner: None,
             });
-            // Never downgrade a finished benchmark; a re-render of a pending one stays pending.
+            // Never downgrade a finished benchmark, nor one another process is running.
             if rec.state != State::Done && rec.state != State::Running {
                 rec.state = state;
                 rec.reason = reason;
+                rec.updated_at = run_file::now();
+            }
+        }
+        for s in &plan.skipped {
+            // Left out of this invocation: recorded as such unless it has a state of its own
+            // (done, failed, running) from an earlier invocation of the run.
+            let rec = run.benchmarks.entry(s.name.clone()).or_insert_with(|| BenchmarkRecord {
+                namespace: format!("{}-{}", s.name, plan.run_id),
+                source: String::new(),
+                state: State::Skipped,
+                reason: None,
+                updated_at: run_file::now(),
+                started_at: None,
+                finished_at: None,
+                seconds: None,
+                owner: None,
+            });
+            if matches!(rec.state, State::Pending | State::Skipped) {
+                rec.state = State::Skipped;
+                rec.reason = Some(s.reason.clone());
                 rec.updated_at = run_file::now();
             }
         }

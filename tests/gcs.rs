@@ -438,9 +438,10 @@ async fn a_run_with_a_bucket_uploads_its_results_and_a_resumed_run_skips_them() 
         "{stdout}"
     );
 
-    // A bucket that does not exist: the run's results stay, the exit code says something failed.
+    // A bucket that does not exist is found out before any benchmark runs.
     let o = run(vec!["--gcs-bucket".into(), "no-such-bucket".into()]).await.unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert_eq!(o.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("no-such-bucket") && stderr.contains("retry with: inferbench upload"), "{stderr}");
+    assert!(stderr.contains("no-such-bucket") && stderr.contains("no benchmark was run"), "{stderr}");
+    assert!(!stdout.contains("[up]"), "{stdout}");
 }

@@ -251,6 +251,38 @@ async fn peer_result_files_are_written_where_their_tools_put_them_and_agree_with
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_measures_saturation_then_runs_rates_up_to_just_past_it() {
+    let s = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("load.pbtxt");
+    std::fs::write(
+        &spec,
+        format!(
+            "url: \"{}\"\nmodels: \"meta-llama/Llama-3.1-8B-Instruct\"\nsweep {{ num_rates: 3 probe_concurrency: 4 probe_seconds: 1 }}\nduration_seconds: 0.5\ndataset {{ synthetic {{ input {{ mean: 16 }} output {{ mean: 4 }} }} }}\n",
+            s.url()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("r");
+    let o =
+        load(vec!["--spec".into(), spec.to_str().unwrap().into(), "--output-dir".into(), out.to_str().unwrap().into()])
+            .await;
+    assert!(o.status.success(), "{}", text(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let stages = summary["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 4, "the probe, then 3 rates");
+    assert_eq!(stages[0]["name"], "sweep-probe");
+    assert_eq!(stages[0]["offered"]["users"], 4);
+    let saturation = stages[0]["throughput"]["requests_per_second"].as_f64().unwrap();
+    assert!(saturation > 0.0);
+    for (i, st) in stages[1..].iter().enumerate() {
+        let want = (saturation * 1.1 * (i + 1) as f64 / 3.0 * 100.0).round() / 100.0;
+        assert_eq!(st["offered"]["requested_rate"].as_f64().unwrap(), want, "{st}");
+        assert_eq!(st["name"], format!("rate-{want}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_a_clear_error() {
     let o = load(vec!["--request-rate".into(), "1".into()]).await;
     assert_eq!(o.status.code(), Some(1));

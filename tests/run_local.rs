@@ -170,7 +170,9 @@ fn regex_selects_and_dry_run_writes_only_manifests() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(f.bench_dir("x-h100").join("results/summary.json").is_file());
     assert!(!f.bench_dir("x-l4").join("results").exists(), "not selected");
-    assert_eq!(f.run_json()["benchmarks"]["x-l4"]["state"], "pending");
+    let l4 = &f.run_json()["benchmarks"]["x-l4"];
+    assert_eq!(l4["state"], "skipped", "left out of this invocation: {l4}");
+    assert!(l4["reason"].as_str().unwrap().contains("benchmark-name-regex"), "{l4}");
     assert_eq!(f.run_json()["benchmarks"]["x-h100"]["state"], "done");
 }
 
@@ -215,7 +217,7 @@ async fn a_failing_benchmark_does_not_stop_the_others() {
     catalog.push_str(&external("unreachable", "http://127.0.0.1:1"));
     catalog.push_str(&sim_benchmark("fine", 1, "num_prompts: 5 rates { request_rates: [50] }"));
     let f = Fixture::new(&catalog);
-    let o = tokio::task::spawn_blocking(move || (f.run(&[]), f)).await.unwrap();
+    let o = tokio::task::spawn_blocking(move || (f.run(&["--ready-timeout", "1"]), f)).await.unwrap();
     let (o, f) = o;
     let t = text(&o);
     assert_eq!(o.status.code(), Some(2), "exit code = benchmarks failed:\n{t}");
@@ -236,18 +238,30 @@ async fn a_failing_benchmark_does_not_stop_the_others() {
 fn a_killed_run_resumes_with_only_the_missing_benchmarks() {
     let catalog: String = ["k1", "k2", "k3"]
         .iter()
-        .map(|n| sim_benchmark(n, 1, "num_prompts: 40 rates { request_rates: [20] }"))
+        .map(|n| sim_benchmark(n, 1, "num_prompts: 20 rates { request_rates: [20, 40] }"))
         .collect();
     let f = Fixture::new(&catalog);
     let (mut child, mut out) = f.spawn(&[]);
     read_until(&mut out, "[k1] done in");
-    child.kill().unwrap(); // a real SIGKILL, while k2 deploys or runs
+    // k2's first stage is written to its staging folder: half-collected results.
+    read_until(&mut out, "[k2] rate-20");
+    let half = staging(&f.bench_dir("k2"));
+    assert_eq!(half.len(), 1, "{half:?}");
+    assert!(f.bench_dir("k2").join(&half[0]).join("summary.json").is_file());
+    child.kill().unwrap(); // a real SIGKILL, during k2's second stage
     child.wait().unwrap();
     let k1 = f.bench_dir("k1");
     let before = std::fs::read(k1.join("results/summary.json")).unwrap();
     let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(k1.join("results/summary.json")).unwrap());
     assert!(!f.bench_dir("k2").join("results").exists(), "k2 was cut: no results/");
+    assert_eq!(f.run_json()["benchmarks"]["k2"]["state"], "running", "what a SIGKILL leaves");
     let id = f.run_dir().file_name().unwrap().to_str().unwrap().to_owned();
+    // Another invocation that does not select k2 still sees it is no longer running.
+    let o = f.run(&["--run-id", &id, "--dry-run", "--benchmark-name-regex", "k3"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let k2 = &f.run_json()["benchmarks"]["k2"];
+    assert_eq!(k2["state"], "failed", "{k2}");
+    assert!(k2["reason"].as_str().unwrap().starts_with("interrupted: the process running it (pid"), "{k2}");
 
     let o = f.run(&["--run-id", &id]);
     let t = text(&o);
@@ -261,7 +275,9 @@ fn a_killed_run_resumes_with_only_the_missing_benchmarks() {
     assert_eq!(std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&after).unwrap()), inode);
     for n in ["k1", "k2", "k3"] {
         let dir = f.bench_dir(n);
-        assert_eq!(summary(&dir)["stages"][0]["counts"]["succeeded"], 40, "{n}");
+        let s = summary(&dir);
+        assert_eq!(s["stages"].as_array().unwrap().len(), 2, "{n}: both stages, redone whole");
+        assert_eq!(s["stages"][1]["counts"]["succeeded"], 20, "{n}");
         assert!(staging(&dir).is_empty(), "{n}: half-collected results were discarded: {:?}", staging(&dir));
         assert_eq!(f.run_json()["benchmarks"][n]["state"], "done");
     }
@@ -272,7 +288,9 @@ fn ctrl_c_stops_and_leaves_no_half_results() {
     let catalog = sim_benchmark("long", 1, "num_prompts: 400 rates { request_rates: [40, 40] }");
     let f = Fixture::new(&catalog);
     let (mut child, mut out) = f.spawn(&[]);
-    read_until(&mut out, "[long] ready at");
+    // After the first stage's results are staged, during the second.
+    read_until(&mut out, "[long] rate-40");
+    assert_eq!(staging(&f.bench_dir("long")).len(), 1);
     assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
@@ -281,9 +299,52 @@ fn ctrl_c_stops_and_leaves_no_half_results() {
     assert!(staging(&dir).is_empty(), "{:?}", staging(&dir));
     let rec = &f.run_json()["benchmarks"]["long"];
     assert_eq!(rec["state"], "failed");
-    assert!(rec["reason"].as_str().unwrap().contains("interrupted"), "{rec}");
+    assert!(rec["reason"].as_str().unwrap().contains("interrupted: results discarded; resume with --run-id"), "{rec}");
     // The snapshot is intact: a resume verifies it (and would run it).
     let id = f.run_dir().file_name().unwrap().to_str().unwrap().to_owned();
     let o = f.run(&["--run-id", &id, "--dry-run"]);
     assert!(o.status.success() && text(&o).contains("exists, verified, reused"), "{}", text(&o));
+}
+
+#[test]
+fn a_second_ctrl_c_exits_at_once_without_corrupting_anything() {
+    // Real-time simulated L4 with long answers: requests in flight take seconds, so the first
+    // Ctrl-C's grace is still running when the second one comes.
+    let catalog = r#"benchmarks {
+  name: "slow"
+  config {
+    model_server { accelerator: "nvidia-l4" simulator { model: "meta-llama/Llama-2-7b-hf" } }
+    load_balancer { k8s_service {} }
+    benchmark_tool { load { ignore_eos: true num_prompts: 100 rates { request_rates: [20] }
+      dataset { synthetic { input { mean: 32 } output { mean: 400 min: 400 max: 400 } } } } }
+  }
+}
+"#;
+    let f = Fixture::new(catalog);
+    let mut child = f.cmd(&[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    read_until(&mut out, "[slow] ready at");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let mut line = String::new();
+    while !line.contains("stopping") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "no stopping message");
+    }
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(rest.contains("exiting now"), "{rest}");
+    let dir = f.bench_dir("slow");
+    assert!(!dir.join("results").exists(), "no half results/");
+    // run.json is whole (written atomically) and says where the benchmark was.
+    assert_eq!(f.run_json()["benchmarks"]["slow"]["state"], "running");
+    // The next run resumes it: the leftover staging folder is removed, the snapshot reused.
+    let id = f.run_dir().file_name().unwrap().to_str().unwrap().to_owned();
+    let o = f.run(&["--run-id", &id, "--dry-run"]);
+    assert!(o.status.success() && text(&o).contains("exists, verified, reused"), "{}", text(&o));
+    let rec = &f.run_json()["benchmarks"]["slow"];
+    assert_eq!(rec["state"], "pending", "a running state left by a gone process is no longer running: {rec}");
 }

@@ -197,6 +197,9 @@ pub struct RunArgs {
     /// Benchmarks run at once.
     #[arg(long, env = "INFERBENCH_PARALLELISM", default_value_t = 1, value_name = "N")]
     pub parallelism: u32,
+    /// How long a model server (or an external one) may take to answer before its benchmark fails.
+    #[arg(long, env = "INFERBENCH_READY_TIMEOUT", default_value_t = 300.0, value_name = "SECONDS")]
+    pub ready_timeout: f64,
 }
 
 /// Arguments of commands not built yet: accepted whole, so the message is about the command.

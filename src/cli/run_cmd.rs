@@ -39,8 +39,13 @@ pub fn run(a: &RunArgs) -> ExitCode {
         .filter(|r| r.outcome.is_ok())
         .map(|r| Job { name: r.name.clone(), dir: r.dir.clone() })
         .collect();
+    if !(a.ready_timeout.is_finite() && (0.0..=86_400.0).contains(&a.ready_timeout)) {
+        eprintln!("error: --ready-timeout must be within 0..=86400 seconds, got {}", a.ready_timeout);
+        return ExitCode::from(EXIT_INPUT);
+    }
+    let ready = std::time::Duration::from_secs_f64(a.ready_timeout);
     let platform: Arc<dyn Platform> = match LocalPlatform::new(a.generate.selection.hardware.clone()) {
-        Ok(p) => Arc::new(p),
+        Ok(p) => Arc::new(p.with_ready_timeout(ready)),
         Err(e) => {
             eprintln!("error: cannot start the local platform: {e}");
             return ExitCode::from(EXIT_INPUT);
@@ -53,6 +58,13 @@ pub fn run(a: &RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_INPUT);
         }
     };
+    let bucket = a.gcs_bucket.as_deref().filter(|b| !b.is_empty());
+    if let Some(b) = bucket
+        && let Err(e) = rt.block_on(crate::results::gcs::check_bucket(b))
+    {
+        eprintln!("error: --gcs-bucket {b}: {e}\n  no benchmark was run (the snapshots are written)");
+        return ExitCode::from(EXIT_INPUT);
+    }
     let parallelism = a.parallelism.max(1) as usize;
     say(&format!(
         "running {} benchmark(s) on the {} platform, {} at a time{}",
@@ -64,11 +76,21 @@ pub fn run(a: &RunArgs) -> ExitCode {
     let stop = Arc::new(Stop::default());
     {
         let stop = stop.clone();
+        // Signal streams made once, before anything runs: a second Ctrl-C is never lost between
+        // the first one's handling and a new listener.
+        let _guard = rt.enter();
+        let mut signals = match Signals::new() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: cannot listen for Ctrl-C / SIGTERM: {e}");
+                return ExitCode::from(EXIT_INPUT);
+            }
+        };
         rt.spawn(async move {
-            super::sim_cmd::shutdown_signal().await;
+            signals.next().await;
             eprintln!("inferbench run: stopping: ending the load, tearing down (Ctrl-C again exits at once)");
             stop.stop();
-            super::sim_cmd::shutdown_signal().await;
+            signals.next().await;
             eprintln!("inferbench run: exiting now; resume with --run-id");
             std::process::exit(i32::from(EXIT_INTERRUPTED));
         });
@@ -101,9 +123,16 @@ pub fn run(a: &RunArgs) -> ExitCode {
         say(&format!("interrupted: resume with --run-id {} (done benchmarks are skipped)", plan.run_id));
         return ExitCode::from(EXIT_INTERRUPTED);
     }
-    if let Some(bucket) = a.gcs_bucket.as_deref().filter(|b| !b.is_empty()) {
-        match super::upload_cmd::upload_with(&rt, &plan.run_dir, bucket) {
+    if let Some(bucket) = bucket {
+        match super::upload_cmd::upload_with(&rt, &plan.run_dir, bucket, &stop) {
             Ok(line) => say(&line),
+            Err(_) if stop.stopped() => {
+                say(&format!(
+                    "upload interrupted: resume it with inferbench upload {} --gcs-bucket {bucket}",
+                    plan.run_dir.display()
+                ));
+                return ExitCode::from(EXIT_INTERRUPTED);
+            }
             Err(e) => {
                 eprintln!(
                     "error: upload to GCS failed: {e}\n  the results are in {}/; retry with: inferbench upload {} --gcs-bucket {bucket}",
@@ -115,6 +144,26 @@ pub fn run(a: &RunArgs) -> ExitCode {
         }
     }
     ExitCode::from(u8::try_from(failed.min(100)).expect("at most 100"))
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM (how Kubernetes and CI stop a process), as one stream.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
 }
 
 /// A line on stdout; a closed stdout (`| head`) never kills a run.

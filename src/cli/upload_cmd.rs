@@ -42,22 +42,29 @@ fn run(args: &UploadArgs) -> anyhow::Result<String> {
         .enable_all()
         .build()
         .map_err(|e| anyhow::anyhow!("could not start the async runtime: {e}"))?;
-    upload_with(&rt, &args.run_dir, &args.gcs_bucket)
+    upload_with(&rt, &args.run_dir, &args.gcs_bucket, &crate::load::runner::Stop::default())
 }
 
 /// Uploads `run_dir` to `bucket` on `rt`, a line per file on stderr; returns the totals line.
-/// `inferbench run --gcs-bucket` calls this once its benchmarks are done.
+/// `inferbench run --gcs-bucket` calls this once its benchmarks are done. A `stop` (Ctrl-C) ends
+/// it early with an error; what was uploaded stays, and a later upload skips it.
 pub(crate) fn upload_with(
     rt: &tokio::runtime::Runtime,
     run_dir: &std::path::Path,
     bucket: &str,
+    stop: &crate::load::runner::Stop,
 ) -> anyhow::Result<String> {
     let args = UploadArgs { run_dir: run_dir.to_path_buf(), gcs_bucket: bucket.to_owned() };
     let progress = |done: usize, total: usize, rel: &str, skipped: bool| {
         let what = if skipped { "already there" } else { "uploaded" };
         eprintln!("[{done}/{total}] {rel}: {what}");
     };
-    let report = rt.block_on(gcs::upload_run(&args.run_dir, &args.gcs_bucket, &progress))?;
+    let report = rt.block_on(async {
+        tokio::select! {
+            r = gcs::upload_run(&args.run_dir, &args.gcs_bucket, &progress) => r.map_err(anyhow::Error::from),
+            () = stop.wait() => Err(anyhow::anyhow!("interrupted")),
+        }
+    })?;
     let run_id = gcs::run_id_of(&args.run_dir)?;
     let bucket = args.gcs_bucket.trim().trim_start_matches("gs://").trim_end_matches('/');
     Ok(format!(

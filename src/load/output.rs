@@ -89,6 +89,15 @@ pub fn write(dir: &Path, results: &Results, stages: &[(String, Vec<RequestRecord
     Ok(vec![summary, requests])
 }
 
+/// Runs blocking file work (writes, syncs, compression) without stalling the async workers that
+/// send other requests: on a multi-threaded runtime the worker hands its tasks to the others first.
+pub fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// File name of the scraped server metrics.
 pub const SERVER_METRICS: &str = "server_metrics.json";
 /// File name of the summary.

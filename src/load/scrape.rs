@@ -38,8 +38,9 @@ pub enum Kind {
     Histogram,
 }
 
-/// The metrics kept, by server. vLLM (V0 and V1 names), SGLang, TGI, TensorRT-LLM on Triton,
-/// JetStream — and the simulator, which serves vLLM's names.
+/// The metrics kept, by server. vLLM (V0 and V1 names), SGLang, TGI, Triton, JetStream — and the
+/// simulator, which serves vLLM's names. (TensorRT-LLM's `nv_trt_llm_*` gauges are left out: their
+/// label sets mean different things — max, used, free — and must not be summed.)
 pub const WATCHED: &[(&str, Kind)] = &[
     ("vllm:num_requests_running", Kind::Gauge),
     ("vllm:num_requests_waiting", Kind::Gauge),
@@ -69,8 +70,6 @@ pub const WATCHED: &[(&str, Kind)] = &[
     ("tgi_request_success", Kind::Counter),
     ("tgi_request_generated_tokens", Kind::Histogram),
     ("tgi_request_queue_duration", Kind::Histogram),
-    ("nv_trt_llm_request_metrics", Kind::Gauge),
-    ("nv_trt_llm_kv_cache_block_metrics", Kind::Gauge),
     ("nv_inference_request_success", Kind::Counter),
     ("jetstream_prefill_backlog_size", Kind::Gauge),
     ("jetstream_slots_used_percentage", Kind::Gauge),
@@ -124,10 +123,19 @@ pub fn extract(text: &str) -> Result<BTreeMap<String, f64>, String> {
     Ok(out)
 }
 
+/// The increase of a counter from `a` to `b`, as Prometheus' `increase`: a decrease is a reset
+/// (the server restarted), after which the new value is the increase.
+fn increase(a: f64, b: f64) -> f64 {
+    if b >= a { b - a } else { b }
+}
+
 /// Summarises the samples taken in `[from, to]` (seconds since the scraper started): gauges over
-/// their samples; counters as rates between consecutive samples; histograms as the mean
-/// observation between consecutive samples. A metric with too few samples is left out.
-pub fn summarise(samples: &[Sample], from: f64, to: f64) -> BTreeMap<String, ServerSeries> {
+/// their samples; counters as the increase over the window per second (resets handled), their
+/// min/max/last from intervals between consecutive samples; histograms as the mean observation
+/// (Δsum / Δcount). Intervals shorter than `min_interval` (a stage-boundary scrape next to a
+/// periodic one) count in the mean but not in min/max/last, where they would be noise.
+/// A metric with too few samples is left out.
+pub fn summarise(samples: &[Sample], from: f64, to: f64, min_interval: f64) -> BTreeMap<String, ServerSeries> {
     let window: Vec<&Sample> = samples.iter().filter(|s| s.t >= from && s.t <= to).collect();
     let mut out = BTreeMap::new();
     for (name, kind) in WATCHED {
@@ -139,13 +147,14 @@ pub fn summarise(samples: &[Sample], from: f64, to: f64) -> BTreeMap<String, Ser
             Kind::Counter => {
                 let pts: Vec<(f64, f64)> =
                     window.iter().filter_map(|s| s.values.get(*name).map(|v| (s.t, *v))).collect();
+                let total: f64 = pts.windows(2).map(|w| increase(w[0].1, w[1].1)).sum();
                 let rates: Vec<f64> = pts
                     .windows(2)
-                    .filter(|w| w[1].0 > w[0].0)
-                    .map(|w| ((w[1].1 - w[0].1) / (w[1].0 - w[0].0)).max(0.0))
+                    .filter(|w| w[1].0 - w[0].0 >= min_interval.max(f64::MIN_POSITIVE))
+                    .map(|w| increase(w[0].1, w[1].1) / (w[1].0 - w[0].0))
                     .collect();
                 let mean = match (pts.first(), pts.last()) {
-                    (Some(a), Some(b)) if b.0 > a.0 => ((b.1 - a.1) / (b.0 - a.0)).max(0.0),
+                    (Some(a), Some(b)) if b.0 > a.0 => total / (b.0 - a.0),
                     _ => 0.0,
                 };
                 stats("counter", &rates, mean)
@@ -220,8 +229,9 @@ struct Inner {
 
 impl Inner {
     async fn scrape(&self) {
-        let t = self.start.elapsed().as_secs_f64();
         let got = tokio::time::timeout(self.timeout, fetch(&self.http, &self.url)).await;
+        // Stamped when the answer arrived: the values are the server's as of (about) then.
+        let t = self.start.elapsed().as_secs_f64();
         let got = got.unwrap_or_else(|_| Err(format!("{}: timed out", self.url))).and_then(|text| extract(&text));
         let mut s = self.state.lock().expect("scraper state");
         match got {
@@ -287,7 +297,7 @@ impl Scraper {
     /// The per-stage summary of `[from, to]`.
     pub fn summarise(&self, from: Instant, to: Instant) -> BTreeMap<String, ServerSeries> {
         let s = self.inner.state.lock().expect("scraper state");
-        summarise(&s.samples, self.offset(from), self.offset(to))
+        summarise(&s.samples, self.offset(from), self.offset(to), s.interval_seconds / 4.0)
     }
 
     /// A copy of everything seen so far.
@@ -371,7 +381,7 @@ unrelated_metric 9
             sample(10.0, &[(g, 4.0), (c, 2000.0), (hs, 3.0), (hc, 20.0)]),
             sample(15.0, &[(g, 6.0), (c, 5000.0), (hs, 3.0), (hc, 20.0)]),
         ];
-        let s = summarise(&samples, 4.0, 15.0);
+        let s = summarise(&samples, 4.0, 15.0, 1.0);
         let gauge = &s[g];
         assert_eq!((gauge.kind.as_str(), gauge.mean, gauge.min, gauge.max, gauge.last), ("gauge", 4.0, 2.0, 6.0, 6.0));
         assert_eq!(gauge.samples, 3);
@@ -383,6 +393,21 @@ unrelated_metric 9
         assert_eq!(h.mean, 0.2, "2 s over 10 observations");
         assert_eq!(h.samples, 1, "the last interval saw no observation");
         assert!(!s.contains_key("vllm:num_requests_running"), "absent metrics are left out");
-        assert!(summarise(&samples, 20.0, 30.0).is_empty());
+        assert!(summarise(&samples, 20.0, 30.0, 1.0).is_empty());
+    }
+
+    #[test]
+    fn counter_resets_count_as_increases_and_short_intervals_are_not_min_or_max() {
+        let c = "vllm:generation_tokens_total";
+        // A restart between 10 s and 20 s: 1000 → 50 → 550 is 50 + 500 tokens, not 0.
+        let samples = vec![sample(0.0, &[(c, 1000.0)]), sample(10.0, &[(c, 50.0)]), sample(20.0, &[(c, 550.0)])];
+        let s = &summarise(&samples, 0.0, 20.0, 1.0)[c];
+        assert_eq!(s.mean, 27.5, "550 tokens / 20 s");
+        assert_eq!((s.min, s.max), (5.0, 50.0));
+        // A boundary scrape 10 ms after a periodic one: its 100 tokens / 0.01 s is no maximum.
+        let samples = vec![sample(0.0, &[(c, 0.0)]), sample(5.0, &[(c, 500.0)]), sample(5.01, &[(c, 600.0)])];
+        let s = &summarise(&samples, 0.0, 6.0, 1.25)[c];
+        assert_eq!((s.min, s.max, s.samples), (100.0, 100.0, 1));
+        assert!((s.mean - 600.0 / 5.01).abs() < 1e-9);
     }
 }

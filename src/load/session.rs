@@ -22,7 +22,7 @@ use super::{
     stages,
     tokenize::Tokenizer,
 };
-use crate::schema::{LoadSpec, Results, RunInfo, StageResult};
+use crate::schema::{LoadSpec, RateList, Results, RunInfo, StageResult, Sweep, load_spec::Pattern};
 
 /// A load run ready to start.
 pub struct Session {
@@ -42,6 +42,8 @@ pub struct Outcome {
     pub results: Results,
     /// Requests measured, all stages.
     pub recorded: u64,
+    /// Every planned stage ran to its end (no stop cut it short).
+    pub complete: bool,
 }
 
 impl Outcome {
@@ -117,12 +119,15 @@ impl Session {
         let mut records = vec![];
         let mut first = 0;
         let mut recorded = 0;
-        for stage in std::mem::take(&mut self.stages) {
+        let mut queue: std::collections::VecDeque<StageSpec> = std::mem::take(&mut self.stages).into();
+        while let Some(stage) = queue.pop_front() {
             if stop.stopped() {
                 break;
             }
+            let probe_stop = (stage.name == stages::SWEEP_PROBE).then(|| stage.stop.clone());
             let name = stage.name.clone();
-            let began = Instant::now();
+            // Server metrics are summarised over what the client measures: after the warm-up.
+            let began = Instant::now() + stage.warmup;
             if let Some(s) = &scraper {
                 s.scrape_now().await;
             }
@@ -139,16 +144,36 @@ impl Session {
             results.stages.push(result);
             records.push((name, if records_wanted { out.records } else { vec![] }));
             // Written after every stage, so a crash later keeps the stages already measured.
-            if let Some(dir) = output_dir {
-                output::write(dir, &results, &records)?;
-                if let Some(s) = &scraper {
-                    output::write_json(dir, output::SERVER_METRICS, &s.scraped())?;
+            output::off_runtime(|| -> Result<(), String> {
+                if let Some(dir) = output_dir {
+                    output::write(dir, &results, &records)?;
+                    if let Some(s) = &scraper {
+                        output::write_json(dir, output::SERVER_METRICS, &s.scraped())?;
+                    }
                 }
-            }
-            self.write_compat(output_dir, &results, results.stages.len() - 1)?;
+                self.write_compat(output_dir, &results, results.stages.len() - 1)
+            })?;
             on_stage(results.stages.last().expect("just pushed"));
+            if let (Some(stop), Some(Pattern::Sweep(sw))) = (probe_stop, &self.spec.pattern) {
+                queue.extend(self.sweep_stages(sw, results.stages.last().expect("just pushed"), &stop)?);
+            }
         }
-        Ok(Outcome { results, recorded })
+        let complete = queue.is_empty() && !stop.stopped();
+        Ok(Outcome { results, recorded, complete })
+    }
+
+    /// The rate stages of a sweep, from its probe's measured throughput.
+    fn sweep_stages(&self, sw: &Sweep, probe: &StageResult, stop: &Arc<Stop>) -> Result<Vec<StageSpec>, String> {
+        let saturation = probe.throughput.map_or(0.0, |t| t.requests_per_second);
+        let rates = stages::sweep_rates(sw, saturation);
+        if rates.is_empty() {
+            return Err(format!(
+                "the sweep's probe measured no successful requests ({} sent): no rates to run",
+                probe.counts.as_ref().map_or(0, |c| c.sent)
+            ));
+        }
+        let spec = LoadSpec { pattern: Some(Pattern::Rates(RateList { request_rates: rates })), ..self.spec.clone() };
+        stages::plan(&spec, stop)
     }
 
     /// The peers' file formats of stage `i`, as the spec's `outputs` ask.

@@ -35,6 +35,7 @@ pub fn plan(spec: &LoadSpec, stop: &Arc<Stop>) -> Result<Vec<StageSpec>, String>
         ("duration_seconds", spec.duration_seconds),
         ("warmup_seconds", spec.warmup_seconds),
         ("request_timeout_seconds", spec.request_timeout_seconds),
+        ("server_metrics.interval_seconds", spec.server_metrics.as_ref().and_then(|m| m.interval_seconds)),
     ] {
         check_seconds(name, v)?;
     }
@@ -112,10 +113,34 @@ pub fn plan(spec: &LoadSpec, stop: &Arc<Stop>) -> Result<Vec<StageSpec>, String>
             .iter()
             .map(|&u| base(format!("users-{u}"), Load::Closed { users: u, duration, max_requests: count }, duration))
             .collect()),
-        Some(Pattern::Sweep(_)) => {
-            Err("the sweep pattern is not built yet (issue 5); give request rates instead".into())
+        Some(Pattern::Sweep(sw)) => {
+            check_seconds("sweep.probe_seconds", sw.probe_seconds)?;
+            let users = sw.probe_concurrency.filter(|u| *u > 0).unwrap_or(256);
+            let probe = Some(Duration::from_secs_f64(sw.probe_seconds.filter(|s| *s > 0.0).unwrap_or(60.0)));
+            // The rate stages follow once the probe has measured saturation: see `sweep_rates`.
+            Ok(vec![base(SWEEP_PROBE.into(), Load::Closed { users, duration: probe, max_requests: None }, probe)])
         }
     }
+}
+
+/// Name of a sweep's first stage: a closed loop at high concurrency that measures the server's
+/// saturation throughput.
+pub const SWEEP_PROBE: &str = "sweep-probe";
+
+/// The rates a sweep runs after its probe measured `saturation` (successful requests/s): `num_rates`
+/// evenly spaced up to `max_fraction` × saturation (just past it by default), as
+/// inference-benchmarker and guidellm spread theirs; rounded to 0.01 req/s. Empty when the probe
+/// measured nothing.
+pub fn sweep_rates(sw: &crate::schema::Sweep, saturation: f64) -> Vec<f64> {
+    if !(saturation.is_finite() && saturation > 0.0) {
+        return vec![];
+    }
+    let n = sw.num_rates.filter(|n| *n > 0).unwrap_or(10).min(1000);
+    let top = saturation * sw.max_fraction.filter(|f| f.is_finite() && *f > 0.0).unwrap_or(1.1);
+    let mut rates: Vec<f64> =
+        (1..=n).map(|i| ((top * f64::from(i) / f64::from(n)) * 100.0).round() / 100.0).filter(|r| *r > 0.0).collect();
+    rates.dedup();
+    rates
 }
 
 #[cfg(test)]
@@ -134,6 +159,26 @@ mod tests {
             duration_seconds: Some(10.0),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_sweep_probes_first_then_spreads_rates_up_to_just_past_saturation() {
+        let sw = crate::schema::Sweep {
+            num_rates: Some(4),
+            probe_concurrency: Some(32),
+            probe_seconds: Some(5.0),
+            ..Default::default()
+        };
+        let st = plan_(&spec(Pattern::Sweep(sw))).unwrap();
+        assert_eq!(st.len(), 1);
+        assert_eq!(st[0].name, SWEEP_PROBE);
+        assert!(matches!(st[0].load, Load::Closed { users: 32, max_requests: None, .. }));
+        assert_eq!(st[0].duration, Some(Duration::from_secs(5)));
+        assert_eq!(sweep_rates(&sw, 100.0), [27.5, 55.0, 82.5, 110.0]);
+        let half = crate::schema::Sweep { max_fraction: Some(0.5), num_rates: Some(2), ..sw };
+        assert_eq!(sweep_rates(&half, 10.0), [2.5, 5.0]);
+        assert!(sweep_rates(&sw, 0.0).is_empty(), "nothing measured, nothing to run");
+        assert_eq!(sweep_rates(&crate::schema::Sweep::default(), 1.0).len(), 10, "ten rates by default");
     }
 
     #[test]
@@ -173,7 +218,12 @@ mod tests {
                 .unwrap_err()
                 .contains("no load pattern")
         );
-        let e = plan_(&spec(Pattern::Sweep(Default::default()))).unwrap_err();
-        assert!(e.contains("not built yet"), "{e}");
+        let sw = crate::schema::Sweep { probe_seconds: Some(f64::NAN), ..Default::default() };
+        let e = plan_(&spec(Pattern::Sweep(sw))).unwrap_err();
+        assert!(e.contains("sweep.probe_seconds"), "{e}");
+        let mut s = spec(Pattern::Rates(RateList { request_rates: vec![1.0] }));
+        s.server_metrics =
+            Some(crate::schema::ServerMetrics { interval_seconds: Some(f64::NAN), ..Default::default() });
+        assert!(plan_(&s).unwrap_err().contains("server_metrics.interval_seconds"));
     }
 }

@@ -9,8 +9,9 @@
 //!   time (no `time_scale`). `runtime.json` says so; `--platform kube` runs the real server.
 //! - A gateway is not simulated: the load goes to the model server directly (`runtime.json` says so).
 //!
-//! Simulators run on their own tokio runtime, so the load engine's tasks never queue behind the
-//! simulated server's (and a simulator's step timing never waits for the client's tasks).
+//! Each simulator runs on a tokio runtime of its own, dropped with it: the load engine's tasks
+//! never queue behind a simulated server's, and benchmarks run side by side (`--parallelism`)
+//! do not share one server's threads.
 
 use std::{
     net::SocketAddr,
@@ -25,13 +26,13 @@ use serde_json::json;
 
 use super::{Deployment, OnStage, Platform, PlatformError, Snapshot, Target};
 use crate::{
-    cli::sim_cmd::SimArgs,
     load::{
         runner::Stop,
         scrape::get,
         session::{Outcome, Session},
     },
     sim::Server,
+    sim::args::SimArgs,
 };
 
 /// How long a model server may take to become ready.
@@ -39,15 +40,21 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The local platform.
 pub struct LocalPlatform {
-    sims: Option<tokio::runtime::Runtime>,
     hardware: Option<PathBuf>,
     ready_timeout: Duration,
 }
 
-impl Drop for LocalPlatform {
+/// A running simulator and the runtime it runs on (the deployment's handle).
+struct SimDeployment {
+    server: Option<Server>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for SimDeployment {
     fn drop(&mut self) {
-        // Dropped from async code (the last Arc goes with the run): a runtime may not block there.
-        if let Some(rt) = self.sims.take() {
+        drop(self.server.take());
+        // Dropped from async code (tear-down): a runtime may not block there.
+        if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }
     }
@@ -64,12 +71,7 @@ struct SimLine {
 impl LocalPlatform {
     /// A platform whose simulators read profiles from `hardware` (default: the built-in table).
     pub fn new(hardware: Option<PathBuf>) -> std::io::Result<LocalPlatform> {
-        let sims = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("inferbench-sim")
-            .enable_all()
-            .build()?;
-        Ok(LocalPlatform { sims: Some(sims), hardware, ready_timeout: READY_TIMEOUT })
+        Ok(LocalPlatform { hardware, ready_timeout: READY_TIMEOUT })
     }
 
     /// Changes how long a server may take to become ready.
@@ -120,18 +122,20 @@ impl LocalPlatform {
     }
 }
 
-/// Polls `url/health` until it answers 200, `timeout` passes, or `stop`.
-async fn wait_ready(url: &str, timeout: Duration, stop: &Stop) -> Result<(), PlatformError> {
+/// Polls `url` until it answers `want` (0: any status), `timeout` passes, or `stop`.
+async fn wait_ready(url: &str, want: u16, timeout: Duration, stop: &Stop) -> Result<(), PlatformError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    // After a slow attempt, wait a whole period again rather than firing the missed ticks at once.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = stop.wait() => return Err(PlatformError::Interrupted),
             _ = tick.tick() => {}
         }
-        let last = match get(&format!("{url}/health"), Duration::from_secs(5)).await {
-            Ok((200, _)) => return Ok(()),
-            Ok((status, _)) => format!("/health answered {status}"),
+        let last = match get(url, Duration::from_secs(5)).await {
+            Ok((status, _)) if status == want || want == 0 => return Ok(()),
+            Ok((status, _)) => format!("answered {status}"),
             Err(e) => e,
         };
         if tokio::time::Instant::now() >= deadline {
@@ -149,11 +153,17 @@ impl Platform for LocalPlatform {
     async fn deploy(&self, snap: &Snapshot, stop: &Stop) -> Result<Deployment, PlatformError> {
         let target = snap.target()?;
         if let Target::External { url } = &target {
-            // Someone else's server: reachable is all we check (it may have no /health).
-            tokio::select! {
-                () = stop.wait() => return Err(PlatformError::Interrupted),
-                r = get(url, Duration::from_secs(10)) => { r.map_err(|e| PlatformError::Deploy(format!("external server cannot be reached: {e}")))?; }
+            if !url.starts_with("http://") {
+                return Err(PlatformError::Deploy(format!(
+                    "external server {url}: only http:// targets are supported by the load engine"
+                )));
             }
+            // Someone else's server, perhaps still starting: any HTTP answer means it is up (it
+            // may have no /health).
+            wait_ready(url, 0, self.ready_timeout, stop).await.map_err(|e| match e {
+                PlatformError::Deploy(m) => PlatformError::Deploy(format!("external server cannot be reached: {m}")),
+                other => other,
+            })?;
             return Ok(Deployment {
                 url: url.clone(),
                 runtime: json!({"platform": "local", "url": url, "model_server": "external"}),
@@ -165,16 +175,23 @@ impl Platform for LocalPlatform {
         let describe =
             format!("profile {}, {} engine(s), time scale {}", cfg.profile.name, cfg.data_parallel, args.time_scale);
         let addr: SocketAddr = "127.0.0.1:0".parse().expect("an address");
-        let server = self
-            .sims
-            .as_ref()
-            .expect("runtime lives until drop")
-            .spawn(Server::bind(cfg, addr))
-            .await
-            .map_err(|e| PlatformError::Deploy(e.to_string()))?
-            .map_err(|e| PlatformError::Deploy(format!("simulator: {e:#}")))?;
-        let url = server.url();
-        wait_ready(&url, self.ready_timeout, stop).await?;
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name(format!("sim-{}", snap.name))
+            .enable_all()
+            .build()
+            .map_err(|e| PlatformError::Deploy(format!("simulator runtime: {e}")))?;
+        let server = runtime.spawn(Server::bind(cfg, addr));
+        let mut handle = SimDeployment { server: None, runtime: Some(runtime) };
+        handle.server = Some(
+            server
+                .await
+                .map_err(|e| PlatformError::Deploy(e.to_string()))?
+                .map_err(|e| PlatformError::Deploy(format!("simulator: {e:#}")))?,
+        );
+        let url = handle.server.as_ref().map(Server::url).unwrap_or_default();
+        wait_ready(&format!("{url}/health"), 200, self.ready_timeout, stop).await?;
         let kind = snap.server().map(|s| s.kind).unwrap_or_default();
         let mut runtime = json!({
             "platform": "local",
@@ -186,7 +203,7 @@ impl Platform for LocalPlatform {
             runtime["load_balancer"] =
                 json!("gateway not simulated on the local platform: the load goes to the model server directly");
         }
-        Ok(Deployment { url, runtime, handle: Box::new(server) })
+        Ok(Deployment { url, runtime, handle: Box::new(handle) })
     }
 
     async fn run_load(

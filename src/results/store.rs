@@ -53,7 +53,7 @@ pub fn discard_stale(bench_dir: &Path) -> Result<usize, StoreError> {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(rest) = name.strip_prefix(STAGING_PREFIX) else { continue };
         let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        let alive = pid.is_some_and(|p| p != std::process::id() && Path::new(&format!("/proc/{p}")).exists());
+        let alive = pid.is_some_and(|p| p != std::process::id() && crate::snapshot::run_file::pid_alive(p));
         if !alive {
             std::fs::remove_dir_all(e.path()).map_err(io_err(&e.path()))?;
             n += 1;
@@ -137,18 +137,98 @@ fn publish_as(staging: &Path, bench_dir: &Path, name: &str, replace: bool) -> Re
         std::fs::File::open(e.path()).and_then(|f| f.sync_all()).map_err(io_err(&e.path()))?;
     }
     std::fs::File::open(staging).and_then(|d| d.sync_all()).map_err(io_err(staging))?;
+    // The old folder is moved aside (hidden: a later run removes it if we die here), the new one
+    // renamed in, then the old one removed — at every instant one whole folder has the name.
+    let old = bench_dir.join(format!("{STAGING_PREFIX}{}-old-{name}", std::process::id()));
     if target.exists() {
         if !replace {
             return Err(StoreError { path: target, message: "results exist already; nothing was replaced".into() });
         }
-        std::fs::remove_dir_all(&target).map_err(io_err(&target))?;
+        std::fs::rename(&target, &old).map_err(io_err(&target))?;
     }
     std::fs::rename(staging, &target).map_err(io_err(&target))?;
     std::fs::File::open(bench_dir).and_then(|d| d.sync_all()).map_err(io_err(bench_dir))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(io_err(&old))?;
+    }
     Ok(target)
 }
 
 /// Removes a staging folder (a run cut short: its results are redone).
 pub fn discard(staging: &Path) {
     let _ = std::fs::remove_dir_all(staging);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Counts, StageResult};
+
+    /// A staging folder with a summary of `sent` requests (`cancelled` of them cut) and `records`
+    /// request lines.
+    fn staged(bench: &Path, sent: u64, cancelled: u64, records: usize) -> PathBuf {
+        let dir = staging(bench).unwrap();
+        let mut counts = Counts { sent, ..Default::default() };
+        if cancelled > 0 {
+            counts.errors.insert("cancelled".into(), cancelled);
+        }
+        let results =
+            Results { stages: vec![StageResult { counts: Some(counts), ..Default::default() }], ..Default::default() };
+        let lines: String = (0..records).map(|i| format!("{{\"i\": {i}}}\n")).collect();
+        std::fs::write(dir.join(output::REQUESTS), zstd::encode_all(lines.as_bytes(), 1).unwrap()).unwrap();
+        std::fs::write(dir.join(output::SUMMARY), output::summary_json(&results)).unwrap();
+        dir
+    }
+
+    #[test]
+    fn verify_checks_the_record_count_against_the_summary() {
+        let bench = tempfile::tempdir().unwrap();
+        let ok = staged(bench.path(), 5, 0, 5);
+        assert_eq!(verify(&ok, true).unwrap().records, 5);
+        let cut = staged(bench.path(), 5, 2, 3);
+        assert_eq!(verify(&cut, true).unwrap().records, 3, "cancelled requests have no record");
+        let short = staged(bench.path(), 5, 0, 4);
+        let e = verify(&short, true).unwrap_err().to_string();
+        assert!(e.contains("4 request records, but the summary counts 5 requests sent"), "{e}");
+        assert!(verify(&short, false).is_ok(), "records off: not counted");
+        std::fs::write(short.join(output::SUMMARY), "{\"stages\": 3}").unwrap();
+        let e = verify(&short, false).unwrap_err().to_string();
+        assert!(e.contains("summary.json: not a results summary"), "{e}");
+    }
+
+    #[test]
+    fn publish_is_all_or_nothing_and_never_replaces_results() {
+        let bench = tempfile::tempdir().unwrap();
+        let first = staged(bench.path(), 1, 0, 1);
+        let dir = publish(&first, bench.path()).unwrap();
+        assert!(is_done(bench.path()) && dir.join(output::SUMMARY).is_file() && !first.exists());
+        let second = staged(bench.path(), 2, 0, 2);
+        let e = publish(&second, bench.path()).unwrap_err().to_string();
+        assert!(e.contains("results exist already"), "{e}");
+        assert_eq!(verify(&dir, true).unwrap().records, 1, "the first results are untouched");
+    }
+
+    #[test]
+    fn failed_results_are_replaced_whole() {
+        let bench = tempfile::tempdir().unwrap();
+        keep_failed(&staged(bench.path(), 1, 0, 1), bench.path()).unwrap();
+        let kept = keep_failed(&staged(bench.path(), 3, 0, 3), bench.path()).unwrap();
+        assert_eq!(verify(&kept, true).unwrap().records, 3);
+        let names: Vec<String> =
+            std::fs::read_dir(bench.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(names, [FAILED_RESULTS], "no staging or old folder left");
+    }
+
+    #[test]
+    fn stale_staging_of_dead_processes_is_removed_and_live_ones_kept() {
+        let bench = tempfile::tempdir().unwrap();
+        let mine = staging(bench.path()).unwrap();
+        // pid 0 never exists; pid 1 (init) always does.
+        let dead = bench.path().join(format!("{STAGING_PREFIX}0-7"));
+        let live = bench.path().join(format!("{STAGING_PREFIX}1-7"));
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::create_dir(&live).unwrap();
+        assert_eq!(discard_stale(bench.path()).unwrap(), 2, "the dead one, and this process's own leftover");
+        assert!(!dead.exists() && live.exists() && !mine.exists());
+    }
 }

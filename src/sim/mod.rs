@@ -9,6 +9,7 @@
 //! can be injected ([`faults`]). It knows nothing of catalogs: it takes a [`SimConfig`].
 
 pub mod api;
+pub mod args;
 pub mod engine;
 pub mod faults;
 pub mod kv;

@@ -56,6 +56,22 @@ pub struct BenchmarkRecord {
     /// Seconds its last attempt took.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds: Option<f64>,
+    /// Process id of the `inferbench run` that has it `running` (so another process sharing the
+    /// run id leaves it alone, and a resume can tell a crashed run's leftover).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<u32>,
+}
+
+impl BenchmarkRecord {
+    /// `running` in a process that is gone (killed, crashed): a leftover, not a live run.
+    pub fn is_stale_running(&self) -> bool {
+        self.state == State::Running && !self.owner.is_some_and(pid_alive)
+    }
+}
+
+/// Whether process `pid` exists (Linux: /proc; elsewhere assumed alive).
+pub fn pid_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") { pid != 0 && Path::new(&format!("/proc/{pid}")).exists() } else { true }
 }
 
 /// The whole file.
@@ -181,6 +197,7 @@ mod tests {
                                 started_at: None,
                                 finished_at: None,
                                 seconds: None,
+                                owner: None,
                             },
                         );
                     })

@@ -132,6 +132,16 @@ pub async fn upload_run(
     upload_run_to(emulator.as_deref(), run_dir, bucket, progress).await
 }
 
+/// Checks that `bucket` exists and can be listed with the credentials at hand (the same check the
+/// upload starts with): `inferbench run --gcs-bucket` calls it before the first benchmark, so a
+/// typo or missing credentials do not surface only after hours of benchmarking.
+pub async fn check_bucket(bucket: &str) -> Result<(), UploadError> {
+    let emulator = std::env::var(EMULATOR_ENV).ok().filter(|h| !h.trim().is_empty());
+    let bucket = bucket_name(bucket)?;
+    let remote = Remote::new(emulator.as_deref(), bucket).await?;
+    remote.list("inferbench-bucket-check/").await.map(drop)
+}
+
 /// [`upload_run`] with the emulator given instead of read from the environment: `Some(endpoint)`
 /// (`host:port` or a URL) uploads there anonymously, `None` to GCS with Google credentials. For
 /// callers that must not depend on process-global state (tests running in parallel).

@@ -68,14 +68,20 @@ pub(super) fn emulator_endpoint(host: &str) -> String {
     if host.contains("://") { host.to_owned() } else { format!("http://{host}") }
 }
 
+/// Longest wait for any read from the endpoint.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Remote {
     /// A client for `bucket`: on the emulator at `emulator` (an endpoint URL or `host:port`) with
     /// anonymous access and no credential lookup at all, else on GCS with Application Default
     /// Credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud's ADC file, or the metadata server).
     /// Makes no request to the bucket yet.
     pub async fn new(emulator: Option<&str>, bucket: &str) -> Result<Self, UploadError> {
-        let mut http =
-            reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).tcp_keepalive(Duration::from_secs(30));
+        let mut http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_keepalive(Duration::from_secs(30))
+            // An endpoint that accepts connections but never answers must not hang a run.
+            .read_timeout(READ_TIMEOUT);
         if emulator.is_some() {
             // An emulator is on the local network; an HTTP(S)_PROXY meant for Google would only
             // get in the way.
