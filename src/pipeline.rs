@@ -148,7 +148,8 @@ pub fn record(
                 rec.updated_at = run_file::now();
             }
         }
-        for s in &plan.skipped {
+        // Templates are never runs of their own: not recorded.
+        for s in plan.skipped.iter().filter(|s| s.reason != crate::plan::ABSTRACT) {
             // Left out of this invocation: recorded as such unless it has a state of its own
             // (done, failed, running) from an earlier invocation of the run.
             let rec = run.benchmarks.entry(s.name.clone()).or_insert_with(|| BenchmarkRecord {

@@ -136,3 +136,25 @@ async fn failures_are_classified() {
     assert_eq!(r.outcome.record.error, Some(ErrorKind::Connect), "{:?}", r.error);
     assert!(Client::new("https://example.com", Api::OpenaiCompletions, Duration::from_secs(1)).is_err());
 }
+
+#[tokio::test]
+async fn an_error_event_in_a_stream_is_the_servers_error_and_garbage_is_a_parse_error() {
+    use axum::{Router, routing::post};
+    const SSE: [(&str, &str); 1] = [("content-type", "text/event-stream")];
+    let app = Router::new()
+        .route(
+            "/v1/completions",
+            post(|| async {
+                (SSE, "data: {\"choices\":[{\"text\":\"hi\"}]}\n\ndata: {\"error\":{\"message\":\"CUDA out of memory\",\"code\":500}}\n\n")
+            }),
+        )
+        .route("/v1/chat/completions", post(|| async { (SSE, "data: {\"choices\": [oops\n\n") }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let r = send(&url, Api::OpenaiCompletions, &text("x"), 4, true).await;
+    assert_eq!(r.outcome.record.error, Some(ErrorKind::ServerError), "{:?}", r.error);
+    assert!(r.error.unwrap().contains("CUDA out of memory"));
+    let r = send(&url, Api::OpenaiChatCompletions, &text("x"), 4, true).await;
+    assert_eq!(r.outcome.record.error, Some(ErrorKind::Parse), "{:?}", r.error);
+}

@@ -13,11 +13,19 @@ use hyper_util::{
 use tokio::time::Instant;
 
 use super::{
-    backends::{Backend, Request, Usage, for_api},
+    backends::{Backend, EventError, Request, Usage, for_api},
     recorder::{ErrorKind, NONE_US, Outcome, RequestRecord, TokenSource},
     sse::SseParser,
 };
 use crate::schema::Api;
+
+/// An unreadable event is the client's parse failure; an error event is the server's.
+fn classify(e: EventError) -> (ErrorKind, String) {
+    match e {
+        EventError::Invalid(m) => (ErrorKind::Parse, m),
+        EventError::Server(m) => (ErrorKind::ServerError, m),
+    }
+}
 
 /// Largest error body read (the rest is dropped).
 const MAX_ERROR_BODY: usize = 64 << 10;
@@ -124,7 +132,7 @@ impl Client {
                 let at = Instant::now();
                 parser.push(data, at, &mut events).map_err(|e| (ErrorKind::Parse, e.to_string()))?;
                 for ev in events.drain(..).filter(|e| !e.data.is_empty()) {
-                    let p = self.backend.parse_event(&ev.data).map_err(|e| (ErrorKind::Parse, e))?;
+                    let p = self.backend.parse_event(&ev.data).map_err(classify)?;
                     m.add(&p, ev.at);
                 }
             }
@@ -135,7 +143,7 @@ impl Client {
             let bytes =
                 body.collect().await.map_err(|e| (ErrorKind::StreamCut, format!("the body broke: {e}")))?.to_bytes();
             let at = Instant::now();
-            let p = self.backend.parse_body(&bytes).map_err(|e| (ErrorKind::Parse, e))?;
+            let p = self.backend.parse_body(&bytes).map_err(classify)?;
             m.add(&p, at);
         }
         Ok(())

@@ -29,6 +29,8 @@ pub enum ErrorKind {
     StreamCut,
     /// A chunk or body that is not what the API sends.
     Parse,
+    /// The server reported an error inside a successful (200) stream or body.
+    ServerError,
     /// A successful answer without a single output token.
     Empty,
     /// Cut when the run was stopped (Ctrl-C) before its answer was complete.
@@ -45,6 +47,7 @@ impl ErrorKind {
             ErrorKind::Http4xx => "http_4xx",
             ErrorKind::Http5xx => "http_5xx",
             ErrorKind::StreamCut => "stream_cut",
+            ErrorKind::ServerError => "server_error",
             ErrorKind::Parse => "parse",
             ErrorKind::Empty => "empty",
             ErrorKind::Cancelled => "cancelled",

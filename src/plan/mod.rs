@@ -102,6 +102,9 @@ pub struct Plan {
     pub overwrite_snapshot: bool,
 }
 
+/// Why an abstract benchmark is never run.
+pub const ABSTRACT: &str = "abstract (a template for others)";
+
 /// A fresh run id: 8 lower-case hex characters, as the original tool (`uuidgen | cut -d- -f1`).
 pub fn new_run_id() -> String {
     format!("{:08x}", rand::rng().random::<u32>())
@@ -155,7 +158,7 @@ pub fn build(
     plan.skipped.extend(unmatched.iter().map(|r| Skipped { name: r.name.clone(), reason: reason.clone() }));
     for r in resolved {
         if r.is_abstract() {
-            plan.skipped.push(Skipped { name: r.name.clone(), reason: "abstract (a template for others)".into() });
+            plan.skipped.push(Skipped { name: r.name.clone(), reason: ABSTRACT.into() });
             continue;
         }
         let found = validate::validate(catalog, &r, hw, run_id.len());

@@ -1,7 +1,7 @@
 //! JetStream's HTTP server: `POST /generate` `{prompt, max_tokens}` → `{"response": text}`, as the
 //! latency-profile-generator's `jetstream` backend sends it. Not streamed.
 
-use super::{Backend, Parsed, Request, json};
+use super::{Backend, EventError, Parsed, Request, json};
 
 /// JetStream.
 pub struct JetStream;
@@ -31,11 +31,11 @@ impl Backend for JetStream {
         false
     }
 
-    fn parse_event(&self, data: &[u8]) -> Result<Parsed, String> {
+    fn parse_event(&self, data: &[u8]) -> Result<Parsed, EventError> {
         self.parse_body(data)
     }
 
-    fn parse_body(&self, body: &[u8]) -> Result<Parsed, String> {
+    fn parse_body(&self, body: &[u8]) -> Result<Parsed, EventError> {
         let v = json(self.name(), body)?;
         let text = v.get("response").and_then(|t| t.as_str()).ok_or("jetstream: no response in the answer")?;
         Ok(Parsed { text: text.to_owned(), done: true, finished: true, ..Parsed::default() })

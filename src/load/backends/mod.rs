@@ -87,6 +87,35 @@ impl Parsed {
     }
 }
 
+/// Why an event or body was not an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventError {
+    /// Not what the API sends (broken JSON, a missing field): the client cannot read it.
+    Invalid(String),
+    /// The server reported an error inside a successful (200) stream or body.
+    Server(String),
+}
+
+impl From<String> for EventError {
+    fn from(s: String) -> Self {
+        EventError::Invalid(s)
+    }
+}
+
+impl From<&str> for EventError {
+    fn from(s: &str) -> Self {
+        EventError::Invalid(s.to_owned())
+    }
+}
+
+impl std::fmt::Display for EventError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EventError::Invalid(s) | EventError::Server(s) => f.write_str(s),
+        }
+    }
+}
+
 /// An API.
 pub trait Backend: Send + Sync + 'static {
     /// Name for messages.
@@ -102,9 +131,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Whether a stream ends only with an explicit end marker (a stream closing without it was cut).
     fn stream_has_end_marker(&self) -> bool;
     /// One SSE event's data.
-    fn parse_event(&self, data: &[u8]) -> Result<Parsed, String>;
+    fn parse_event(&self, data: &[u8]) -> Result<Parsed, EventError>;
     /// A whole non-streamed body.
-    fn parse_body(&self, body: &[u8]) -> Result<Parsed, String>;
+    fn parse_body(&self, body: &[u8]) -> Result<Parsed, EventError>;
 }
 
 /// The backend of an API.

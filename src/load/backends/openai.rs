@@ -3,7 +3,7 @@
 //! server's; `ignore_eos` and `min_tokens` pin the output length when asked (vLLM extensions that
 //! other servers ignore).
 
-use super::{Backend, Parsed, Prompt, Request, Usage, json, u32_at};
+use super::{Backend, EventError, Parsed, Prompt, Request, Usage, json, u32_at};
 
 /// `/v1/completions`.
 pub struct Completions;
@@ -32,13 +32,13 @@ fn usage(v: &serde_json::Value) -> Usage {
     }
 }
 
-fn parse(api: &str, data: &[u8], text_at: &str) -> Result<Parsed, String> {
+fn parse(api: &str, data: &[u8], text_at: &str) -> Result<Parsed, EventError> {
     if data == b"[DONE]" {
         return Ok(Parsed { done: true, ..Parsed::default() });
     }
     let v = json(api, data)?;
     if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
-        return Err(format!("{api}: error in stream: {e}"));
+        return Err(EventError::Server(format!("{api}: error in stream: {e}")));
     }
     let choice = v.pointer("/choices/0");
     Ok(Parsed {
@@ -70,11 +70,11 @@ impl Backend for Completions {
         true
     }
 
-    fn parse_event(&self, data: &[u8]) -> Result<Parsed, String> {
+    fn parse_event(&self, data: &[u8]) -> Result<Parsed, EventError> {
         parse(self.name(), data, "/text")
     }
 
-    fn parse_body(&self, body: &[u8]) -> Result<Parsed, String> {
+    fn parse_body(&self, body: &[u8]) -> Result<Parsed, EventError> {
         let mut p = parse(self.name(), body, "/text")?;
         p.done = true;
         Ok(p)
@@ -105,11 +105,11 @@ impl Backend for Chat {
         true
     }
 
-    fn parse_event(&self, data: &[u8]) -> Result<Parsed, String> {
+    fn parse_event(&self, data: &[u8]) -> Result<Parsed, EventError> {
         parse(self.name(), data, "/delta/content")
     }
 
-    fn parse_body(&self, body: &[u8]) -> Result<Parsed, String> {
+    fn parse_body(&self, body: &[u8]) -> Result<Parsed, EventError> {
         let mut p = parse(self.name(), body, "/message/content")?;
         p.done = true;
         Ok(p)

@@ -2,7 +2,7 @@
 //! `special` tokens such as EOS carrying no output text), the last with `generated_text` and
 //! `details.generated_tokens`. TGI has no `ignore_eos`; `max_new_tokens` bounds the output.
 
-use super::{Backend, Parsed, Request, Usage, json, u32_at};
+use super::{Backend, EventError, Parsed, Request, Usage, json, u32_at};
 
 /// TGI.
 pub struct Tgi;
@@ -28,10 +28,10 @@ impl Backend for Tgi {
         true
     }
 
-    fn parse_event(&self, data: &[u8]) -> Result<Parsed, String> {
+    fn parse_event(&self, data: &[u8]) -> Result<Parsed, EventError> {
         let v = json(self.name(), data)?;
         if let Some(e) = v.get("error") {
-            return Err(format!("tgi: error in stream: {e}"));
+            return Err(EventError::Server(format!("tgi: error in stream: {e}")));
         }
         let special = v.pointer("/token/special").and_then(|s| s.as_bool()).unwrap_or(false);
         let text = if special { "" } else { v.pointer("/token/text").and_then(|t| t.as_str()).unwrap_or_default() };
@@ -49,7 +49,7 @@ impl Backend for Tgi {
         })
     }
 
-    fn parse_body(&self, body: &[u8]) -> Result<Parsed, String> {
+    fn parse_body(&self, body: &[u8]) -> Result<Parsed, EventError> {
         let v = json(self.name(), body)?;
         let v = if let Some(first) = v.as_array().and_then(|a| a.first()) { first.clone() } else { v };
         let text = v.get("generated_text").and_then(|t| t.as_str()).ok_or("tgi: no generated_text in the answer")?;

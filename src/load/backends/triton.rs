@@ -2,7 +2,7 @@
 //! `text_input` → `text_output`). Streams have no end marker: the stream's end is the answer's.
 //! The model in the path is the spec's model name (TensorRT-LLM repositories call it `ensemble`).
 
-use super::{Backend, Parsed, Request, json};
+use super::{Backend, EventError, Parsed, Request, json};
 
 /// Triton / TensorRT-LLM.
 pub struct Triton;
@@ -33,16 +33,16 @@ impl Backend for Triton {
         false
     }
 
-    fn parse_event(&self, data: &[u8]) -> Result<Parsed, String> {
+    fn parse_event(&self, data: &[u8]) -> Result<Parsed, EventError> {
         let v = json(self.name(), data)?;
         if let Some(e) = v.get("error") {
-            return Err(format!("triton: error in stream: {e}"));
+            return Err(EventError::Server(format!("triton: error in stream: {e}")));
         }
         let text = v.get("text_output").and_then(|t| t.as_str()).ok_or("triton: no text_output in the event")?;
         Ok(Parsed { text: text.to_owned(), ..Parsed::default() })
     }
 
-    fn parse_body(&self, body: &[u8]) -> Result<Parsed, String> {
+    fn parse_body(&self, body: &[u8]) -> Result<Parsed, EventError> {
         let mut p = self.parse_event(body)?;
         p.done = true;
         Ok(p)
