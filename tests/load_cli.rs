@@ -17,6 +17,13 @@ struct Flags {
     sim: SimArgs,
 }
 
+/// The per-request records of a `requests.jsonl.zst`.
+fn read_records(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut jsonl = String::new();
+    zstd::Decoder::new(std::fs::File::open(path).unwrap()).unwrap().read_to_string(&mut jsonl).unwrap();
+    jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
 async fn sim() -> Server {
     let args = Flags::try_parse_from(["sim", "--zero-latency"]).unwrap().sim;
     Server::bind(args.to_config().unwrap(), "127.0.0.1:0".parse().unwrap()).await.unwrap()
@@ -80,12 +87,7 @@ async fn an_lpg_command_line_runs_and_writes_results() {
         assert!(st["ttft_ms"]["p50"].as_f64().unwrap() > 0.0);
     }
     assert_eq!(summary["run"]["api"], "OPENAI_COMPLETIONS");
-    let mut jsonl = String::new();
-    zstd::Decoder::new(std::fs::File::open(out_dir.join("requests.jsonl.zst")).unwrap())
-        .unwrap()
-        .read_to_string(&mut jsonl)
-        .unwrap();
-    let records: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records = read_records(&out_dir.join("requests.jsonl.zst"));
     assert_eq!(records.len(), 40);
     assert!(records.iter().all(|r| r["output_tokens"] == 12 && r["status"] == 200 && r["first_token_us"].is_u64()));
 }
@@ -280,6 +282,32 @@ async fn a_sweep_measures_saturation_then_runs_rates_up_to_just_past_it() {
         assert_eq!(st["offered"]["requested_rate"].as_f64().unwrap(), want, "{st}");
         assert_eq!(st["name"], format!("rate-{want}"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_turn_chats_run_against_the_simulator_turn_by_turn() {
+    let s = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("load.pbtxt");
+    std::fs::write(
+        &spec,
+        format!(
+            "url: \"{}\"\napi: OPENAI_CHAT_COMPLETIONS\nmodels: \"meta-llama/Llama-3.1-8B-Instruct\"\nconcurrency {{ users: [2] }}\nnum_prompts: 6\ndataset {{ multi_turn {{ turns: 3 input {{ mean: 16 }} output {{ mean: 8 }} }} }}\n",
+            s.url()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("r");
+    let o =
+        load(vec!["--spec".into(), spec.to_str().unwrap().into(), "--output-dir".into(), out.to_str().unwrap().into()])
+            .await;
+    assert!(o.status.success(), "{}", text(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let c = &summary["stages"][0]["counts"];
+    assert_eq!((c["sent"].as_u64(), c["succeeded"].as_u64()), (Some(18), Some(18)), "6 conversations of 3 turns: {c}");
+    // Later turns carry the history: their prompts are longer than a first turn's 16 tokens.
+    let records = read_records(&out.join("requests.jsonl.zst"));
+    assert!(records.iter().filter(|r| r["input_tokens"].as_u64().unwrap() > 16 + 8).count() >= 12, "{records:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

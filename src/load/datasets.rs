@@ -1,5 +1,6 @@
 //! Prompts and their desired output lengths: ShareGPT, JSON Lines, synthetic length
-//! distributions and shared-prefix groups; filtered by length as the latency-profile-generator
+//! distributions and shared-prefix groups, and (in [`chat`]) IPEX `prompt.json`, conversations
+//! (message lists) and multi-turn chats; filtered by length as the latency-profile-generator
 //! does (prompts under 4 tokens or over `max_input_length`, outputs under 4 or over
 //! `max_output_length` are dropped); sampled in a seeded order.
 //!
@@ -7,7 +8,9 @@
 //! characters (reported as such). Broken entries are skipped and counted with the first one's
 //! place, never fatal unless nothing usable is left.
 
-use std::{borrow::Cow, path::Path};
+mod chat;
+
+use std::{borrow::Cow, path::Path, sync::Arc};
 
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
 use rand_distr::{Distribution, Normal};
@@ -15,7 +18,7 @@ use serde::Deserialize;
 
 use super::{
     backends::Prompt,
-    runner::{Prompts, Work},
+    runner::{Prompts, Turn, Work},
     tokenize::Tokenizer,
 };
 use crate::schema::{Dataset, LengthDistribution, dataset};
@@ -29,6 +32,15 @@ pub struct Entry {
     pub input_tokens: u32,
     /// Output tokens to ask for.
     pub output_tokens: u32,
+    /// A conversation's later turns (multi-turn datasets).
+    pub turns: Arc<[Turn]>,
+}
+
+impl Entry {
+    /// A single request.
+    pub fn single(prompt: Prompt, input_tokens: u32, output_tokens: u32) -> Entry {
+        Entry { prompt, input_tokens, output_tokens, turns: Arc::default() }
+    }
 }
 
 /// A loaded dataset.
@@ -52,10 +64,10 @@ const DEFAULT_MAX_OUTPUT: u32 = 1024;
 /// LPG drops prompts and outputs shorter than this.
 const MIN_LEN: u32 = 4;
 
-struct Counter<'a>(Option<&'a Tokenizer>);
+pub(crate) struct Counter<'a>(Option<&'a Tokenizer>);
 
 impl Counter<'_> {
-    fn count(&self, text: &str) -> u32 {
+    pub(crate) fn count(&self, text: &str) -> u32 {
         match self.0 {
             Some(t) => t.count(text),
             None => (text.len() as u32).div_ceil(4),
@@ -69,11 +81,12 @@ pub fn load(spec: &Dataset, tokenizer: Option<&Tokenizer>, seed: u64) -> Result<
     let max_out = spec.max_output_length.unwrap_or(DEFAULT_MAX_OUTPUT);
     let counter = Counter(tokenizer);
     let mut out = Loaded { tokenized: tokenizer.is_some(), ..Loaded::default() };
-    let keep = |out: &mut Loaded, prompt: Prompt, input: u32, output: u32| {
+    let keep = |out: &mut Loaded, e: Entry| {
+        let (input, output) = (e.input_tokens, e.output_tokens);
         if input < MIN_LEN || input > max_in || output < MIN_LEN || output > max_out {
             out.filtered += 1;
         } else {
-            out.entries.push(Entry { prompt, input_tokens: input, output_tokens: output });
+            out.entries.push(e);
         }
     };
     match &spec.source {
@@ -87,7 +100,7 @@ pub fn load(spec: &Dataset, tokenizer: Option<&Tokenizer>, seed: u64) -> Result<
                 match (turns.next(), turns.next()) {
                     (Some(q), Some(a)) if q.from != "gpt" => {
                         let (input, output) = (counter.count(&q.value), counter.count(&a.value));
-                        keep(&mut out, Prompt::Text(q.value.to_string()), input, output);
+                        keep(&mut out, Entry::single(Prompt::Text(q.value.to_string()), input, output));
                     }
                     _ => {
                         out.broken += 1;
@@ -104,7 +117,7 @@ pub fn load(spec: &Dataset, tokenizer: Option<&Tokenizer>, seed: u64) -> Result<
                 match serde_json::from_str::<JsonlEntry<'_>>(line) {
                     Ok(e) => {
                         let input = counter.count(&e.prompt);
-                        keep(&mut out, Prompt::Text(e.prompt.into_owned()), input, e.output_len);
+                        keep(&mut out, Entry::single(Prompt::Text(e.prompt.into_owned()), input, e.output_len));
                     }
                     Err(err) => {
                         out.broken += 1;
@@ -120,7 +133,12 @@ pub fn load(spec: &Dataset, tokenizer: Option<&Tokenizer>, seed: u64) -> Result<
             for _ in 0..SYNTHETIC_ENTRIES {
                 let n = draw(&input, 256, &mut rng)?;
                 let o = draw(&output, 128, &mut rng)?;
-                out.entries.push(Entry { prompt: Prompt::Text(words(n, &mut rng)), input_tokens: n, output_tokens: o });
+                out.entries.push(Entry {
+                    prompt: Prompt::Text(words(n, &mut rng)),
+                    input_tokens: n,
+                    output_tokens: o,
+                    turns: Arc::default(),
+                });
             }
         }
         Some(dataset::Source::SharedPrefix(s)) => {
@@ -136,16 +154,19 @@ pub fn load(spec: &Dataset, tokenizer: Option<&Tokenizer>, seed: u64) -> Result<
                         prompt: Prompt::Text(text),
                         input_tokens: prefix_len + suffix_len,
                         output_tokens: output,
+                        turns: Arc::default(),
                     });
                 }
             }
         }
-        Some(dataset::Source::Ipex(_) | dataset::Source::Conversations(_) | dataset::Source::MultiTurn(_)) => {
-            return Err(
-                "datasets ipex, conversations and multi_turn are not built yet (issue 5); use sharegpt, jsonl, synthetic or shared_prefix"
-                    .into(),
-            );
+        Some(dataset::Source::Ipex(path)) => chat::ipex(path, &read(path)?, &counter, max_out, &mut out, &keep)?,
+        Some(dataset::Source::Conversations(path)) => {
+            chat::conversations(path, &read(path)?, &counter, max_out, false, &mut out, &keep)?
         }
+        Some(dataset::Source::MultiTurn(m)) => match m.path.as_deref().filter(|p| !p.is_empty()) {
+            Some(path) => chat::conversations(path, &read(path)?, &counter, max_out, true, &mut out, &keep)?,
+            None => chat::synthetic_multi_turn(m, seed, &mut out)?,
+        },
     }
     if out.entries.is_empty() {
         let why = out.first_broken.clone().map_or(String::new(), |b| format!("; first broken entry: {b}"));
@@ -167,11 +188,11 @@ fn read(path: &str) -> Result<Vec<u8>, String> {
 #[derive(Deserialize)]
 struct ShareGpt<'a> {
     #[serde(borrow, default)]
-    conversations: Vec<Turn<'a>>,
+    conversations: Vec<ShareGptTurn<'a>>,
 }
 
 #[derive(Deserialize)]
-struct Turn<'a> {
+struct ShareGptTurn<'a> {
     #[serde(borrow, default)]
     from: Cow<'a, str>,
     #[serde(borrow, default)]
@@ -186,7 +207,7 @@ struct JsonlEntry<'a> {
 }
 
 /// A length from a distribution (truncated normal; `mean` alone: always `mean`).
-fn draw(d: &LengthDistribution, default_mean: u32, rng: &mut StdRng) -> Result<u32, String> {
+pub(crate) fn draw(d: &LengthDistribution, default_mean: u32, rng: &mut StdRng) -> Result<u32, String> {
     let mean = d.mean.unwrap_or(default_mean).max(1);
     let (lo, hi) = (d.min.unwrap_or(1).max(1), d.max.unwrap_or(u32::MAX));
     if lo > hi {
@@ -252,7 +273,7 @@ const WORDS: &[&str] = &[
 ];
 
 /// `n` random words (one token each).
-fn words(n: u32, rng: &mut StdRng) -> String {
+pub(crate) fn words(n: u32, rng: &mut StdRng) -> String {
     let mut s = String::with_capacity(n as usize * 7);
     for _ in 0..n {
         s.push_str(WORDS[rng.random_range(0..WORDS.len())]);
@@ -297,7 +318,7 @@ impl Prompts for Sampled {
         let e = &self.entries[self.order[(i % self.order.len() as u64) as usize] as usize];
         let u = (splitmix(self.seed ^ i) >> 11) as f64 / (1u64 << 53) as f64;
         let model = self.split.iter().position(|c| u < *c).unwrap_or(self.split.len() - 1) as u16;
-        Work { prompt: e.prompt.clone(), max_tokens: e.output_tokens, model }
+        Work { prompt: e.prompt.clone(), max_tokens: e.output_tokens, model, turns: e.turns.clone() }
     }
 }
 
@@ -383,7 +404,7 @@ mod tests {
 
     #[test]
     fn sampling_is_seeded_and_follows_the_traffic_split() {
-        let entries = (0..10).map(|i| Entry { prompt: Prompt::Text(i.to_string()), input_tokens: 4, output_tokens: 4 });
+        let entries = (0..10).map(|i| Entry::single(Prompt::Text(i.to_string()), 4, 4));
         let loaded = || Loaded { entries: entries.clone().collect(), ..Loaded::default() };
         let s = Sampled::new(loaded(), 2, &[3.0, 1.0], 5).unwrap();
         let firsts: Vec<_> = (0..10).map(|i| s.get(i).prompt).collect();

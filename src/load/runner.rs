@@ -17,7 +17,7 @@ use tokio::{sync::Semaphore, task::JoinSet, time::Instant};
 
 use super::{
     arrivals::Schedule,
-    backends::{Prompt, Request},
+    backends::{Message, Prompt, Request},
     client::{Client, Sent, Timing},
     recorder::{Outcome, RequestRecord, Slo, StageAggregate},
 };
@@ -32,6 +32,18 @@ pub struct Work {
     pub max_tokens: u32,
     /// Index of the model (in the stage's list) to send it to.
     pub model: u16,
+    /// A conversation's later turns, each sent once the previous answer is complete, with the
+    /// real history (the model's own answers) before it. Empty for a single request.
+    pub turns: Arc<[Turn]>,
+}
+
+/// A later turn of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    /// The user's next message.
+    pub user: String,
+    /// Output tokens to ask for.
+    pub max_tokens: u32,
 }
 
 /// Where requests come from (a dataset, sampled).
@@ -194,6 +206,7 @@ pub async fn run_stage<S: Sender>(
         ignore_eos: spec.ignore_eos,
         start,
         warmup_end,
+        stop: spec.stop.clone(),
     });
     let launch = |tasks: &mut JoinSet<()>, i: u64, intended: Instant, waited: bool, permit: Option<_>| {
         let ctx = ctx.clone();
@@ -343,17 +356,45 @@ struct Ctx<S> {
     ignore_eos: bool,
     start: Instant,
     warmup_end: Instant,
+    stop: Arc<Stop>,
 }
 
 impl<S: Sender> Ctx<S> {
-    /// Makes request `i` (meant for `intended`) and records it, or counts it as warm-up.
+    /// Makes request `i` (meant for `intended`) and records it, or counts it as warm-up. A
+    /// conversation's later turns follow, each when the previous answer is complete (intended
+    /// then: the user answers at once), until a turn fails or a stop is asked.
     async fn request(&self, i: u64, intended: Instant, waited_for_slot: bool) {
-        let work = self.prompts.get(i);
+        let mut work = self.prompts.get(i);
         let model = self.models[usize::from(work.model) % self.models.len()].clone();
-        let timing = Timing { stage_start: self.start, intended, waited_for_slot };
-        let id = format!("ib-{}-{i}", self.name);
-        let sent = self.sender.send(work, model, id, timing, self.stream, self.ignore_eos).await;
-        record(&self.shared, sent.outcome, intended < self.warmup_end);
+        let turns = std::mem::take(&mut work.turns);
+        let mut history = match (&work.prompt, turns.is_empty()) {
+            (_, true) => vec![],
+            (Prompt::Chat(m), false) => m.clone(),
+            (Prompt::Text(t), false) => vec![Message { role: "user".into(), content: t.clone() }],
+        };
+        let in_warmup = intended < self.warmup_end;
+        let mut timing = Timing { stage_start: self.start, intended, waited_for_slot };
+        let mut id = format!("ib-{}-{i}", self.name);
+        for k in 0..=turns.len() {
+            let m = work.model;
+            let sent = self.sender.send(work, model.clone(), id, timing, self.stream, self.ignore_eos).await;
+            let ok = sent.outcome.record.error.is_none();
+            record(&self.shared, sent.outcome, in_warmup);
+            let Some(next) = turns.get(k) else { break };
+            if !ok || self.stop.stopped() {
+                break;
+            }
+            history.push(Message { role: "assistant".into(), content: sent.text });
+            history.push(Message { role: "user".into(), content: next.user.clone() });
+            timing = Timing { stage_start: self.start, intended: Instant::now(), waited_for_slot: false };
+            work = Work {
+                prompt: Prompt::Chat(history.clone()),
+                max_tokens: next.max_tokens,
+                model: m,
+                turns: Arc::default(),
+            };
+            id = format!("ib-{}-{i}-t{}", self.name, k + 1);
+        }
     }
 }
 

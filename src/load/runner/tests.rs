@@ -61,7 +61,7 @@ impl Sender for Fake {
 struct Same;
 impl Prompts for Same {
     fn get(&self, _i: u64) -> Work {
-        Work { prompt: Prompt::Text("x".into()), max_tokens: 4, model: 0 }
+        Work { prompt: Prompt::Text("x".into()), max_tokens: 4, model: 0, turns: Arc::default() }
     }
 }
 
@@ -170,4 +170,69 @@ async fn a_stop_ends_the_stage_and_keeps_what_was_measured() {
     let c = slow.result.counts.unwrap();
     assert_eq!((c.sent, c.failed, c.errors.get("cancelled").copied()), (11, 11, Some(11)));
     assert_eq!(slow.result.offered.unwrap().dropped, 0);
+}
+
+/// Answers "answer to <last user message>" after 30 ms, and keeps every prompt it was sent.
+struct Echo {
+    prompts: Mutex<Vec<(Duration, Prompt, u32)>>,
+    start: Instant,
+}
+
+impl Sender for Echo {
+    async fn send(&self, w: Work, _m: Arc<str>, _id: String, timing: Timing, _s: bool, _i: bool) -> Sent {
+        self.prompts.lock().unwrap().push((Instant::now() - self.start, w.prompt.clone(), w.max_tokens));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let last = match &w.prompt {
+            Prompt::Chat(m) => m.last().unwrap().content.clone(),
+            Prompt::Text(t) => t.clone(),
+        };
+        let record = RequestRecord {
+            intended_us: (timing.intended - timing.stage_start).as_micros() as u64,
+            sent_us: 0,
+            first_byte_us: 0,
+            first_token_us: 10_000,
+            last_token_us: 30_000,
+            end_us: 30_000,
+            input_tokens: 4,
+            output_tokens: 4,
+            cached_tokens: 0,
+            chunks: 1,
+            model: 0,
+            status: 200,
+            error: None,
+            token_source: TokenSource::Usage,
+            token_mismatch: false,
+            waited_for_slot: false,
+        };
+        Sent { outcome: Outcome { record, chunks: vec![(10_000, 4)] }, text: format!("answer to {last}"), error: None }
+    }
+}
+
+struct Conversation;
+impl Prompts for Conversation {
+    fn get(&self, _i: u64) -> Work {
+        let turns = vec![Turn { user: "q1".into(), max_tokens: 7 }, Turn { user: "q2".into(), max_tokens: 9 }];
+        Work { prompt: Prompt::Text("q0".into()), max_tokens: 5, model: 0, turns: turns.into() }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_conversation_sends_each_turn_after_the_previous_answer_with_the_real_history() {
+    let echo = Arc::new(Echo { prompts: Mutex::default(), start: Instant::now() });
+    let mut spec = open(vec![Segment::steady(1.0, secs(1.0))], None, 0);
+    spec.load = Load::Closed { users: 1, duration: None, max_requests: Some(1) };
+    let out = run_stage(echo.clone(), Arc::new(Conversation), spec, 0).await;
+    assert_eq!(out.result.counts.unwrap().sent, 3, "one conversation, three requests");
+    let sent = echo.prompts.lock().unwrap().clone();
+    let times: Vec<u64> = sent.iter().map(|(t, _, _)| t.as_millis() as u64).collect();
+    assert_eq!(times, [0, 30, 60], "each turn when the previous answer is complete");
+    let msgs = |p: &Prompt| match p {
+        Prompt::Chat(m) => m.iter().map(|m| format!("{}: {}", m.role, m.content)).collect::<Vec<_>>(),
+        Prompt::Text(t) => vec![t.clone()],
+    };
+    assert_eq!(
+        msgs(&sent[2].1),
+        ["user: q0", "assistant: answer to q0", "user: q1", "assistant: answer to q1", "user: q2"]
+    );
+    assert_eq!(sent.iter().map(|s| s.2).collect::<Vec<_>>(), [5, 7, 9], "each turn's own answer length");
 }
