@@ -158,3 +158,50 @@ async fn an_error_event_in_a_stream_is_the_servers_error_and_garbage_is_a_parse_
     let r = send(&url, Api::OpenaiChatCompletions, &text("x"), 4, true).await;
     assert_eq!(r.outcome.record.error, Some(ErrorKind::Parse), "{:?}", r.error);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tokenizer_counts_answers_without_usage_and_cross_checks_those_with_it() {
+    use axum::{Json, Router, routing::post};
+    use inferbench::load::{recorder::TokenSource, tokenize::Tokenizer};
+    // A word-level tokenizer: every word is one token.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.json");
+    let json = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
+        "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null, "decoder": null,
+        "model": {"type": "WordLevel", "vocab": {"[UNK]": 0}, "unk_token": "[UNK]"},
+    });
+    std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    let tokenizer = std::sync::Arc::new(Tokenizer::load(path.to_str().unwrap()).unwrap());
+    let app = Router::new()
+        // usage says 10 tokens for a 3-word answer: a mismatch to count.
+        .route(
+            "/v1/completions",
+            post(|| async {
+                Json(serde_json::json!({"choices": [{"text": "one two three"}], "usage": {"prompt_tokens": 2, "completion_tokens": 10}}))
+            }),
+        )
+        // No usage: the tokenizer counts.
+        .route(
+            "/v1/chat/completions",
+            post(|| async { Json(serde_json::json!({"choices": [{"message": {"content": "one two three four"}}]})) }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let now = Instant::now();
+    let timing = Timing { stage_start: now, intended: now, waited_for_slot: false };
+    for (api, tokens, source, mismatch) in [
+        (Api::OpenaiCompletions, 10, TokenSource::Usage, true),
+        (Api::OpenaiChatCompletions, 4, TokenSource::Tokenizer, false),
+    ] {
+        let client = Client::new(&url, api, Duration::from_secs(5)).unwrap().with_tokenizer(tokenizer.clone());
+        let req = Request { model: "m", prompt: &text("x"), max_tokens: 8, ignore_eos: false, stream: false };
+        let r = client.send(&req, "t", timing).await;
+        let rec = r.outcome.record;
+        assert_eq!(
+            (rec.error, rec.output_tokens, rec.token_source, rec.token_mismatch),
+            (None, tokens, source, mismatch)
+        );
+    }
+}

@@ -2,7 +2,7 @@
 //! connections), SSE parsing as bytes arrive, each content chunk timestamped on arrival, errors
 //! classified, the output token count taken from the server's usage when it gives one.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
@@ -16,6 +16,7 @@ use super::{
     backends::{Backend, EventError, Request, Usage, for_api},
     recorder::{ErrorKind, NONE_US, Outcome, RequestRecord, TokenSource},
     sse::SseParser,
+    tokenize::Tokenizer,
 };
 use crate::schema::Api;
 
@@ -36,6 +37,7 @@ pub struct Client {
     base: String,
     backend: Box<dyn Backend>,
     timeout: Duration,
+    tokenizer: Option<Arc<Tokenizer>>,
 }
 
 /// A measured request.
@@ -72,7 +74,13 @@ impl Client {
         connector.set_keepalive(Some(Duration::from_secs(60)));
         let http =
             HyperClient::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(connector);
-        Ok(Client { http, base: base_url.trim_end_matches('/').to_owned(), backend: for_api(api), timeout })
+        Ok(Client {
+            http,
+            base: base_url.trim_end_matches('/').to_owned(),
+            backend: for_api(api),
+            timeout,
+            tokenizer: None,
+        })
     }
 
     /// The API's name.
@@ -92,7 +100,23 @@ impl Client {
             Ok(Err((kind, msg))) => Some((kind, msg)),
             Err(_) => Some((ErrorKind::Timeout, format!("no complete answer within {:?}", self.timeout))),
         };
-        m.finish(timing, end, error)
+        // The tokenizer's count of the answer: the count when the server gives none, else a
+        // cross-check. Counted off the async workers (after `end` was taken): tokenizing a long
+        // answer there would delay the arrival stamps of other requests' chunks.
+        let counted = match (&self.tokenizer, m.text.is_empty()) {
+            (Some(t), false) => {
+                let (t, text) = (t.clone(), m.text.clone());
+                tokio::task::spawn_blocking(move || t.count(&text)).await.ok()
+            }
+            _ => None,
+        };
+        m.finish(timing, end, error, counted)
+    }
+
+    /// Counts output tokens with `tokenizer` too (see [`Client::send`]).
+    pub fn with_tokenizer(mut self, tokenizer: Arc<Tokenizer>) -> Self {
+        self.tokenizer = Some(tokenizer);
+        self
     }
 
     async fn exchange(&self, req: &Request<'_>, id: &str, m: &mut Measure) -> Result<(), (ErrorKind, String)> {
@@ -189,20 +213,24 @@ impl Measure {
         self.done |= p.done;
     }
 
-    fn finish(self, timing: Timing, end: Instant, error: Option<(ErrorKind, String)>) -> Sent {
+    fn finish(self, timing: Timing, end: Instant, error: Option<(ErrorKind, String)>, counted: Option<u32>) -> Sent {
         let us = |t: Instant| t.saturating_duration_since(self.sent).as_micros().min(u128::from(NONE_US - 1)) as u32;
         let since_start = |t: Instant| t.saturating_duration_since(timing.stage_start).as_micros() as u64;
         // Output tokens: the server's count; else what the API counted per chunk; else one per
         // streamed chunk, or words of a whole body (estimates until a tokenizer is given).
         let api_counted: u32 = self.chunks.iter().map(|c| c.1).sum();
-        let (output_tokens, source) = match self.usage.completion_tokens {
-            Some(n) => (n, TokenSource::Usage),
-            None if api_counted > 0 => (api_counted, TokenSource::Chunks),
-            None if self.chunks.len() > 1 => (self.chunks.len() as u32, TokenSource::Chunks),
-            None => (self.text.split_whitespace().count() as u32, TokenSource::Words),
+        let (output_tokens, source) = match (self.usage.completion_tokens, counted) {
+            (Some(n), _) => (n, TokenSource::Usage),
+            (None, Some(n)) if n > 0 => (n, TokenSource::Tokenizer),
+            (None, _) if api_counted > 0 => (api_counted, TokenSource::Chunks),
+            (None, _) if self.chunks.len() > 1 => (self.chunks.len() as u32, TokenSource::Chunks),
+            (None, _) => (self.text.split_whitespace().count() as u32, TokenSource::Words),
         };
-        // The API counted tokens per event (TGI) and its total disagrees: worth a look.
-        let mismatch = self.usage.completion_tokens.is_some() && api_counted > 0 && api_counted != output_tokens;
+        // The server's count disagrees with the API's per-event count (TGI), or with the
+        // tokenizer's by more than a token (re-tokenizing decoded text can shift one boundary).
+        let mismatch = self.usage.completion_tokens.is_some()
+            && ((api_counted > 0 && api_counted != output_tokens)
+                || counted.is_some_and(|c| c.abs_diff(output_tokens) > 1));
         let per_chunk = spread(&self.chunks, output_tokens);
         let chunks: Vec<(u32, u32)> = self.chunks.iter().zip(per_chunk).map(|(c, n)| (us(c.0), n)).collect();
         let mut error = error;

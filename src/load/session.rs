@@ -70,7 +70,11 @@ impl Session {
         let loaded = datasets::load(&dataset, tokenizer.as_ref(), spec.seed.unwrap_or(0))?;
         let broken = (loaded.broken, loaded.first_broken.clone());
         let timeout = Duration::from_secs_f64(spec.request_timeout_seconds.unwrap_or(600.0).max(0.001));
-        let client = Arc::new(Client::new(&url, spec.api(), timeout)?);
+        let mut client = Client::new(&url, spec.api(), timeout)?;
+        if let Some(t) = tokenizer {
+            client = client.with_tokenizer(Arc::new(t));
+        }
+        let client = Arc::new(client);
         let prompts = Arc::new(Sampled::new(loaded, spec.models.len(), &spec.traffic_split, spec.seed.unwrap_or(0))?);
         Ok(Session { spec, stages, client, prompts, broken, lpg_also_in: None })
     }
