@@ -244,9 +244,14 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             stop.stop();
         });
     }
-    let out = rt
-        .block_on(session.run(args.output_dir.as_deref(), &stop, &mut |s| print_stage(s)))
-        .map_err(anyhow::Error::msg)?;
+    let out = rt.block_on(async {
+        let bar = super::progress::StageBar::start(session.current.clone());
+        session.run(args.output_dir.as_deref(), &stop, &mut |s| bar.suspend(|| print_stage(s))).await
+    });
+    let out = out.map_err(anyhow::Error::msg)?;
+    let rows: Vec<super::progress::Row<'_>> =
+        out.results.stages.iter().map(|s| super::progress::Row { benchmark: "", stage: Ok(s) }).collect();
+    let _ = writeln!(std::io::stdout(), "{}", super::progress::summary_table(&rows));
     if let Some(dir) = &args.output_dir {
         eprintln!("inferbench load: wrote {}/summary.json, requests.jsonl.zst and server_metrics.json", dir.display());
     }

@@ -6,6 +6,7 @@
 mod catalog_cmd;
 mod generate_cmd;
 pub mod load_cmd;
+mod progress;
 pub mod run_cmd;
 pub mod sim_cmd;
 pub mod upload_cmd;

@@ -8,9 +8,11 @@
 
 use std::{io::Write as _, process::ExitCode, sync::Arc};
 
-use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
-
-use super::{EXIT_INPUT, EXIT_UNAVAILABLE, RunArgs, generate_cmd, load_cmd::stage_line};
+use super::{
+    EXIT_INPUT, EXIT_UNAVAILABLE, RunArgs, generate_cmd,
+    load_cmd::stage_line,
+    progress::{Row, summary_table},
+};
 use crate::{
     lifecycle::{self, Event, Finished, Job, Options},
     load::runner::Stop,
@@ -208,47 +210,19 @@ fn state_name(s: State) -> &'static str {
 
 /// One row per benchmark stage: what was offered and what came back.
 fn print_summary(finished: &[Finished]) {
-    let mut t = Table::new();
-    t.load_style(UTF8_BORDERS_ONLY);
-    t.set_header([
-        "benchmark",
-        "stage",
-        "sent",
-        "ok",
-        "req/s",
-        "out tok/s",
-        "TTFT p50",
-        "TTFT p99",
-        "TPOT p50",
-        "e2e p50",
-        "goodput",
-    ]);
+    let mut rows = vec![];
     for f in finished {
         let stages = f.results.as_ref().map(|r| r.stages.as_slice()).unwrap_or_default();
         if stages.is_empty() {
             let why = f.reason.clone().unwrap_or_default();
-            t.add_row([f.name.clone(), format!("{}: {}", state_name(f.state), shorten(&why, 60))]);
+            rows.push(Row {
+                benchmark: &f.name,
+                stage: Err(format!("{}: {}", state_name(f.state), shorten(&why, 60))),
+            });
         }
-        for s in stages {
-            let c = s.counts.clone().unwrap_or_default();
-            let ms = |d: Option<crate::schema::Distribution>| format!("{:.1} ms", d.unwrap_or_default().p50);
-            let good = s.goodput.as_ref().map_or("-".into(), |g| format!("{:.0} %", g.fraction * 100.0));
-            t.add_row([
-                f.name.clone(),
-                s.name.clone(),
-                c.sent.to_string(),
-                c.succeeded.to_string(),
-                format!("{:.2}", s.offered.as_ref().map_or(0.0, |o| o.achieved_rate)),
-                format!("{:.0}", s.throughput.map_or(0.0, |t| t.output_tokens_per_second)),
-                ms(s.ttft_ms),
-                format!("{:.1} ms", s.ttft_ms.unwrap_or_default().p99),
-                ms(s.tpot_ms),
-                ms(s.e2e_ms),
-                good,
-            ]);
-        }
+        rows.extend(stages.iter().map(|s| Row { benchmark: &f.name, stage: Ok(s) }));
     }
-    say(&t.to_string());
+    say(&summary_table(&rows));
 }
 
 fn shorten(s: &str, n: usize) -> String {

@@ -315,6 +315,11 @@ impl StageAggregate {
         }
     }
 
+    /// Median TTFT so far, µs (0 before the first).
+    pub fn ttft_p50_us(&self) -> u64 {
+        if self.ttft.is_empty() { 0 } else { self.ttft.value_at_quantile(0.5) }
+    }
+
     /// Counts `n` requests cut by a stop: sent, failed as "cancelled".
     pub fn record_cancelled(&mut self, n: u64) {
         if n > 0 {

@@ -22,6 +22,7 @@ use super::{
     recorder::{Outcome, RequestRecord, Slo, StageAggregate},
 };
 use crate::schema::{Offered, StageResult};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// One request to make.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,6 +162,21 @@ pub struct StageSpec {
     pub slo: Slo,
     /// Stops the stage early (Ctrl-C).
     pub stop: Arc<Stop>,
+    /// Counters a progress display reads while the stage runs.
+    pub live: Arc<Live>,
+}
+
+/// What a running stage has done so far (read by a progress display; never by the results).
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Requests sent (warm-up included).
+    pub sent: AtomicU64,
+    /// Requests answered or failed.
+    pub done: AtomicU64,
+    /// Requests failed.
+    pub failed: AtomicU64,
+    /// Median TTFT of the measured requests so far, µs (refreshed every few answers).
+    pub ttft_p50_us: AtomicU64,
 }
 
 /// A finished stage.
@@ -207,6 +223,7 @@ pub async fn run_stage<S: Sender>(
         start,
         warmup_end,
         stop: spec.stop.clone(),
+        live: spec.live.clone(),
     });
     let launch = |tasks: &mut JoinSet<()>, i: u64, intended: Instant, waited: bool, permit: Option<_>| {
         let ctx = ctx.clone();
@@ -357,6 +374,7 @@ struct Ctx<S> {
     start: Instant,
     warmup_end: Instant,
     stop: Arc<Stop>,
+    live: Arc<Live>,
 }
 
 impl<S: Sender> Ctx<S> {
@@ -377,9 +395,14 @@ impl<S: Sender> Ctx<S> {
         let mut id = format!("ib-{}-{i}", self.name);
         for k in 0..=turns.len() {
             let m = work.model;
+            self.live.sent.fetch_add(1, Relaxed);
             let sent = self.sender.send(work, model.clone(), id, timing, self.stream, self.ignore_eos).await;
             let ok = sent.outcome.record.error.is_none();
-            record(&self.shared, sent.outcome, in_warmup);
+            self.live.done.fetch_add(1, Relaxed);
+            if !ok {
+                self.live.failed.fetch_add(1, Relaxed);
+            }
+            record(&self.shared, sent.outcome, in_warmup, &self.live);
             let Some(next) = turns.get(k) else { break };
             if !ok || self.stop.stopped() {
                 break;
@@ -398,13 +421,17 @@ impl<S: Sender> Ctx<S> {
     }
 }
 
-fn record(shared: &Mutex<Shared>, outcome: Outcome, in_warmup: bool) {
+fn record(shared: &Mutex<Shared>, outcome: Outcome, in_warmup: bool, live: &Live) {
     let mut s = shared.lock().expect("results lock");
     if in_warmup {
         s.warmup += 1;
     } else {
         s.agg.record(&outcome);
         s.records.push(outcome.record);
+        // A quantile walks the histogram: refreshed every 16 answers, not on each.
+        if s.records.len() % 16 == 1 {
+            live.ttft_p50_us.store(s.agg.ttft_p50_us(), Relaxed);
+        }
     }
 }
 

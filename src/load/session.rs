@@ -17,7 +17,7 @@ use super::{
     compat,
     datasets::{self, Sampled},
     output,
-    runner::{StageSpec, Stop, run_stage},
+    runner::{Live, StageSpec, Stop, run_stage},
     scrape::Scraper,
     stages,
     tokenize::Tokenizer,
@@ -34,6 +34,25 @@ pub struct Session {
     pub broken: (u64, Option<String>),
     /// Also write LPG's files here (`--save-json-results`: LPG's own place, the working folder).
     pub lpg_also_in: Option<PathBuf>,
+    /// The stage running now, for a progress display.
+    pub current: Arc<std::sync::Mutex<Option<Running>>>,
+}
+
+/// The stage running now.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// Its name.
+    pub name: String,
+    /// Its live counters.
+    pub live: Arc<Live>,
+    /// When it started.
+    pub started: std::time::Instant,
+    /// How long it runs, when bounded by time.
+    pub duration: Option<Duration>,
+    /// Requests it makes, when bounded by count.
+    pub requests: Option<u64>,
+    /// Its position among the stages (1-based) and how many are planned.
+    pub index: (usize, usize),
 }
 
 /// What a run produced.
@@ -76,7 +95,7 @@ impl Session {
         }
         let client = Arc::new(client);
         let prompts = Arc::new(Sampled::new(loaded, spec.models.len(), &spec.traffic_split, spec.seed.unwrap_or(0))?);
-        Ok(Session { spec, stages, client, prompts, broken, lpg_also_in: None })
+        Ok(Session { spec, stages, client, prompts, broken, lpg_also_in: None, current: Arc::default() })
     }
 
     /// Stages planned.
@@ -129,6 +148,14 @@ impl Session {
                 break;
             }
             let probe_stop = (stage.name == stages::SWEEP_PROBE).then(|| stage.stop.clone());
+            *self.current.lock().expect("current stage") = Some(Running {
+                name: stage.name.clone(),
+                live: stage.live.clone(),
+                started: std::time::Instant::now(),
+                duration: stage.duration,
+                requests: self.spec.num_prompts.filter(|n| *n > 0),
+                index: (results.stages.len() + 1, results.stages.len() + 1 + queue.len()),
+            });
             let name = stage.name.clone();
             // Server metrics are summarised over what the client measures: after the warm-up.
             let began = Instant::now() + stage.warmup;

@@ -71,6 +71,7 @@ pub fn plan(spec: &LoadSpec, stop: &Arc<Stop>) -> Result<Vec<StageSpec>, String>
         ignore_eos: spec.ignore_eos.unwrap_or(true),
         slo,
         stop: stop.clone(),
+        live: Arc::default(),
     };
     let seed = spec.seed.unwrap_or(0);
     let schedule = |segments: Vec<Segment>, i: u64| {

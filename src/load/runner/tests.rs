@@ -78,6 +78,7 @@ fn open(segments: Vec<Segment>, cap: Option<u32>, warmup_ms: u64) -> StageSpec {
         ignore_eos: true,
         slo: Slo::default(),
         stop: Arc::default(),
+        live: Arc::default(),
     }
 }
 
