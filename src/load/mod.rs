@@ -1,4 +1,4 @@
-//! `inferbench load`: the load engine (issue 5, in progress). A `LoadSpec` becomes [`stages`];
+//! `inferbench load`: the load engine. A `LoadSpec` becomes [`stages`];
 //! each stage is run by the [`runner`] (open loop on [`arrivals`]' intended times, or closed-loop
 //! users), whose requests come from [`datasets`] (token counts by [`tokenize`]) and are sent and
 //! measured by the [`client`] through an API's [`backends`] ([`sse`] parsing stamped on arrival);
@@ -7,8 +7,7 @@
 //!
 //! [`compat`] writes the peers' result formats (LPG, `vllm bench serve`, inference-perf).
 //!
-//! Not built yet (each says so when asked for): the sweep pattern, the ipex / conversations /
-//! multi-turn datasets, the progress bar.
+//! Arrival times are waited for by the [`pacer`] (µs, not tokio's ms).
 
 pub mod arrivals;
 pub mod backends;
@@ -16,6 +15,7 @@ pub mod client;
 pub mod compat;
 pub mod datasets;
 pub mod output;
+pub mod pacer;
 pub mod recorder;
 pub mod runner;
 pub mod scrape;

@@ -19,6 +19,7 @@ use super::{
     arrivals::Schedule,
     backends::{Message, Prompt, Request},
     client::{Client, Sent, Timing},
+    pacer::Pacer,
     recorder::{Outcome, RequestRecord, Slo, StageAggregate},
 };
 use crate::schema::{Offered, StageResult};
@@ -164,6 +165,9 @@ pub struct StageSpec {
     pub stop: Arc<Stop>,
     /// Counters a progress display reads while the stage runs.
     pub live: Arc<Live>,
+    /// Wait for arrival times on a thread of its own (µs precision) rather than tokio's
+    /// millisecond timers (which tests on tokio's paused clock need).
+    pub precise_pacing: bool,
 }
 
 /// What a running stage has done so far (read by a progress display; never by the results).
@@ -239,16 +243,13 @@ pub async fn run_stage<S: Sender>(
             offered.process = process;
             let end = spec.duration.map(|d| start + d);
             let cap = spec.max_concurrency.map(|n| Arc::new(Semaphore::new(n.max(1) as usize)));
-            let mut schedule = *schedule;
-            while let Some(offset) = schedule.next() {
-                let intended = start + offset;
-                if end.is_some_and(|e| intended >= e) {
-                    break;
-                }
-                tokio::select! {
-                    () = tokio::time::sleep_until(intended) => {}
-                    () = spec.stop.wait() => break,
-                }
+            let mut pacer = Pacer::new(*schedule, start, end, spec.precise_pacing);
+            loop {
+                let intended = tokio::select! {
+                    i = pacer.next() => i,
+                    () = spec.stop.wait() => None,
+                };
+                let Some(intended) = intended else { break };
                 let (permit, waited) = match &cap {
                     None => (None, false),
                     Some(sem) => match sem.clone().try_acquire_owned() {
@@ -275,6 +276,7 @@ pub async fn run_stage<S: Sender>(
                                     // due before the end are dropped, and counted (exactly up to
                                     // 10⁶ more; beyond, from the schedule's expected count).
                                     let due = |o: &Duration| end.is_some_and(|e| start + *o < e);
+                                    let schedule = pacer.rest();
                                     let counted = schedule.by_ref().take_while(due).take(1_000_000).count() as u64;
                                     let expected = schedule.expected_count().unwrap_or(0.0) as u64;
                                     let rest = if counted == 1_000_000 {

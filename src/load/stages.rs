@@ -72,6 +72,7 @@ pub fn plan(spec: &LoadSpec, stop: &Arc<Stop>) -> Result<Vec<StageSpec>, String>
         slo,
         stop: stop.clone(),
         live: Arc::default(),
+        precise_pacing: true,
     };
     let seed = spec.seed.unwrap_or(0);
     let schedule = |segments: Vec<Segment>, i: u64| {

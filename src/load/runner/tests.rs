@@ -79,6 +79,7 @@ fn open(segments: Vec<Segment>, cap: Option<u32>, warmup_ms: u64) -> StageSpec {
         slo: Slo::default(),
         stop: Arc::default(),
         live: Arc::default(),
+        precise_pacing: false,
     }
 }
 
