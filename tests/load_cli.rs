@@ -17,6 +17,18 @@ struct Flags {
     sim: SimArgs,
 }
 
+/// Runs `inferbench load --spec` of `body` (after the target and model lines) with results in
+/// `dir/r`.
+async fn run_spec(dir: &std::path::Path, url: &str, body: &str) -> (Output, std::path::PathBuf) {
+    let spec = dir.join("load.pbtxt");
+    std::fs::write(&spec, format!("url: \"{url}\"\nmodels: \"meta-llama/Llama-3.1-8B-Instruct\"\n{body}")).unwrap();
+    let out = dir.join("r");
+    let o =
+        load(vec!["--spec".into(), spec.to_str().unwrap().into(), "--output-dir".into(), out.to_str().unwrap().into()])
+            .await;
+    (o, out)
+}
+
 /// The per-request records of a `requests.jsonl.zst`.
 fn read_records(path: &std::path::Path) -> Vec<serde_json::Value> {
     let mut jsonl = String::new();
@@ -96,25 +108,9 @@ async fn an_lpg_command_line_runs_and_writes_results() {
 async fn a_load_spec_file_runs_closed_loop_users_on_the_chat_api() {
     let s = sim().await;
     let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("load.pbtxt");
-    std::fs::write(
-        &spec,
-        format!(
-            "url: \"{}\"\napi: OPENAI_CHAT_COMPLETIONS\nmodels: \"meta-llama/Llama-3.1-8B-Instruct\"\nconcurrency {{ users: [2] }}\nnum_prompts: 10\ndataset {{ synthetic {{ input {{ mean: 32 }} output {{ mean: 8 }} }} }}\nslo {{ ttft_ms: 10000 }}\n",
-            s.url()
-        ),
-    )
-    .unwrap();
-    let o = load(vec![
-        "--spec".into(),
-        spec.to_str().unwrap().into(),
-        "--output-dir".into(),
-        dir.path().join("r").to_str().unwrap().into(),
-    ])
-    .await;
+    let (o, out) = run_spec(dir.path(), &s.url(), "api: OPENAI_CHAT_COMPLETIONS\nconcurrency { users: [2] }\nnum_prompts: 10\ndataset { synthetic { input { mean: 32 } output { mean: 8 } } }\nslo { ttft_ms: 10000 }\n").await;
     assert!(o.status.success(), "{}", text(&o));
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("r/summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     let st = &summary["stages"][0];
     assert_eq!(st["name"], "users-2");
     assert_eq!(st["counts"]["succeeded"], 10);
@@ -125,19 +121,7 @@ async fn a_load_spec_file_runs_closed_loop_users_on_the_chat_api() {
 async fn server_metrics_are_scraped_over_time_and_summarised_per_stage() {
     let s = sim().await;
     let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("load.pbtxt");
-    std::fs::write(
-        &spec,
-        format!(
-            "url: \"{}\"\nmodels: \"meta-llama/Llama-3.1-8B-Instruct\"\nrates {{ request_rates: [40, 80] }}\nnum_prompts: 20\nignore_eos: true\ndataset {{ synthetic {{ input {{ mean: 32 }} output {{ mean: 8 min: 8 max: 8 }} }} }}\nserver_metrics {{ interval_seconds: 0.1 }}\n",
-            s.url()
-        ),
-    )
-    .unwrap();
-    let out = dir.path().join("r");
-    let o =
-        load(vec!["--spec".into(), spec.to_str().unwrap().into(), "--output-dir".into(), out.to_str().unwrap().into()])
-            .await;
+    let (o, out) = run_spec(dir.path(), &s.url(), "rates { request_rates: [40, 80] }\nnum_prompts: 20\nignore_eos: true\ndataset { synthetic { input { mean: 32 } output { mean: 8 min: 8 max: 8 } } }\nserver_metrics { interval_seconds: 0.1 }\n").await;
     assert!(o.status.success(), "{}", text(&o));
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("server_metrics.json")).unwrap()).unwrap();
@@ -256,19 +240,7 @@ async fn peer_result_files_are_written_where_their_tools_put_them_and_agree_with
 async fn a_sweep_measures_saturation_then_runs_rates_up_to_just_past_it() {
     let s = sim().await;
     let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("load.pbtxt");
-    std::fs::write(
-        &spec,
-        format!(
-            "url: \"{}\"\nmodels: \"meta-llama/Llama-3.1-8B-Instruct\"\nsweep {{ num_rates: 3 probe_concurrency: 4 probe_seconds: 1 }}\nduration_seconds: 0.5\ndataset {{ synthetic {{ input {{ mean: 16 }} output {{ mean: 4 }} }} }}\n",
-            s.url()
-        ),
-    )
-    .unwrap();
-    let out = dir.path().join("r");
-    let o =
-        load(vec!["--spec".into(), spec.to_str().unwrap().into(), "--output-dir".into(), out.to_str().unwrap().into()])
-            .await;
+    let (o, out) = run_spec(dir.path(), &s.url(), "sweep { num_rates: 3 probe_concurrency: 4 probe_seconds: 1 }\nduration_seconds: 0.5\ndataset { synthetic { input { mean: 16 } output { mean: 4 } } }\n").await;
     assert!(o.status.success(), "{}", text(&o));
     let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     let stages = summary["stages"].as_array().unwrap();
@@ -288,19 +260,7 @@ async fn a_sweep_measures_saturation_then_runs_rates_up_to_just_past_it() {
 async fn multi_turn_chats_run_against_the_simulator_turn_by_turn() {
     let s = sim().await;
     let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("load.pbtxt");
-    std::fs::write(
-        &spec,
-        format!(
-            "url: \"{}\"\napi: OPENAI_CHAT_COMPLETIONS\nmodels: \"meta-llama/Llama-3.1-8B-Instruct\"\nconcurrency {{ users: [2] }}\nnum_prompts: 6\ndataset {{ multi_turn {{ turns: 3 input {{ mean: 16 }} output {{ mean: 8 }} }} }}\n",
-            s.url()
-        ),
-    )
-    .unwrap();
-    let out = dir.path().join("r");
-    let o =
-        load(vec!["--spec".into(), spec.to_str().unwrap().into(), "--output-dir".into(), out.to_str().unwrap().into()])
-            .await;
+    let (o, out) = run_spec(dir.path(), &s.url(), "api: OPENAI_CHAT_COMPLETIONS\nconcurrency { users: [2] }\nnum_prompts: 6\ndataset { multi_turn { turns: 3 input { mean: 16 } output { mean: 8 } } }\n").await;
     assert!(o.status.success(), "{}", text(&o));
     let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     let c = &summary["stages"][0]["counts"];

@@ -92,6 +92,7 @@ pub fn load(spec: &Dataset, tokenizer: Option<&Tokenizer>, seed: u64) -> Result<
     match &spec.source {
         None => return Err("no dataset given (sharegpt, jsonl, synthetic, shared_prefix, …)".into()),
         Some(dataset::Source::Sharegpt(path)) => {
+            let path = &sharegpt_file(path)?;
             let bytes = read(path)?;
             let items: Vec<ShareGpt<'_>> =
                 serde_json::from_slice(&bytes).map_err(|e| format!("{path}: not a ShareGPT JSON array: {e}"))?;
@@ -180,6 +181,42 @@ pub fn load(spec: &Dataset, tokenizer: Option<&Tokenizer>, seed: u64) -> Result<
 
 /// Synthetic datasets hold this many entries, sampled from as long as the run needs.
 const SYNTHETIC_ENTRIES: usize = 4096;
+
+/// The name latency-profile-generator gives its ShareGPT file (and catalogs that use LPG's default).
+pub const LPG_SHAREGPT: &str = "sharegpt_v3_unfiltered_cleaned_split";
+const SHAREGPT_FILE: &str = "ShareGPT_V3_unfiltered_cleaned_split.json";
+const SHAREGPT_URL: &str = "https://huggingface.co/datasets/anon8231489123/ShareGPT_Vicuna_unfiltered/resolve/main/ShareGPT_V3_unfiltered_cleaned_split.json";
+
+/// A ShareGPT path as given, or, for LPG's dataset name, the file where LPG's users have it: the
+/// working folder, or the Hugging Face hub cache. Nothing is downloaded; the error says how.
+fn sharegpt_file(path: &str) -> Result<String, String> {
+    if path != LPG_SHAREGPT || Path::new(path).exists() {
+        return Ok(path.to_owned());
+    }
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+    let roots = [
+        env("HF_HUB_CACHE"),
+        env("HF_HOME").map(|h| h.join("hub")),
+        env("HOME").map(|h| h.join(".cache/huggingface/hub")),
+    ];
+    sharegpt_in(Path::new("."), roots.into_iter().flatten())
+}
+
+/// LPG's ShareGPT file in `folder` or one of the hub cache `roots`.
+fn sharegpt_in(folder: &Path, roots: impl Iterator<Item = std::path::PathBuf>) -> Result<String, String> {
+    let mut candidates = vec![folder.join(SHAREGPT_FILE)];
+    for root in roots {
+        let snaps = root.join("datasets--anon8231489123--ShareGPT_Vicuna_unfiltered/snapshots");
+        for e in std::fs::read_dir(snaps).into_iter().flatten().flatten() {
+            candidates.push(e.path().join(SHAREGPT_FILE));
+        }
+    }
+    candidates.into_iter().find(|c| c.is_file()).map(|c| c.to_string_lossy().into_owned()).ok_or_else(|| {
+        format!(
+            "dataset {LPG_SHAREGPT} (latency-profile-generator's ShareGPT): {SHAREGPT_FILE} is neither in the working folder nor in the Hugging Face hub cache, and nothing is downloaded at run time: fetch it (`wget {SHAREGPT_URL}`) and run from its folder, or give its path as the dataset"
+        )
+    })
+}
 
 fn read(path: &str) -> Result<Vec<u8>, String> {
     std::fs::read(Path::new(path)).map_err(|e| format!("dataset {path}: {e}"))
@@ -400,6 +437,27 @@ mod tests {
         assert_eq!(prefix(0), prefix(2));
         assert_ne!(prefix(0), prefix(3));
         assert_ne!(text(0), text(1));
+    }
+
+    #[test]
+    fn lpgs_sharegpt_name_is_found_where_its_users_keep_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = sharegpt_in(dir.path(), std::iter::empty()).unwrap_err();
+        assert!(
+            e.contains("wget https://huggingface.co/datasets/anon8231489123") && e.contains("nothing is downloaded"),
+            "{e}"
+        );
+        let snap = dir.path().join("hub/datasets--anon8231489123--ShareGPT_Vicuna_unfiltered/snapshots/abc");
+        std::fs::create_dir_all(&snap).unwrap();
+        std::fs::write(snap.join(SHAREGPT_FILE), "[]").unwrap();
+        let found = sharegpt_in(dir.path(), std::iter::once(dir.path().join("hub"))).unwrap();
+        assert_eq!(found, snap.join(SHAREGPT_FILE).to_string_lossy());
+        std::fs::write(dir.path().join(SHAREGPT_FILE), "[]").unwrap();
+        assert_eq!(
+            sharegpt_in(dir.path(), std::iter::empty()).unwrap(),
+            dir.path().join(SHAREGPT_FILE).to_string_lossy(),
+            "the working folder first"
+        );
     }
 
     #[test]

@@ -19,14 +19,20 @@ impl std::fmt::Debug for Tokenizer {
 }
 
 impl Tokenizer {
-    /// `spec` is a `tokenizer.json`, or a folder holding one (a downloaded model snapshot).
+    /// `spec` is a `tokenizer.json`, or a folder holding one (a downloaded model snapshot), or a
+    /// Hugging Face hub name already in the local hub cache (`$HF_HUB_CACHE`, `$HF_HOME/hub`,
+    /// `~/.cache/huggingface/hub`): nothing is downloaded at run time.
     pub fn load(spec: &str) -> Result<Tokenizer, String> {
         let p = Path::new(spec);
-        let file = if p.is_dir() { p.join("tokenizer.json") } else { p.to_path_buf() };
+        let mut file = if p.is_dir() { p.join("tokenizer.json") } else { p.to_path_buf() };
+        let hub_name = !spec.starts_with('/') && !spec.starts_with('.') && spec.contains('/') && !p.exists();
+        if hub_name && let Some(cached) = in_hub_cache(spec, &hub_cache_roots()) {
+            file = cached;
+        }
         if !file.is_file() {
-            let hint = if !spec.starts_with('/') && !spec.starts_with('.') && spec.contains('/') && !p.exists() {
+            let hint = if hub_name {
                 format!(
-                    "; \"{spec}\" looks like a Hugging Face hub name, and inferbench downloads nothing at run time: fetch it first (e.g. `huggingface-cli download {spec} tokenizer.json --local-dir DIR`) and give DIR or DIR/tokenizer.json"
+                    "; \"{spec}\" looks like a Hugging Face hub name that is not in the local hub cache, and inferbench downloads nothing at run time: fetch it first (e.g. `huggingface-cli download {spec} tokenizer.json`, into the cache, or with `--local-dir DIR` and give DIR)"
                 )
             } else {
                 String::new()
@@ -42,6 +48,33 @@ impl Tokenizer {
     pub fn count(&self, text: &str) -> u32 {
         self.inner.encode_fast(text, false).map_or(0, |e| e.len() as u32)
     }
+}
+
+/// Where Hugging Face's hub cache may be, in the order its tools look.
+fn hub_cache_roots() -> Vec<PathBuf> {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let mut roots = vec![];
+    roots.extend(env("HF_HUB_CACHE"));
+    roots.extend(env("HF_HOME").map(|h| h.join("hub")));
+    roots.extend(env("HOME").map(|h| h.join(".cache/huggingface/hub")));
+    roots
+}
+
+/// `tokenizer.json` of hub model `name` ("org/model") in a hub cache under one of `roots`
+/// (`models--org--model/snapshots/REV/tokenizer.json`; the revision `refs/main` names first).
+fn in_hub_cache(name: &str, roots: &[PathBuf]) -> Option<PathBuf> {
+    let folder = format!("models--{}", name.replace('/', "--"));
+    roots.iter().find_map(|root| {
+        let repo = root.join(&folder);
+        let main = std::fs::read_to_string(repo.join("refs/main")).ok();
+        let preferred = main.map(|rev| repo.join("snapshots").join(rev.trim()).join("tokenizer.json"));
+        preferred.filter(|p| p.is_file()).or_else(|| {
+            let mut snaps: Vec<PathBuf> =
+                std::fs::read_dir(repo.join("snapshots")).ok()?.flatten().map(|e| e.path()).collect();
+            snaps.sort();
+            snaps.into_iter().map(|s| s.join("tokenizer.json")).find(|p| p.is_file())
+        })
+    })
 }
 
 #[cfg(test)]
@@ -79,10 +112,31 @@ pub(crate) mod tests {
         let t = Tokenizer::load(path.to_str().unwrap()).unwrap();
         assert_eq!(t.count("Hello world, the benchmark!"), 6);
         assert_eq!(Tokenizer::load(dir.path().to_str().unwrap()).unwrap().count("a a a"), 3, "a folder works too");
-        let e = Tokenizer::load("meta-llama/Llama-3.1-8B-Instruct").unwrap_err();
+        let e = Tokenizer::load("meta-llama/Not-A-Real-Model-xyz").unwrap_err();
         assert!(e.contains("looks like a Hugging Face hub name") && e.contains("huggingface-cli download"), "{e}");
         std::fs::write(dir.path().join("bad.json"), "{not json").unwrap();
         let e = Tokenizer::load(dir.path().join("bad.json").to_str().unwrap()).unwrap_err();
         assert!(e.contains("cannot load it"), "{e}");
+    }
+
+    #[test]
+    fn a_hub_name_is_found_in_the_local_hub_cache() {
+        let root = tempfile::tempdir().unwrap();
+        let repo = root.path().join("models--org--model");
+        for rev in ["aaa", "bbb"] {
+            std::fs::create_dir_all(repo.join("snapshots").join(rev)).unwrap();
+            small_tokenizer(&repo.join("snapshots").join(rev));
+        }
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::write(repo.join("refs/main"), "bbb\n").unwrap();
+        let roots = [root.path().join("elsewhere"), root.path().to_path_buf()];
+        assert_eq!(
+            in_hub_cache("org/model", &roots),
+            Some(repo.join("snapshots/bbb/tokenizer.json")),
+            "refs/main first"
+        );
+        std::fs::remove_file(repo.join("refs/main")).unwrap();
+        assert_eq!(in_hub_cache("org/model", &roots), Some(repo.join("snapshots/aaa/tokenizer.json")));
+        assert_eq!(in_hub_cache("org/other", &roots), None);
     }
 }
