@@ -7,7 +7,7 @@
 
 use std::{
     collections::BTreeMap,
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{Mutex, OnceLock},
@@ -42,7 +42,7 @@ struct Emulator {
 }
 
 impl Emulator {
-    /// Starts an emulator holding the (empty) `buckets`, and waits until it accepts connections.
+    /// Starts an emulator holding the (empty) `buckets`, and waits until it says it serves.
     fn start(buckets: &[&str]) -> Self {
         let bin = emulator_binary();
         let data = tempfile::tempdir().unwrap();
@@ -59,20 +59,24 @@ impl Emulator {
                 .arg(data.path())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if child.try_wait().unwrap().is_some() {
-                    break;
+            // Ready when it logs "server started at …"; the log ends (it exited) when the port was
+            // taken. The rest of its log is drained so it never blocks on a full pipe.
+            let mut log = std::io::BufReader::new(child.stderr.take().unwrap());
+            let mut line = String::new();
+            let ready = loop {
+                line.clear();
+                match std::io::BufRead::read_line(&mut log, &mut line) {
+                    Ok(0) | Err(_) => break false,
+                    Ok(_) if line.contains("server started at") => break true,
+                    Ok(_) => {}
                 }
-                let addr = SocketAddr::from(([127, 0, 0, 1], port));
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                    return Self { child, port, _data: data };
-                }
-                // Polling for the listener (bounded by the deadline), not a wait standing in for it.
-                std::thread::sleep(Duration::from_millis(20));
+            };
+            if ready {
+                std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+                return Self { child, port, _data: data };
             }
             let _ = child.kill();
             let _ = child.wait();
