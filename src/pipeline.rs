@@ -130,16 +130,9 @@ pub fn record(
                 Ok(_) => (State::Pending, None),
                 Err(e) => (State::Failed, Some(e.to_string())),
             };
-            let rec = run.benchmarks.entry(p.name.clone()).or_insert_with(|| BenchmarkRecord {
-                namespace: p.namespace.clone(),
-                source: p.source.as_ref().map(ToString::to_string).unwrap_or_default(),
-                state,
-                reason: reason.clone(),
-                updated_at: run_file::now(),
-                started_at: None,
-                finished_at: None,
-                seconds: None,
-                owner: None,
+            let rec = run.benchmarks.entry(p.name.clone()).or_insert_with(|| {
+                let source = p.source.as_ref().map(ToString::to_string).unwrap_or_default();
+                BenchmarkRecord::new(p.namespace.clone(), source, state, reason.clone())
             });
             // Never downgrade a finished benchmark, nor one another process is running.
             if rec.state != State::Done && rec.state != State::Running {
@@ -152,16 +145,8 @@ pub fn record(
         for s in plan.skipped.iter().filter(|s| s.reason != crate::plan::ABSTRACT) {
             // Left out of this invocation: recorded as such unless it has a state of its own
             // (done, failed, running) from an earlier invocation of the run.
-            let rec = run.benchmarks.entry(s.name.clone()).or_insert_with(|| BenchmarkRecord {
-                namespace: format!("{}-{}", s.name, plan.run_id),
-                source: String::new(),
-                state: State::Skipped,
-                reason: None,
-                updated_at: run_file::now(),
-                started_at: None,
-                finished_at: None,
-                seconds: None,
-                owner: None,
+            let rec = run.benchmarks.entry(s.name.clone()).or_insert_with(|| {
+                BenchmarkRecord::new(format!("{}-{}", s.name, plan.run_id), String::new(), State::Skipped, None)
             });
             if matches!(rec.state, State::Pending | State::Skipped) {
                 rec.state = State::Skipped;

@@ -193,13 +193,7 @@ fn sharegpt_file(path: &str) -> Result<String, String> {
     if path != LPG_SHAREGPT || Path::new(path).exists() {
         return Ok(path.to_owned());
     }
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
-    let roots = [
-        env("HF_HUB_CACHE"),
-        env("HF_HOME").map(|h| h.join("hub")),
-        env("HOME").map(|h| h.join(".cache/huggingface/hub")),
-    ];
-    sharegpt_in(Path::new("."), roots.into_iter().flatten())
+    sharegpt_in(Path::new("."), super::tokenize::hub_cache_roots().into_iter())
 }
 
 /// LPG's ShareGPT file in `folder` or one of the hub cache `roots`.

@@ -309,24 +309,24 @@ impl Scraper {
 /// A one-off GET: (status, body). For health checks and the like, not for measured requests.
 pub async fn get(url: &str, timeout: Duration) -> Result<(u16, Bytes), String> {
     let http: HyperClient<_, Empty<Bytes>> = HyperClient::builder(TokioExecutor::new()).build(HttpConnector::new());
-    let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-    let go = async {
-        let resp = http.get(uri).await.map_err(|e| format!("{url}: {e}"))?;
-        let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await.map_err(|e| format!("{url}: {e}"))?.to_bytes();
-        Ok((status, body))
-    };
-    tokio::time::timeout(timeout, go)
+    tokio::time::timeout(timeout, request(&http, url))
         .await
         .unwrap_or_else(|_| Err(format!("{url}: no answer in {} s", timeout.as_secs_f64())))
 }
 
-async fn fetch(http: &HyperClient<HttpConnector, Empty<Bytes>>, url: &str) -> Result<String, String> {
+/// GET `url` on `http`: (status, body).
+async fn request(http: &HyperClient<HttpConnector, Empty<Bytes>>, url: &str) -> Result<(u16, Bytes), String> {
     let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
     let resp = http.get(uri).await.map_err(|e| format!("{url}: {e}"))?;
-    let status = resp.status();
+    let status = resp.status().as_u16();
     let body = resp.into_body().collect().await.map_err(|e| format!("{url}: {e}"))?.to_bytes();
-    if !status.is_success() {
+    Ok((status, body))
+}
+
+/// A scrape's text: a 2xx answer in UTF-8.
+async fn fetch(http: &HyperClient<HttpConnector, Empty<Bytes>>, url: &str) -> Result<String, String> {
+    let (status, body) = request(http, url).await?;
+    if !(200..300).contains(&status) {
         return Err(format!("{url}: HTTP {status}"));
     }
     String::from_utf8(body.to_vec()).map_err(|_| format!("{url}: not UTF-8"))

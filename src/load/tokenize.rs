@@ -51,7 +51,7 @@ impl Tokenizer {
 }
 
 /// Where Hugging Face's hub cache may be, in the order its tools look.
-fn hub_cache_roots() -> Vec<PathBuf> {
+pub(crate) fn hub_cache_roots() -> Vec<PathBuf> {
     let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
     let mut roots = vec![];
     roots.extend(env("HF_HUB_CACHE"));

@@ -63,6 +63,21 @@ pub struct BenchmarkRecord {
 }
 
 impl BenchmarkRecord {
+    /// A record first seen now, in `state`.
+    pub fn new(namespace: String, source: String, state: State, reason: Option<String>) -> Self {
+        BenchmarkRecord {
+            namespace,
+            source,
+            state,
+            reason,
+            updated_at: now(),
+            started_at: None,
+            finished_at: None,
+            seconds: None,
+            owner: None,
+        }
+    }
+
     /// `running` in a process that is gone (killed, crashed): a leftover, not a live run.
     pub fn is_stale_running(&self) -> bool {
         self.state == State::Running && !self.owner.is_some_and(pid_alive)
@@ -188,17 +203,7 @@ mod tests {
                     update(&d, "abcd1234", |r| {
                         r.benchmarks.insert(
                             format!("b{i}"),
-                            BenchmarkRecord {
-                                namespace: format!("b{i}-abcd1234"),
-                                source: String::new(),
-                                state: State::Pending,
-                                reason: None,
-                                updated_at: now(),
-                                started_at: None,
-                                finished_at: None,
-                                seconds: None,
-                                owner: None,
-                            },
+                            BenchmarkRecord::new(format!("b{i}-abcd1234"), String::new(), State::Pending, None),
                         );
                     })
                     .unwrap();
