@@ -31,6 +31,10 @@ pub fn run(a: &RunArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_UNAVAILABLE);
     }
+    if !(a.ready_timeout.is_finite() && (0.0..=86_400.0).contains(&a.ready_timeout)) {
+        eprintln!("error: --ready-timeout must be within 0..=86400 seconds, got {}", a.ready_timeout);
+        return ExitCode::from(EXIT_INPUT);
+    }
     let (plan, reports) = match generate_cmd::snapshots(&a.generate, "run") {
         Ok(x) => x,
         Err(code) => return code,
@@ -41,10 +45,6 @@ pub fn run(a: &RunArgs) -> ExitCode {
         .filter(|r| r.outcome.is_ok())
         .map(|r| Job { name: r.name.clone(), dir: r.dir.clone() })
         .collect();
-    if !(a.ready_timeout.is_finite() && (0.0..=86_400.0).contains(&a.ready_timeout)) {
-        eprintln!("error: --ready-timeout must be within 0..=86400 seconds, got {}", a.ready_timeout);
-        return ExitCode::from(EXIT_INPUT);
-    }
     let ready = std::time::Duration::from_secs_f64(a.ready_timeout);
     let platform: Arc<dyn Platform> = match LocalPlatform::new(a.generate.selection.hardware.clone()) {
         Ok(p) => Arc::new(p.with_ready_timeout(ready)),
