@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod cli;
 pub mod lifecycle;
 pub mod load;
+pub mod node;
 pub mod pipeline;
 pub mod plan;
 pub mod platform;

@@ -11,6 +11,7 @@ use clap::Args;
 use crate::{
     catalog::{SourceFile, parse},
     load::{runner::Stop, session::Session},
+    results::handoff,
     schema::{self, Api, Dataset, LoadSpec, RateList, Synthetic, dataset, load_spec::Pattern},
 };
 
@@ -87,6 +88,14 @@ pub struct LoadArgs {
     /// Write summary.json and requests.jsonl.zst here.
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
+    /// After the run, seal --output-dir (SHA256SUMS) and keep running until `inferbench results
+    /// release DIR` (or --hold-timeout): how the kube platform fetches results from the load pod
+    /// before its emptyDir goes away.
+    #[arg(long)]
+    pub hold_results: bool,
+    /// How long --hold-results waits for the fetch, in seconds.
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    pub hold_timeout: u64,
     /// Write LPG's result file per rate, where LPG puts it (the working folder), named
     /// `{file-prefix}-{backend}-{rate}qps-{date}-{model}.json` (also under --output-dir/lpg/).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
@@ -256,11 +265,29 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         eprintln!("inferbench load: wrote {}/summary.json, requests.jsonl.zst and server_metrics.json", dir.display());
     }
     let (sent, ok) = out.sent_ok();
+    if let Some(dir) = args.output_dir.as_deref().filter(|_| args.hold_results && !stop.stopped()) {
+        hold(dir, args.hold_timeout, &stop)?;
+    }
     if sent > 0 && ok == 0 {
         eprintln!("inferbench load: every request failed (see the error counts above)");
         return Ok(ExitCode::from(super::EXIT_INPUT));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Seals the results and waits for `inferbench results release` (see [`handoff`]).
+fn hold(dir: &std::path::Path, timeout: u64, stop: &Stop) -> anyhow::Result<()> {
+    let n = handoff::seal(dir).map_err(|e| anyhow::anyhow!("sealing {}: {e}", dir.display()))?;
+    eprintln!(
+        "inferbench load: {n} result files sealed in {}; holding until they are fetched (at most {timeout} s)",
+        dir.display()
+    );
+    if handoff::hold(dir, std::time::Duration::from_secs(timeout), &|| stop.stopped()) {
+        eprintln!("inferbench load: results fetched; exiting");
+    } else {
+        eprintln!("inferbench load: nobody fetched the results; exiting");
+    }
+    Ok(())
 }
 
 /// One line per stage: what was offered, what came back.

@@ -4,6 +4,7 @@
 //! (see [`apply_seed_env_aliases`]).
 
 mod catalog_cmd;
+mod dev_cmd;
 mod generate_cmd;
 pub mod load_cmd;
 mod progress;
@@ -83,6 +84,12 @@ pub enum Command {
     /// Upload a run folder to GCS (gs://BUCKET/RUN_ID/…), skipping files already there; running it
     /// again resumes an interrupted upload.
     Upload(upload_cmd::UploadArgs),
+    /// Results inside a load pod: what the kube platform execs to fetch them (check, pack, release).
+    #[command(subcommand)]
+    Results(dev_cmd::ResultsCommand),
+    /// Developer tools: the node emulator that runs a local cluster's pods as processes.
+    #[command(subcommand)]
+    Dev(dev_cmd::DevCommand),
 }
 
 /// Catalog commands.
@@ -201,6 +208,33 @@ pub struct RunArgs {
     /// How long a model server (or an external one) may take to answer before its benchmark fails.
     #[arg(long, env = "INFERBENCH_READY_TIMEOUT", default_value_t = 300.0, value_name = "SECONDS")]
     pub ready_timeout: f64,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
+/// `run --platform kube` settings.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Kubernetes (--platform kube)")]
+pub struct KubeArgs {
+    /// kubeconfig context (default: the current one; KUBECONFIG and in-cluster config work).
+    #[arg(long, env = "INFERBENCH_KUBE_CONTEXT", value_name = "NAME")]
+    pub context: Option<String>,
+    /// Apply every manifest with a server-side dry run (checks them against the cluster's API,
+    /// CRDs included) and stop; nothing is created.
+    #[arg(long, env = "INFERBENCH_SERVER_DRY_RUN")]
+    pub server_dry_run: bool,
+    /// Time limit for applying the manifests.
+    #[arg(long, env = "INFERBENCH_APPLY_TIMEOUT", default_value_t = 120, value_name = "SECONDS")]
+    pub apply_timeout: u64,
+    /// Added to the load Job's activeDeadlineSeconds: how long the load may take to seal its results.
+    #[arg(long, env = "INFERBENCH_LOAD_TIMEOUT_MARGIN", default_value_t = 120, value_name = "SECONDS")]
+    pub load_timeout_margin: u64,
+    /// Time limit for downloading the results from the load pod.
+    #[arg(long, env = "INFERBENCH_FETCH_TIMEOUT", default_value_t = 1800, value_name = "SECONDS")]
+    pub fetch_timeout: u64,
+    /// Time limit for the namespace to be gone after deletion.
+    #[arg(long, env = "INFERBENCH_DELETE_TIMEOUT", default_value_t = 600, value_name = "SECONDS")]
+    pub delete_timeout: u64,
 }
 
 /// Arguments of commands not built yet: accepted whole, so the message is about the command.
@@ -229,5 +263,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sim(a) => sim_cmd::sim(&a),
         Command::Report(_) => not_built("inferbench report", "issue 8"),
         Command::Upload(a) => upload_cmd::upload(&a),
+        Command::Results(c) => dev_cmd::results(&c),
+        Command::Dev(c) => dev_cmd::dev(c),
     }
 }

@@ -9,14 +9,18 @@
 use std::{io::Write as _, process::ExitCode, sync::Arc};
 
 use super::{
-    EXIT_INPUT, EXIT_UNAVAILABLE, RunArgs, generate_cmd,
+    EXIT_INPUT, RunArgs, generate_cmd,
     load_cmd::stage_line,
     progress::{Row, summary_table},
 };
 use crate::{
     lifecycle::{self, Event, Finished, Job, Options},
     load::runner::Stop,
-    platform::{Platform, local::LocalPlatform},
+    platform::{
+        Platform,
+        kube::{KubeOptions, KubePlatform, Timeouts},
+        local::LocalPlatform,
+    },
     snapshot::run_file::State,
 };
 
@@ -25,12 +29,6 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Runs `inferbench run` (not `--dry-run`).
 pub fn run(a: &RunArgs) -> ExitCode {
-    if a.platform == "kube" {
-        eprintln!(
-            "inferbench: inferbench run on the kube platform is not built yet (issue 7); nothing was done. `--platform local` (the default) runs the benchmarks here."
-        );
-        return ExitCode::from(EXIT_UNAVAILABLE);
-    }
     if !(a.ready_timeout.is_finite() && (0.0..=86_400.0).contains(&a.ready_timeout)) {
         eprintln!("error: --ready-timeout must be within 0..=86400 seconds, got {}", a.ready_timeout);
         return ExitCode::from(EXIT_INPUT);
@@ -46,18 +44,36 @@ pub fn run(a: &RunArgs) -> ExitCode {
         .map(|r| Job { name: r.name.clone(), dir: r.dir.clone() })
         .collect();
     let ready = std::time::Duration::from_secs_f64(a.ready_timeout);
-    let platform: Arc<dyn Platform> = match LocalPlatform::new(a.generate.selection.hardware.clone()) {
-        Ok(p) => Arc::new(p.with_ready_timeout(ready)),
-        Err(e) => {
-            eprintln!("error: cannot start the local platform: {e}");
-            return ExitCode::from(EXIT_INPUT);
-        }
-    };
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_INPUT);
+        }
+    };
+    if a.kube.server_dry_run && a.platform != "kube" {
+        eprintln!("error: --server-dry-run needs --platform kube");
+        return ExitCode::from(EXIT_INPUT);
+    }
+    let platform: Arc<dyn Platform> = if a.platform == "kube" {
+        let kube = match rt.block_on(kube_platform(a, &plan.run_id, ready)) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: --platform kube: {e:#}\n  no benchmark was run (the snapshots are written)");
+                return ExitCode::from(EXIT_INPUT);
+            }
+        };
+        if a.kube.server_dry_run {
+            return server_dry_run(&rt, &kube, &jobs);
+        }
+        kube
+    } else {
+        match LocalPlatform::new(a.generate.selection.hardware.clone()) {
+            Ok(p) => Arc::new(p.with_ready_timeout(ready)),
+            Err(e) => {
+                eprintln!("error: cannot start the local platform: {e}");
+                return ExitCode::from(EXIT_INPUT);
+            }
         }
     };
     let bucket = a.gcs_bucket.as_deref().filter(|b| !b.is_empty());
@@ -146,6 +162,39 @@ pub fn run(a: &RunArgs) -> ExitCode {
         }
     }
     ExitCode::from(u8::try_from(failed.min(100)).expect("at most 100"))
+}
+
+/// The kube platform on the configured cluster (checked reachable before anything runs).
+async fn kube_platform(a: &RunArgs, run_id: &str, ready: std::time::Duration) -> anyhow::Result<Arc<KubePlatform>> {
+    use std::time::Duration;
+    let client = crate::platform::kube::client(a.kube.context.as_deref()).await?;
+    let v = client.apiserver_version().await.map_err(|e| anyhow::anyhow!("the cluster cannot be reached: {e}"))?;
+    say(&format!("cluster: Kubernetes {}.{} ({})", v.major, v.minor, v.git_version));
+    let timeouts = Timeouts {
+        apply: Duration::from_secs(a.kube.apply_timeout),
+        ready,
+        load_margin: Duration::from_secs(a.kube.load_timeout_margin),
+        fetch: Duration::from_secs(a.kube.fetch_timeout),
+        delete: Duration::from_secs(a.kube.delete_timeout),
+    };
+    let opts = KubeOptions { run_id: run_id.to_owned(), skip_tear_down: a.skip_tear_down, timeouts };
+    Ok(Arc::new(KubePlatform::new(client, opts)))
+}
+
+/// `--server-dry-run`: every snapshot's objects applied with dryRun=All; nothing is created.
+fn server_dry_run(rt: &tokio::runtime::Runtime, kube: &KubePlatform, jobs: &[Job]) -> ExitCode {
+    let mut failed = 0u8;
+    for job in jobs {
+        let r = crate::platform::Snapshot::read(&job.dir).map_err(|e| e.to_string());
+        match r.and_then(|snap| rt.block_on(kube.dry_run(&snap)).map_err(|e| e.to_string())) {
+            Ok(n) => say(&format!("[{}] {n} objects accepted by the API server (dry run)", job.name)),
+            Err(e) => {
+                failed = failed.saturating_add(1);
+                say(&format!("[{}] FAILED: {e}", job.name));
+            }
+        }
+    }
+    ExitCode::from(failed.min(100))
 }
 
 /// SIGINT (Ctrl-C) and SIGTERM (how Kubernetes and CI stop a process), as one stream.

@@ -2,8 +2,9 @@
 //! load engine with the snapshot's `LoadSpec` into a folder it is given, and tears down; the run
 //! lifecycle ([`crate::lifecycle`]) around it — states, resume, verification, parallelism — is the
 //! same for every platform. `local` runs the simulator and the load engine in this process;
-//! `kube` applies the manifests to a cluster (issue 7).
+//! `kube` applies the manifests to a cluster and runs the load engine as a Job there.
 
+pub mod kube;
 pub mod local;
 pub mod snapshot;
 

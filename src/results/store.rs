@@ -55,7 +55,10 @@ pub fn discard_stale(bench_dir: &Path) -> Result<usize, StoreError> {
         let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
         let alive = pid.is_some_and(|p| p != std::process::id() && crate::snapshot::run_file::pid_alive(p));
         if !alive {
-            std::fs::remove_dir_all(e.path()).map_err(io_err(&e.path()))?;
+            // Folders, and the files beside them (a kube download's archive).
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            let r = if is_dir { std::fs::remove_dir_all(e.path()) } else { std::fs::remove_file(e.path()) };
+            r.map_err(io_err(&e.path()))?;
             n += 1;
         }
     }

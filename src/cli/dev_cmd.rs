@@ -1,0 +1,122 @@
+//! `inferbench results …` (run inside the load pod by the kube platform, through exec) and
+//! `inferbench dev node` (the node emulator).
+
+use std::{io::Write as _, path::PathBuf, process::ExitCode};
+
+use clap::Subcommand;
+
+use crate::results::handoff;
+
+/// `inferbench results` commands.
+#[derive(Debug, Subcommand)]
+pub enum ResultsCommand {
+    /// Exit 0 when DIR is sealed (the load finished and wrote SHA256SUMS): the load pod's
+    /// readiness probe.
+    Check {
+        /// The results folder.
+        dir: PathBuf,
+    },
+    /// Write a tar of the sealed DIR to stdout; its sha256 and size go to stderr.
+    Pack {
+        /// The results folder.
+        dir: PathBuf,
+    },
+    /// Tell the load engine holding DIR that its results were fetched: it exits.
+    Release {
+        /// The results folder.
+        dir: PathBuf,
+    },
+}
+
+/// `inferbench dev` commands.
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Play a Kubernetes node: register it, run the pods bound to it as local processes, serve
+    /// their logs and exec, forward Service ClusterIPs (see scripts/local-cluster.sh).
+    Node(crate::node::NodeArgs),
+    /// Write BYTES of random data as DIR/blob, seal DIR and hold it like `load --hold-results`:
+    /// a stand-in load pod to test and measure the result download path.
+    Fill {
+        /// The folder.
+        dir: PathBuf,
+        /// How much.
+        #[arg(long, default_value_t = 1 << 20)]
+        bytes: u64,
+        /// How long to hold, in seconds.
+        #[arg(long, default_value_t = 600)]
+        hold_timeout: u64,
+    },
+}
+
+/// Runs `inferbench results …`.
+pub fn results(c: &ResultsCommand) -> ExitCode {
+    let r = match c {
+        ResultsCommand::Check { dir } => {
+            return if handoff::sealed(dir) { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_INPUT) };
+        }
+        ResultsCommand::Pack { dir } => {
+            let stdout = std::io::stdout().lock();
+            handoff::pack(dir, std::io::BufWriter::with_capacity(1 << 20, stdout)).map(|(digest, bytes)| {
+                let _ = writeln!(std::io::stderr(), "sha256 {digest} bytes {bytes}");
+            })
+        }
+        ResultsCommand::Release { dir } => handoff::release(dir),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("inferbench results: {e}");
+            ExitCode::from(super::EXIT_INPUT)
+        }
+    }
+}
+
+/// Runs `inferbench dev …`.
+pub fn dev(c: DevCommand) -> ExitCode {
+    match c {
+        DevCommand::Fill { dir, bytes, hold_timeout } => match fill(&dir, bytes, hold_timeout) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("inferbench dev fill: {e}");
+                ExitCode::from(super::EXIT_INPUT)
+            }
+        },
+        DevCommand::Node(a) => {
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("inferbench dev node: {e}");
+                    return ExitCode::from(super::EXIT_INPUT);
+                }
+            };
+            match rt.block_on(crate::node::run(a)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("inferbench dev node: {e:#}");
+                    ExitCode::from(super::EXIT_INPUT)
+                }
+            }
+        }
+    }
+}
+
+fn fill(dir: &std::path::Path, bytes: u64, hold_timeout: u64) -> std::io::Result<()> {
+    use rand::RngCore as _;
+    std::fs::create_dir_all(dir)?;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("blob"))?);
+    let mut rng = rand::rng();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        rng.fill_bytes(&mut buf[..n]);
+        f.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    f.flush()?;
+    drop(f);
+    handoff::seal(dir)?;
+    eprintln!("inferbench dev fill: {bytes} bytes sealed in {}", dir.display());
+    handoff::hold(dir, std::time::Duration::from_secs(hold_timeout), &|| false);
+    Ok(())
+}

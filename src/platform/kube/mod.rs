@@ -1,0 +1,377 @@
+//! The kube platform: a benchmark's snapshot run in its own namespace of a real cluster.
+//!
+//! deploy: claim the namespace (ours or absent; an earlier attempt of this run is deleted first)
+//! → server-side apply every object but the load Job → watch the model server Deployment until
+//! Available → resolve the target (the Service's ClusterIP — no cluster DNS needed — or the
+//! Gateway's address) into the `inferbench-runtime` ConfigMap, so the snapshot stays as written.
+//! run_load: apply the Job → watch its pod until the results are sealed (Ready) → download them
+//! through the API (exec; [`fetch`]) → release the pod → the Job completes.
+//! tear_down: delete the namespace (and our cluster-scoped objects), wait until it is gone.
+//! Every phase has its own timeout; a failure or timeout says why with [`diagnose`], saved under
+//! the benchmark's folder. A failed deploy tears down what it created (unless --skip-tear-down).
+
+pub mod apply;
+pub mod diagnose;
+pub mod fetch;
+pub mod wait;
+
+use std::{
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use futures_util::TryStreamExt as _;
+use k8s_openapi::api::{batch::v1::Job, core::v1::Pod, core::v1::Service};
+use kube::{
+    Api, Client,
+    api::DynamicObject,
+    runtime::{WatchStreamExt as _, watcher},
+};
+use serde_json::json;
+
+use super::{Deployment, OnStage, Platform, PlatformError, Snapshot, Target};
+use crate::{
+    load::{runner::Stop, session::Outcome},
+    render::context::RUNTIME_CONFIGMAP,
+    results::store,
+};
+use wait::WaitError;
+
+/// Per-phase time limits.
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    /// Applying the manifests.
+    pub apply: Duration,
+    /// The model server becoming Available (image pulls and model loading included).
+    pub ready: Duration,
+    /// Added to the Job's own deadline (activeDeadlineSeconds) for the load to seal its results.
+    pub load_margin: Duration,
+    /// Downloading the results.
+    pub fetch: Duration,
+    /// The namespace being gone after deletion.
+    pub delete: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            apply: Duration::from_secs(120),
+            ready: Duration::from_secs(1800),
+            load_margin: Duration::from_secs(120),
+            fetch: Duration::from_secs(1800),
+            delete: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Settings of the kube platform.
+#[derive(Debug, Clone)]
+pub struct KubeOptions {
+    /// The run's id (namespaces must carry it).
+    pub run_id: String,
+    /// Leave namespaces in place (also after a failed deploy).
+    pub skip_tear_down: bool,
+    /// Time limits.
+    pub timeouts: Timeouts,
+}
+
+/// The kube platform.
+pub struct KubePlatform {
+    client: Client,
+    opts: KubeOptions,
+}
+
+/// `inferbench run --platform kube` reads and writes these kinds in the benchmark namespaces.
+const LOAD_JOB: &str = "load-engine";
+
+impl KubePlatform {
+    /// A platform on `client`'s cluster.
+    pub fn new(client: Client, opts: KubeOptions) -> KubePlatform {
+        KubePlatform { client, opts }
+    }
+
+    /// Server-side dry run of every object of the snapshot (nothing is created): checks the
+    /// manifests against the cluster's API (kinds served, CRDs installed, schemas).
+    pub async fn dry_run(&self, snap: &Snapshot) -> Result<usize, PlatformError> {
+        apply::apply_all(&self.client, snap, |_| true, true).await
+    }
+
+    fn failure(&self, snap: &Snapshot, phase: &str, headline: String, diag: Option<String>) -> String {
+        match diag {
+            Some(text) => diagnose::save(&snap.dir, phase, &headline, &text),
+            None => headline,
+        }
+    }
+
+    async fn diagnose_wait(
+        &self,
+        snap: &Snapshot,
+        phase: &str,
+        what: &str,
+        timeout: Duration,
+        e: WaitError,
+    ) -> PlatformError {
+        let headline = match e {
+            WaitError::Interrupted => return PlatformError::Interrupted,
+            WaitError::Timeout => format!("{what}: not done after {} s", timeout.as_secs()),
+            WaitError::Failed(why) => format!("{what}: {why}"),
+            WaitError::Api(why) => format!("{what}: {why}"),
+        };
+        let diag = diagnose::collect(&self.client, &snap.namespace).await;
+        let text = self.failure(snap, phase, headline, Some(diag));
+        if phase == "load" { PlatformError::Load(text) } else { PlatformError::Deploy(text) }
+    }
+
+    async fn deploy_inner(&self, snap: &Snapshot, stop: &Stop, t0: Instant) -> Result<Deployment, PlatformError> {
+        let ns = &snap.namespace;
+        let apply = apply::apply_all(&self.client, snap, |o| !(o.kind == "Job" && o.name == LOAD_JOB), false);
+        tokio::select! {
+            r = tokio::time::timeout(self.opts.timeouts.apply, apply) => match r {
+                Ok(r) => { r?; }
+                Err(_) => {
+                    let t = self.opts.timeouts.apply;
+                    return Err(self.diagnose_wait(snap, "deploy", "applying the manifests", t, WaitError::Timeout).await);
+                }
+            },
+            () = stop.wait() => return Err(PlatformError::Interrupted),
+        }
+        let applied_s = t0.elapsed().as_secs_f64();
+        if snap.server().is_some() {
+            let t = self.opts.timeouts.ready;
+            if let Err(e) = wait::deployment_available(&self.client, ns, "model-server", t, stop).await {
+                return Err(self.diagnose_wait(snap, "deploy", "the model server did not become ready", t, e).await);
+            }
+        }
+        let url = self.target_url(snap, stop).await?;
+        let ready_s = t0.elapsed().as_secs_f64();
+        let labels = snap
+            .objects
+            .iter()
+            .find(|o| o.kind == "Namespace")
+            .and_then(|o| o.value.get("metadata")?.get("labels").cloned())
+            .unwrap_or_default();
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": RUNTIME_CONFIGMAP, "namespace": ns, "labels": serde_json::to_value(&labels).unwrap_or_default()},
+            "data": {"url": url}});
+        apply::apply(&self.client, ns, &cm, false).await?;
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let servers: Vec<_> = pods
+            .list(&kube::api::ListParams::default().labels("app=model-server"))
+            .await
+            .map(|l| {
+                l.items
+                    .into_iter()
+                    .map(|p| {
+                        json!({"pod": p.metadata.name, "node": p.spec.and_then(|s| s.node_name),
+                               "ip": p.status.and_then(|s| s.pod_ip)})
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let runtime = json!({
+            "platform": "kube", "namespace": ns, "url": url, "model_server_pods": servers,
+            "seconds": {"apply": applied_s, "ready": ready_s},
+        });
+        // Nothing to keep alive here: the namespace is the deployment.
+        Ok(Deployment { url, runtime, handle: Box::new(()) })
+    }
+
+    /// The load engine's target: the Service's ClusterIP, the Gateway's address, or the URL.
+    async fn target_url(&self, snap: &Snapshot, stop: &Stop) -> Result<String, PlatformError> {
+        let ns = &snap.namespace;
+        match snap.target()? {
+            Target::External { url } => Ok(url),
+            Target::Service { name, port } => {
+                let api: Api<Service> = Api::namespaced(self.client.clone(), ns);
+                let svc = api.get(&name).await.map_err(|e| apply::api_error("reading service", &name, e))?;
+                let ip = svc.spec.and_then(|s| s.cluster_ip).filter(|ip| !ip.is_empty() && ip != "None");
+                let ip = ip.ok_or_else(|| PlatformError::Deploy(format!("service {name} has no ClusterIP")))?;
+                Ok(format!("http://{}:{port}", if ip.contains(':') { format!("[{ip}]") } else { ip }))
+            }
+            Target::Gateway { name, port } => {
+                let (ar, _) = apply::resource(&self.client, "gateway.networking.k8s.io/v1", "Gateway").await?;
+                let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &ar);
+                let t = self.opts.timeouts.ready;
+                let mut events = std::pin::pin!(
+                    watcher(api, watcher::Config::default().fields(&format!("metadata.name={name}")))
+                        .default_backoff()
+                        .applied_objects()
+                );
+                let addr = async {
+                    while let Some(g) = events.try_next().await.map_err(|e| WaitError::Api(e.to_string()))? {
+                        if let Some(a) = g.data.pointer("/status/addresses/0/value").and_then(|v| v.as_str()) {
+                            return Ok(a.to_owned());
+                        }
+                    }
+                    Err(WaitError::Api("the watch ended".into()))
+                };
+                match wait::bounded(addr, t, stop).await {
+                    Ok(a) => Ok(format!("http://{a}:{port}")),
+                    Err(e) => Err(self
+                        .diagnose_wait(snap, "deploy", &format!("gateway {name} got no address (is a Gateway controller such as Envoy Gateway installed?)"), t, e)
+                        .await),
+                }
+            }
+        }
+    }
+
+    async fn load_inner(&self, snap: &Snapshot, out: &Path, stop: &Stop) -> Result<Outcome, PlatformError> {
+        let ns = &snap.namespace;
+        let t0 = Instant::now();
+        let job = snap.objects.iter().find(|o| o.kind == "Job" && o.name == LOAD_JOB).ok_or_else(|| {
+            PlatformError::Snapshot(format!("{}: no Job {LOAD_JOB} in manifests/", snap.dir.display()))
+        })?;
+        let value = serde_json::to_value(&job.value).map_err(|e| PlatformError::Snapshot(e.to_string()))?;
+        let deadline = value.pointer("/spec/activeDeadlineSeconds").and_then(|v| v.as_u64()).unwrap_or(3600);
+        let results_dir = results_dir(&value);
+        apply::apply(&self.client, ns, &value, false).await.map_err(|e| PlatformError::Load(e.to_string()))?;
+        let t = Duration::from_secs(deadline) + self.opts.timeouts.load_margin;
+        let pod = match wait::load_sealed(&self.client, ns, t, stop).await {
+            Ok(wait::LoadPod::Sealed(p)) => p,
+            Err(e) => return Err(self.diagnose_wait(snap, "load", "the load engine", t, e).await),
+        };
+        let load_s = t0.elapsed().as_secs_f64();
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let tf = self.opts.timeouts.fetch;
+        let fetched = wait::bounded(
+            async { fetch::fetch(&pods, &pod, &results_dir, out).await.map_err(WaitError::Failed) },
+            tf,
+            stop,
+        )
+        .await;
+        let fetched = match fetched {
+            Ok(f) => f,
+            Err(e) => return Err(self.diagnose_wait(snap, "load", "downloading the results", tf, e).await),
+        };
+        let fetch_s = t0.elapsed().as_secs_f64() - load_s;
+        if let Err(e) = fetch::release(&pods, &pod, &results_dir).await {
+            eprintln!("warning: {ns}: releasing the load pod: {e} (the namespace's deletion stops it anyway)");
+        }
+        let done = self.job_finished(ns, stop).await;
+        let timings = json!({"load_until_sealed": load_s, "fetch": fetch_s, "fetched_bytes": fetched.bytes,
+                             "fetched_files": fetched.files, "job": done});
+        let _ = std::fs::write(out.join("kube.json"), serde_json::to_vec_pretty(&timings).unwrap_or_default());
+        let summary = out.join(crate::load::output::SUMMARY);
+        let text = std::fs::read_to_string(&summary)
+            .map_err(|e| PlatformError::Load(format!("{}: {e}", summary.display())))?;
+        let results =
+            store::parse_summary(&text).map_err(|e| PlatformError::Load(format!("{}: {e}", summary.display())))?;
+        let recorded = results.stages.iter().filter_map(|s| s.counts.as_ref()).map(|c| c.sent).sum();
+        Ok(Outcome { results, recorded, complete: true })
+    }
+
+    /// Waits (briefly) for the Job to complete after the release; says how it ended.
+    async fn job_finished(&self, ns: &str, stop: &Stop) -> String {
+        let api: Api<Job> = Api::namespaced(self.client.clone(), ns);
+        let cond = |j: Option<&Job>| -> bool {
+            j.and_then(|j| j.status.as_ref()).is_some_and(|s| s.succeeded.unwrap_or(0) > 0 || s.failed.unwrap_or(0) > 0)
+        };
+        let r = wait::bounded(
+            async {
+                kube::runtime::wait::await_condition(api.clone(), LOAD_JOB, cond)
+                    .await
+                    .map_err(|e| WaitError::Api(e.to_string()))
+            },
+            Duration::from_secs(60),
+            stop,
+        )
+        .await;
+        match r {
+            Ok(Some(j)) if j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) > 0 => "complete".into(),
+            Ok(_) => "failed (the load engine exited non-zero after its results were fetched)".into(),
+            Err(_) => "still running after the release".into(),
+        }
+    }
+}
+
+/// A client from the kubeconfig (KUBECONFIG, ~/.kube/config, `context`) or the in-cluster config.
+pub async fn client(context: Option<&str>) -> anyhow::Result<Client> {
+    use anyhow::Context as _;
+    install_crypto();
+    let config = match context {
+        Some(ctx) => {
+            let opts = kube::config::KubeConfigOptions { context: Some(ctx.to_owned()), ..Default::default() };
+            kube::Config::from_kubeconfig(&opts).await.with_context(|| format!("kubeconfig context {ctx}"))?
+        }
+        None => kube::Config::infer().await.context("no Kubernetes configuration (set KUBECONFIG or --context)")?,
+    };
+    Client::try_from(config).context("Kubernetes client")
+}
+
+/// A client for the kubeconfig file `path` (its current context).
+pub async fn client_for(path: &Path) -> anyhow::Result<Client> {
+    use anyhow::Context as _;
+    install_crypto();
+    let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("{}", path.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+    Client::try_from(config).context("Kubernetes client")
+}
+
+/// Picks rustls' ring provider for the process: two providers are linked in (ring for kube,
+/// aws-lc-rs for the GCS client), so rustls cannot choose by itself.
+pub fn install_crypto() {
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The results folder inside the load pod: the Job's `--output-dir` (default /results).
+fn results_dir(job: &serde_json::Value) -> String {
+    let args: Vec<&str> = job
+        .pointer("/spec/template/spec/containers/0/args")
+        .and_then(|a| a.as_array())
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    args.iter()
+        .position(|a| *a == "--output-dir")
+        .and_then(|i| args.get(i + 1))
+        .map_or_else(|| "/results".to_owned(), |s| (*s).to_owned())
+}
+
+#[async_trait]
+impl Platform for KubePlatform {
+    fn name(&self) -> &'static str {
+        "kube"
+    }
+
+    async fn deploy(&self, snap: &Snapshot, stop: &Stop) -> Result<Deployment, PlatformError> {
+        let t0 = Instant::now();
+        if let apply::Claim::Leftover = apply::claim(&self.client, &snap.namespace, &self.opts.run_id).await? {
+            // An earlier attempt of this run (killed, or kept by --skip-tear-down): start clean.
+            eprintln!("{}: deleting the namespace left by an earlier attempt of this run", snap.namespace);
+            apply::delete(&self.client, snap, self.opts.timeouts.delete).await?;
+        }
+        let r = self.deploy_inner(snap, stop, t0).await;
+        if r.is_err() && !self.opts.skip_tear_down {
+            // What this attempt created goes, even when the deploy failed or was interrupted.
+            if let Err(e) = apply::delete(&self.client, snap, self.opts.timeouts.delete).await {
+                eprintln!("warning: {}: {e}", snap.namespace);
+            }
+        }
+        r
+    }
+
+    async fn run_load(
+        &self,
+        snap: &Snapshot,
+        dep: &Deployment,
+        out: &Path,
+        stop: &Arc<Stop>,
+        on_stage: OnStage,
+    ) -> Result<Outcome, PlatformError> {
+        let _ = dep;
+        let outcome = self.load_inner(snap, out, stop).await?;
+        // The stages ran in the pod; they are reported once their results are here.
+        for s in &outcome.results.stages {
+            on_stage(&snap.name, s);
+        }
+        Ok(outcome)
+    }
+
+    async fn tear_down(&self, snap: &Snapshot, _dep: Deployment) -> Result<(), PlatformError> {
+        if self.opts.skip_tear_down {
+            return Ok(());
+        }
+        apply::delete(&self.client, snap, self.opts.timeouts.delete).await
+    }
+}

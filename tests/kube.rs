@@ -1,0 +1,305 @@
+//! `inferbench run --platform kube` against a real Kubernetes control plane (etcd, kube-apiserver,
+//! controller-manager, scheduler: `scripts/local-cluster.sh`, started on first use and shared by
+//! these tests) and the node emulator (`inferbench dev node`, started by this test binary and
+//! ended with it), as a user runs it: a child process.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    sync::{OnceLock, mpsc},
+};
+
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::{Api, api::PostParams};
+
+const BIN: &str = env!("CARGO_BIN_EXE_inferbench");
+
+struct Cluster {
+    kubeconfig: PathBuf,
+}
+
+/// The tests' own cluster (its own state dir, so a developer's cluster is never touched) and one
+/// node emulator for this process.
+fn cluster() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let state = root.join(".cache/local-cluster-test");
+        let up = Command::new("bash")
+            .arg(root.join("scripts/local-cluster.sh"))
+            .arg("up")
+            .env("LOCAL_CLUSTER_DIR", &state)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("scripts/local-cluster.sh runs");
+        assert!(up.status.success(), "scripts/local-cluster.sh up failed (see above)");
+        let kubeconfig = String::from_utf8_lossy(&up.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("export KUBECONFIG=").map(|p| PathBuf::from(p.trim_matches(['\'', '"']))))
+            .expect("`up` prints export KUBECONFIG=…");
+        start_node(&kubeconfig, &state.join("node"));
+        Cluster { kubeconfig }
+    })
+}
+
+/// Starts the node emulator from a thread that never ends: the child carries PR_SET_PDEATHSIG,
+/// which fires when its *spawning thread* exits, so it goes exactly when this test process does.
+fn start_node(kubeconfig: &Path, state: &Path) {
+    let (tx, rx) = mpsc::channel();
+    let (kubeconfig, state) = (kubeconfig.to_owned(), state.to_owned());
+    std::thread::spawn(move || {
+        use std::os::unix::process::CommandExt as _;
+        let mut cmd = Command::new(BIN);
+        cmd.args(["dev", "node", "--name", "inferbench-test-node", "--gpus", "16"])
+            .args(["--label", "cloud.google.com/gke-accelerator=nvidia-l4"])
+            .arg("--state-dir")
+            .arg(&state)
+            .env("KUBECONFIG", &kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // SAFETY: prctl is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("the node emulator starts");
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if err.read_line(&mut line).unwrap_or(0) == 0 {
+                tx.send(Err(format!("the node emulator exited: {:?}", child.wait()))).ok();
+                return;
+            }
+            if line.contains(" ready: kubelet endpoint") {
+                tx.send(Ok(())).ok();
+                break;
+            }
+        }
+        // Keep draining its stderr (so it never blocks), echoing it for failing tests.
+        for l in err.lines().map_while(Result::ok) {
+            eprintln!("node: {l}");
+        }
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv().expect("the node thread reports").expect("the node emulator is ready");
+}
+
+fn client() -> (tokio::runtime::Runtime, kube::Client) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let kubeconfig = cluster().kubeconfig.clone();
+    let client = rt.block_on(inferbench::platform::kube::client_for(&kubeconfig)).unwrap();
+    (rt, client)
+}
+
+/// A simulator benchmark small enough for a test.
+fn sim_benchmark(name: &str, extra_model_server: &str, load: &str) -> String {
+    format!(
+        r#"benchmarks {{
+  name: "{name}"
+  config {{
+    model_server {{
+      accelerator: "nvidia-l4"
+      simulator {{ model: "meta-llama/Llama-2-7b-hf" time_scale: 0.01 seed: 1 }}
+      {extra_model_server}
+    }}
+    load_balancer {{ k8s_service {{}} }}
+    benchmark_tool {{ load {{ dataset {{ synthetic {{ input {{ mean: 32 }} output {{ mean: 8 }} }} }} {load} }} }}
+  }}
+}}
+"#
+    )
+}
+
+struct Run {
+    dir: tempfile::TempDir,
+}
+
+impl Run {
+    fn new(catalog: &str) -> Run {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.pbtxt"), catalog).unwrap();
+        Run { dir }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("run")
+            .arg(self.dir.path().join("t.pbtxt"))
+            .args(["--platform", "kube", "--output", self.out().to_str().unwrap()])
+            .args(args)
+            .env("KUBECONFIG", &cluster().kubeconfig)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        for v in ["INFERBENCH_RUN_ID", "run_id", "INFERBENCH_DRY_RUN", "dry_run", "INFERBENCH_GCS_BUCKET", "gcs_bucket"]
+        {
+            c.env_remove(v);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("output")
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        let runs: Vec<PathBuf> = std::fs::read_dir(self.out()).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        runs[0].clone()
+    }
+
+    fn run_id(&self) -> String {
+        self.run_dir().file_name().unwrap().to_str().unwrap().to_owned()
+    }
+
+    fn bench_dir(&self, name: &str) -> PathBuf {
+        self.run_dir().join(format!("{name}-{}", self.run_id()))
+    }
+
+    fn run_json(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.run_dir().join("run.json")).unwrap()).unwrap()
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Namespaces whose name ends with `-{run_id}`.
+fn namespaces_of(run_id: &str) -> Vec<String> {
+    let (rt, client) = client();
+    let api: Api<Namespace> = Api::all(client);
+    let list = rt.block_on(api.list(&Default::default())).unwrap();
+    list.items.into_iter().filter_map(|n| n.metadata.name).filter(|n| n.ends_with(&format!("-{run_id}"))).collect()
+}
+
+fn delete_namespace(name: &str) {
+    let (rt, client) = client();
+    let api: Api<Namespace> = Api::all(client);
+    let _ = rt.block_on(api.delete(name, &Default::default()));
+}
+
+#[test]
+fn two_benchmarks_run_in_pods_and_leave_nothing_behind() {
+    let mut catalog = sim_benchmark("k1", "", "num_prompts: 20 rates { request_rates: [40] }");
+    catalog.push_str(&sim_benchmark("k2", "", "num_prompts: 10 rates { request_rates: [20, 40] }"));
+    let r = Run::new(&catalog);
+    let o = r.run(&["--parallelism", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    for (name, stages) in [("k1", 1), ("k2", 2)] {
+        let dir = r.bench_dir(name).join("results");
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+        let st = summary["stages"].as_array().unwrap();
+        assert_eq!(st.len(), stages, "{summary}");
+        for s in st {
+            assert_eq!(s["counts"]["sent"], s["counts"]["succeeded"], "{s}");
+        }
+        // Downloaded through the API with the pod's checksums, which travel along.
+        let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+        assert!(sums.contains("summary.json") && sums.contains("requests.jsonl.zst"), "{sums}");
+        let runtime: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("runtime.json")).unwrap()).unwrap();
+        assert_eq!(runtime["platform"], "kube");
+        assert!(runtime["url"].as_str().unwrap().starts_with("http://127.1."), "the Service's ClusterIP: {runtime}");
+        assert_eq!(runtime["model_server_pods"][0]["node"], "inferbench-test-node", "{runtime}");
+        let kube: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("kube.json")).unwrap()).unwrap();
+        assert_eq!(kube["job"], "complete", "the released load Job completes: {kube}");
+        assert_eq!(r.run_json()["benchmarks"][name]["state"], "done");
+    }
+    assert!(namespaces_of(&r.run_id()).is_empty(), "namespaces left: {:?}", namespaces_of(&r.run_id()));
+}
+
+#[test]
+fn skip_tear_down_leaves_the_namespace() {
+    let r = Run::new(&sim_benchmark("kept", "", "num_prompts: 5 rates { request_rates: [40] }"));
+    let o = r.run(&["--skip-tear-down"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let ns = format!("kept-{}", r.run_id());
+    assert_eq!(namespaces_of(&r.run_id()), [ns.clone()]);
+    // The model server still runs there.
+    let (rt, client) = client();
+    let pods: Api<Pod> = Api::namespaced(client, &ns);
+    let list = rt.block_on(pods.list(&kube::api::ListParams::default().labels("app=model-server"))).unwrap();
+    assert_eq!(list.items.len(), 1);
+    delete_namespace(&ns);
+}
+
+#[test]
+fn a_server_that_never_becomes_ready_times_out_with_diagnostics() {
+    // A vLLM server (the emulator stands in for its image) asking for more GPUs than the node
+    // has: the scheduler never places it.
+    let catalog = sim_benchmark("greedy", "", "num_prompts: 5 rates { request_rates: [40] }").replace(
+        "simulator { model: \"meta-llama/Llama-2-7b-hf\" time_scale: 0.01 seed: 1 }",
+        "vllm { model: \"meta-llama/Llama-2-7b-hf\" tensor_parallelism: \"64\" }",
+    );
+    assert!(catalog.contains("vllm"), "{catalog}");
+    let r = Run::new(&catalog);
+    let o = r.run(&["--ready-timeout", "3"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let reason = r.run_json()["benchmarks"]["greedy"]["reason"].as_str().unwrap().to_owned();
+    assert!(reason.contains("did not become ready") && reason.contains("not done after 3 s"), "{reason}");
+    assert!(reason.contains("Insufficient nvidia.com/gpu"), "the scheduler's reason is shown: {reason}");
+    let saved = std::fs::read_to_string(r.bench_dir("greedy").join("diagnostics/deploy.txt")).unwrap();
+    assert!(saved.contains("FailedScheduling") && saved.contains("PodScheduled false"), "{saved}");
+    assert!(namespaces_of(&r.run_id()).is_empty(), "a failed deploy tears down what it created");
+}
+
+#[test]
+fn a_crashing_server_is_reported_with_its_last_log_lines() {
+    // An argument the simulator does not know: it exits at start, again and again.
+    let catalog =
+        sim_benchmark("crashy", "extra_args: [\"--no-such-flag\"]", "num_prompts: 5 rates { request_rates: [40] }");
+    let r = Run::new(&catalog);
+    let o = r.run(&["--ready-timeout", "120"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let reason = r.run_json()["benchmarks"]["crashy"]["reason"].as_str().unwrap().to_owned();
+    assert!(reason.contains("crash-looping") && reason.contains("last exit code 2"), "{reason}");
+    assert!(reason.contains("last log lines") && reason.contains("--no-such-flag"), "{reason}");
+    assert!(namespaces_of(&r.run_id()).is_empty());
+}
+
+#[test]
+fn a_load_engine_that_fails_is_reported_with_its_last_log_lines() {
+    let catalog = sim_benchmark(
+        "badload",
+        "",
+        "tokenizer: \"nobody/no-such-tokenizer\" num_prompts: 5 rates { request_rates: [40] }",
+    );
+    let r = Run::new(&catalog);
+    let o = r.run(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let reason = r.run_json()["benchmarks"]["badload"]["reason"].as_str().unwrap().to_owned();
+    assert!(reason.contains("exited with code 1 before its results were ready"), "{reason}");
+    assert!(reason.contains("nobody/no-such-tokenizer"), "its last log lines say why: {reason}");
+    assert!(r.bench_dir("badload").join("diagnostics/load.txt").is_file());
+    assert!(namespaces_of(&r.run_id()).is_empty());
+}
+
+#[test]
+fn a_foreign_namespace_with_the_same_name_is_refused() {
+    let r = Run::new(&sim_benchmark("foreign", "", "num_prompts: 5 rates { request_rates: [40] }"));
+    // Snapshots first, to learn the namespace's name; then someone else's namespace takes it.
+    let o = r.run(&["--dry-run"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let ns = format!("foreign-{}", r.run_id());
+    let (rt, client) = client();
+    let api: Api<Namespace> = Api::all(client);
+    let theirs: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+    rt.block_on(api.create(&PostParams::default(), &theirs)).unwrap();
+    let o = r.run(&["--run-id", &r.run_id()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let reason = r.run_json()["benchmarks"]["foreign"]["reason"].as_str().unwrap().to_owned();
+    assert!(reason.contains("not managed by inferbench") && reason.contains("refusing"), "{reason}");
+    let still = rt.block_on(api.get(&ns)).unwrap();
+    assert!(still.metadata.deletion_timestamp.is_none(), "their namespace is untouched");
+    delete_namespace(&ns);
+}
