@@ -29,12 +29,14 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Absolute: the state dir's path on a process's command line is how running_pid knows it as ours.
 dir="$(realpath -m "${LOCAL_CLUSTER_DIR:-$root/.cache/local-cluster}")"
 cache="${INFERBENCH_CACHE:-$HOME/.cache/inferbench}"
-k8s_cache="$cache/k8s-$K8S_VERSION"
+# r2: built with reflect2 1.0.2 (see ensure_binaries); r1 binaries crash under load.
+k8s_cache="$cache/k8s-$K8S_VERSION-r2"
 bin_dir="$k8s_cache/bin"
 timeout_s="${LOCAL_CLUSTER_TIMEOUT:-60}"
 stop_timeout_s=10 # per group of components in `down`, before KILL
 components=(etcd apiserver controller-manager scheduler) # start order
 kube_binaries=(kube-apiserver kube-controller-manager kube-scheduler)
+reflect2_src=/usr/share/gocode/src/github.com/modern-go/reflect2
 
 say() { echo "local-cluster: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -297,6 +299,7 @@ ensure_binaries() {
   command -v rsync >/dev/null || pkgs+=(rsync)
   command -v jq >/dev/null || pkgs+=(jq)
   command -v make >/dev/null || pkgs+=(make)
+  [[ -d "$reflect2_src" ]] || pkgs+=(golang-github-modern-go-reflect2-dev)
   ((${#pkgs[@]} == 0)) || apt_install "${pkgs[@]}"
   ensure_deb_src
 
@@ -316,6 +319,15 @@ ensure_binaries() {
   # The cache is named after the version: never file another one under it.
   [[ "${src##*/}" == "kubernetes-$K8S_VERSION" ]] ||
     die "Debian's kubernetes source is ${src##*/}, not kubernetes-$K8S_VERSION: update K8S_VERSION"
+
+  # Kubernetes 1.20 vendors github.com/modern-go/reflect2 1.0.1, whose unsafe map iteration
+  # relies on Go runtime internals that changed in Go 1.18: built with Debian's Go 1.19, the
+  # apiserver dies with "fatal error: fault" (SIGSEGV in mapiterinit, from json-iterator)
+  # under load. 1.0.2 is the fix Kubernetes itself took; Debian packages it. Same API, so the
+  # vendored copy is replaced file for file.
+  rm -rf "$src/vendor/github.com/modern-go/reflect2"
+  cp -r "$reflect2_src" "$src/vendor/github.com/modern-go/reflect2"
+  find "$src/vendor/github.com/modern-go/reflect2" -name '*_test.go' -delete
 
   # No .git in a source tarball: give the build its version, else the servers report v0.0.0.
   cat >"$work/version.env" <<EOF

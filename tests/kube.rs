@@ -303,3 +303,180 @@ fn a_foreign_namespace_with_the_same_name_is_refused() {
     assert!(still.metadata.deletion_timestamp.is_none(), "their namespace is untouched");
     delete_namespace(&ns);
 }
+
+/// Spawns a run and reads its stdout until a line contains `needle`.
+fn spawn_until(r: &Run, args: &[&str], needle: &str) -> std::process::Child {
+    let mut child = r.cmd(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut all = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "the run ended before {needle:?}:\n{all}");
+        all.push_str(&line);
+        if line.contains(needle) {
+            break;
+        }
+    }
+    // Keep draining stdout so the run never blocks on a full pipe.
+    std::thread::spawn(move || for _ in out.lines() {});
+    child
+}
+
+#[test]
+fn ctrl_c_tears_down_what_the_run_created() {
+    let r = Run::new(&sim_benchmark("stopped", "", "num_prompts: 400 rates { request_rates: [5] }"));
+    let mut child = spawn_until(&r, &[], "[stopped] ready at");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(namespaces_of(&r.run_id()).is_empty(), "left: {:?}", namespaces_of(&r.run_id()));
+    assert!(!r.bench_dir("stopped").join("results").exists());
+}
+
+#[test]
+fn a_run_killed_mid_way_resumes_from_a_clean_namespace() {
+    let r = Run::new(&sim_benchmark("resumed", "", "num_prompts: 20 rates { request_rates: [10] }"));
+    let mut child = spawn_until(&r, &[], "[resumed] ready at");
+    child.kill().unwrap(); // SIGKILL: no tear-down, the namespace stays
+    child.wait().unwrap();
+    let id = r.run_id();
+    assert_eq!(namespaces_of(&id), [format!("resumed-{id}")]);
+    let o = r.run(&["--run-id", &id]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("deleting the namespace left by an earlier attempt of this run"), "{}", text(&o));
+    assert_eq!(r.run_json()["benchmarks"]["resumed"]["state"], "done");
+    assert!(r.bench_dir("resumed").join("results/summary.json").is_file());
+    assert!(namespaces_of(&id).is_empty());
+}
+
+/// Minimal CRDs for the kinds the gateway manifests use (schemas open: the check is that the
+/// API server accepts the objects as the cluster will serve them).
+fn install_gateway_crds() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let (rt, client) = client();
+    let api: Api<CustomResourceDefinition> = Api::all(client);
+    let kinds = [
+        ("gateway.networking.k8s.io", "v1", "GatewayClass", "gatewayclasses", "Cluster"),
+        ("gateway.networking.k8s.io", "v1", "Gateway", "gateways", "Namespaced"),
+        ("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", "Namespaced"),
+        ("inference.networking.x-k8s.io", "v1alpha2", "InferencePool", "inferencepools", "Namespaced"),
+        ("inference.networking.x-k8s.io", "v1alpha2", "InferenceModel", "inferencemodels", "Namespaced"),
+        ("gateway.envoyproxy.io", "v1alpha1", "Backend", "backends", "Namespaced"),
+        ("gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy", "envoyextensionpolicies", "Namespaced"),
+        ("gateway.envoyproxy.io", "v1alpha1", "EnvoyPatchPolicy", "envoypatchpolicies", "Namespaced"),
+        ("gateway.envoyproxy.io", "v1alpha1", "BackendTrafficPolicy", "backendtrafficpolicies", "Namespaced"),
+    ];
+    for (group, version, kind, plural, scope) in kinds {
+        let crd: CustomResourceDefinition = serde_json::from_value(serde_json::json!({
+            // Groups under k8s.io are protected: their CRDs must say where the API was approved.
+            "metadata": {"name": format!("{plural}.{group}"),
+                "annotations": {"api-approved.kubernetes.io": "https://github.com/kubernetes-sigs/gateway-api/pull/1538"}},
+            "spec": {"group": group, "scope": scope,
+                "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase(), "listKind": format!("{kind}List")},
+                "versions": [{"name": version, "served": true, "storage": true, "subresources": {"status": {}},
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+        }))
+        .unwrap();
+        match rt.block_on(api.create(&PostParams::default(), &crd)) {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => panic!("CRD {kind}: {e}"),
+        }
+        let name = format!("{plural}.{group}");
+        let established = kube::runtime::wait::conditions::is_crd_established();
+        rt.block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                kube::runtime::wait::await_condition(api.clone(), &name, established),
+            )
+            .await
+        })
+        .unwrap()
+        .unwrap();
+    }
+}
+
+#[test]
+fn gateway_manifests_are_accepted_by_the_api_server_with_their_crds() {
+    install_gateway_crds();
+    let out = tempfile::tempdir().unwrap();
+    let o = Command::new(BIN)
+        .args(["run", "--benchmarks", "benchmarks", "--benchmark-name-regex", "llama2-7b-h100-r8-epp"])
+        .args(["--platform", "kube", "--server-dry-run", "--output", out.path().to_str().unwrap()])
+        .env("KUBECONFIG", &cluster().kubeconfig)
+        .env_remove("INFERBENCH_RUN_ID")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("[llama2-7b-h100-r8-epp]") && t.contains("objects accepted by the API server (dry run)"), "{t}");
+    // Nothing stays: the namespace made for the check is gone.
+    let run_id = std::fs::read_dir(out.path()).unwrap().next().unwrap().unwrap().file_name();
+    assert!(namespaces_of(run_id.to_str().unwrap()).is_empty());
+}
+
+#[test]
+fn more_than_100_mb_of_results_arrive_intact_through_the_api() {
+    use inferbench::platform::kube::fetch;
+    let (rt, client) = client();
+    let ns = format!("fetch-{}", std::process::id());
+    let nsapi: Api<Namespace> = Api::all(client.clone());
+    let labels = serde_json::json!({"app.kubernetes.io/managed-by": "inferbench", "inferbench/run-id": "fetchtest"});
+    let n: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns, "labels": labels}})).unwrap();
+    rt.block_on(nsapi.create(&PostParams::default(), &n)).unwrap();
+    let bytes: u64 = 105 * 1024 * 1024;
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "filler", "labels": {"app": "load-engine"}},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": fetch::CONTAINER, "image": "inferbench:test",
+            "args": ["dev", "fill", "/results", "--bytes", bytes.to_string()],
+            "readinessProbe": {"exec": {"command": ["inferbench", "results", "check", "/results"]}, "periodSeconds": 1},
+            "volumeMounts": [{"name": "results", "mountPath": "/results"}]}],
+            "volumes": [{"name": "results", "emptyDir": {}}]}
+    }))
+    .unwrap();
+    // A pod is refused until the namespace's service account has its token (Deployments and
+    // Jobs retry by themselves; a bare pod does not).
+    let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), &ns);
+    let has_token = |s: Option<&k8s_openapi::api::core::v1::ServiceAccount>| s.is_some_and(|s| s.secrets.as_ref().is_some_and(|v| !v.is_empty()));
+    rt.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(30), kube::runtime::wait::await_condition(sa, "default", has_token)).await
+    })
+    .unwrap()
+    .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    rt.block_on(pods.create(&PostParams::default(), &pod)).unwrap();
+    let stop = inferbench::load::runner::Stop::default();
+    let sealed = rt.block_on(inferbench::platform::kube::wait::load_sealed(
+        &client,
+        &ns,
+        std::time::Duration::from_secs(120),
+        &stop,
+    ));
+    assert!(sealed.is_ok(), "the filler pod became ready");
+    let staging = tempfile::tempdir().unwrap();
+    let dest = staging.path().join("results");
+    std::fs::create_dir(&dest).unwrap();
+    let t0 = std::time::Instant::now();
+    let got = rt.block_on(fetch::fetch(&pods, "filler", "/results", &dest)).unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!("fetched {} bytes in {secs:.2} s: {:.0} MB/s", got.bytes, got.bytes as f64 / secs / 1e6);
+    assert!(got.bytes > bytes, "the tar carries the whole blob: {}", got.bytes);
+    assert_eq!(got.files, 1);
+    assert_eq!(std::fs::metadata(dest.join("blob")).unwrap().len(), bytes);
+    // Verified against the pod's SHA256SUMS while unpacking; released, the pod ends.
+    rt.block_on(fetch::release(&pods, "filler", "/results")).unwrap();
+    let done = rt.block_on(async {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            kube::runtime::wait::await_condition(pods.clone(), "filler", |p: Option<&Pod>| {
+                p.and_then(|p| p.status.as_ref()?.phase.as_deref()) == Some("Succeeded")
+            }),
+        )
+        .await
+    });
+    assert!(matches!(done, Ok(Ok(_))), "the released pod exits 0");
+    let _ = rt.block_on(nsapi.delete(&ns, &Default::default()));
+}

@@ -92,10 +92,18 @@ impl KubePlatform {
         KubePlatform { client, opts }
     }
 
-    /// Server-side dry run of every object of the snapshot (nothing is created): checks the
-    /// manifests against the cluster's API (kinds served, CRDs installed, schemas).
+    /// Server-side dry run of every object of the snapshot: checks the manifests against the
+    /// cluster's API (kinds served, CRDs installed, schemas). The API server checks a namespaced
+    /// object's namespace even in a dry run, so the namespace itself is created for the check
+    /// (after the same claim as a run) and deleted again, unless it was there already.
     pub async fn dry_run(&self, snap: &Snapshot) -> Result<usize, PlatformError> {
-        apply::apply_all(&self.client, snap, |_| true, true).await
+        let existed = matches!(apply::claim(&self.client, &snap.namespace, &self.opts.run_id).await?, apply::Claim::Leftover);
+        apply::apply_all(&self.client, snap, |o| o.kind == "Namespace", false).await?;
+        let r = apply::apply_all(&self.client, snap, |_| true, true).await;
+        if !existed {
+            apply::delete(&self.client, snap, self.opts.timeouts.delete).await?;
+        }
+        r
     }
 
     fn failure(&self, snap: &Snapshot, phase: &str, headline: String, diag: Option<String>) -> String {
