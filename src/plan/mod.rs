@@ -168,7 +168,12 @@ pub fn build(
     };
     let reason =
         format!("name does not match --benchmark-name-regex '{}'", opts.name_regex.as_deref().unwrap_or_default());
-    plan.skipped.extend(unmatched.iter().map(|r| Skipped { name: r.name.clone(), reason: reason.clone() }));
+    // A template is never run whatever the regex says: it is skipped as abstract (and so left out
+    // of run.json), not as unmatched.
+    plan.skipped.extend(unmatched.iter().map(|r| Skipped {
+        name: r.name.clone(),
+        reason: if r.is_abstract() { ABSTRACT.into() } else { reason.clone() },
+    }));
     for r in resolved {
         if r.is_abstract() {
             plan.skipped.push(Skipped { name: r.name.clone(), reason: ABSTRACT.into() });
