@@ -22,8 +22,9 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_inferbench");
 
 /// A catalog: an abstract base on a fast simulated server (`time_scale`), benchmarks derived from
-/// it, a chat one, and one whose server cannot be reached.
-fn catalog(time_scale: f64) -> String {
+/// it, a chat one, one whose server cannot be reached, and one whose server answers every request
+/// with an error (at `errors_url`).
+fn catalog(time_scale: f64, errors_url: &str) -> String {
     format!(
         r#"benchmarks {{
   name: "base"
@@ -59,14 +60,47 @@ benchmarks {{
     benchmark_tool {{ load {{ num_prompts: 5 rates {{ request_rates: [50] }} }} }}
   }}
 }}
+benchmarks {{
+  name: "errors"
+  config {{
+    model_server {{ external {{ url: "{errors_url}" model: "meta-llama/Llama-3.1-8B-Instruct" }} }}
+    benchmark_tool {{ load {{ num_prompts: 5 rates {{ request_rates: [50] }} }} }}
+  }}
+}}
 benchmarks {{ name: "later" base_benchmark_name: "base" }}
 "#
     )
 }
 
+/// A child process we started; killed when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `inferbench sim` answering every request with a 500, and its URL.
+fn failing_server() -> (Killed, String) {
+    let mut child = Command::new(BIN)
+        .args(["sim", "--zero-latency", "--error-rate", "1", "--port", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.rsplit(" on ").next().unwrap().trim().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    (Killed(child), url)
+}
+
 struct Runs {
     root: PathBuf,
-    /// one, two, chat done; down failed; later skipped.
+    /// one, two, chat done; down and errors failed; later skipped.
     fast: PathBuf,
     /// one and two on a server 4× slower.
     slow: PathBuf,
@@ -92,14 +126,15 @@ fn runs() -> &'static Runs {
         let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-tests");
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
-        std::fs::write(root.join("fast.pbtxt"), catalog(0.01)).unwrap();
-        std::fs::write(root.join("slow.pbtxt"), catalog(0.04)).unwrap();
+        let (_server, errors_url) = failing_server();
+        std::fs::write(root.join("fast.pbtxt"), catalog(0.01, &errors_url)).unwrap();
+        std::fs::write(root.join("slow.pbtxt"), catalog(0.04, &errors_url)).unwrap();
         // Every snapshot first, then a run of some: "later" stays not done.
         let o = inferbench(&["generate", "fast.pbtxt", "--output", "out", "--run-id", "fast0001"], &root);
         assert!(o.status.success(), "{}", text(&o));
         let run = ["run", "fast.pbtxt", "--output", "out", "--run-id", "fast0001", "--ready-timeout", "1"];
-        let o = inferbench(&[&run[..], &["--benchmark-name-regex", "one|two|chat|down"]].concat(), &root);
-        assert_eq!(o.status.code(), Some(1), "one benchmark (down) fails:\n{}", text(&o));
+        let o = inferbench(&[&run[..], &["--benchmark-name-regex", "one|two|chat|down|errors"]].concat(), &root);
+        assert_eq!(o.status.code(), Some(2), "two benchmarks (down, errors) fail:\n{}", text(&o));
         let o = inferbench(
             &["run", "slow.pbtxt", "--output", "out", "--run-id", "slow0001", "--benchmark-name-regex", "one|two"],
             &root,
@@ -207,8 +242,9 @@ fn the_report_of_a_real_run_shows_summary_json_numbers_in_table_and_csv() {
         assert_eq!(row["failed"], st["counts"]["failed"].to_string());
         assert_eq!(row["state"], "done");
     }
-    // The partial run: the failed and the skipped benchmark are listed with why.
+    // The partial run: the failed and the skipped benchmarks are listed with why.
     let run_json: Value = serde_json::from_slice(&std::fs::read(r.fast.join("run.json")).unwrap()).unwrap();
+    assert!(run_json["benchmarks"].get("base").is_none(), "an abstract template is no benchmark of the run");
     for name in ["down", "later"] {
         let state = run_json["benchmarks"][name]["state"].as_str().unwrap();
         let row = csv.iter().find(|row| row["benchmark"] == name).unwrap();
@@ -218,6 +254,18 @@ fn the_report_of_a_real_run_shows_summary_json_numbers_in_table_and_csv() {
     }
     assert_eq!(run_json["benchmarks"]["down"]["state"], "failed");
     assert_eq!(run_json["benchmarks"]["later"]["state"], "skipped");
+    // A benchmark whose every request failed: its failed attempt's stage, from failed-results/.
+    let errors = csv.iter().find(|row| row["benchmark"] == "errors").unwrap();
+    assert_eq!(
+        (errors["state"].as_str(), errors["results"].as_str(), errors["stage"].as_str()),
+        ("failed", "failed", "rate-50")
+    );
+    assert_eq!(
+        (errors["sent"].as_str(), errors["failed"].as_str(), errors["errors"].as_str()),
+        ("5", "5", "http_5xx 5")
+    );
+    assert_eq!(errors["ttft_ms_p50"], "", "no latency of failed requests");
+    assert!(t.lines().any(|l| l.contains("errors") && l.contains("rate-50") && l.contains("5 (http_5xx 5)")), "{t}");
 
     // Plots: every one valid SVG with drawn lines and text, and a PNG of the same figure.
     let plots = report.join("plots");
@@ -235,6 +283,7 @@ fn the_report_of_a_real_run_shows_summary_json_numbers_in_table_and_csv() {
         "latency-vs-throughput-tpot.svg",
         "latency-vs-throughput-ttft.svg",
         "server-chat.svg",
+        "server-errors.svg", // a failed benchmark's server was scraped too
         "server-one.svg",
         "server-two.svg",
         "throughput-vs-offered.svg",
@@ -308,7 +357,7 @@ fn compare_flags_a_slower_server_and_nothing_against_itself() {
     let o = inferbench(&["report", me, "--compare", me, "--out", out.to_str().unwrap()], &r.root);
     let t = text(&o);
     assert!(o.status.success(), "{t}");
-    assert!(t.contains("5 stage(s) in both; 0 difference(s) beyond noise"), "{t}");
+    assert!(t.contains("6 stage(s) in both; 0 difference(s) beyond noise"), "{t}");
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(!html.contains("class=\"worse\"") && !html.contains("class=\"better\""));
     assert!(html.contains("too few requests to bound it"), "a p99 of 60 requests is not assessed");

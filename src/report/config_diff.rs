@@ -4,6 +4,15 @@
 
 use similar::{ChangeTag, TextDiff};
 
+/// Top-level fields that describe a benchmark itself and are never inherited (see
+/// [`crate::catalog::inherit`]): they always differ from the base's, so a diff leaves them out.
+const OWN_FIELDS: &[&str] = &["name:", "base_benchmark_name:", "abstract:", "description:"];
+
+/// A resolved config without its own (never inherited) top-level fields.
+pub fn config_only(pbtxt: &str) -> String {
+    pbtxt.lines().filter(|l| !OWN_FIELDS.iter().any(|f| l.starts_with(f))).map(|l| format!("{l}\n")).collect()
+}
+
 /// One line of a diff.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DiffLine {
@@ -63,5 +72,11 @@ mod tests {
             ]
         );
         assert!(diff(&base, &base, 3).is_empty());
+    }
+
+    #[test]
+    fn identity_fields_are_left_out_nested_ones_kept() {
+        let text = "name: \"b\"\nbase_benchmark_name: \"a\"\ndescription: \"d\"\nconfig {\n  name: \"x\"\n}\n";
+        assert_eq!(config_only(text), "config {\n  name: \"x\"\n}\n");
     }
 }

@@ -221,10 +221,10 @@ fn comparison(h: &mut String, c: &Comparison) {
          distribution, not a mean. Throughputs: Poisson noise of the number of requests completed. Errors: the Wilson interval \
          of the failure rate. Non-overlap is a conservative test (about the 0.5&nbsp;% level): a flag means a real change; \
          &ldquo;within noise&rdquo; does not prove there is none. A percentile that too few requests cannot bound (a p99 of \
-         {few} requests) and stages without per-request records are not assessed.</p>",
+         fewer than {few} requests) and stages without per-request records are not assessed.</p>",
         id = esc(&c.baseline_id),
         dir = esc(&c.baseline_dir.display().to_string()),
-        few = stats::min_sample_bounding(0.99, stats::Z95) - 1,
+        few = stats::min_sample_bounding(0.99, stats::Z95),
     );
     let flagged = c.stages.iter().flat_map(|s| &s.metrics).filter(|m| m.verdict.flagged()).count();
     let _ = writeln!(h, "<p><b>{flagged}</b> difference(s) beyond noise in {} stage(s) compared.</p>", c.stages.len());
@@ -344,9 +344,9 @@ fn benchmark(h: &mut String, b: &Bench, link: &dyn Fn(&Path) -> String) {
                     "<details class=\"diff\" open><summary>Changes from its base <b>{}</b> ({from})</summary><pre>",
                     esc(&base.name)
                 );
-                let lines = config_diff::diff(base_cfg, cfg, 3);
+                let lines = config_diff::diff(&config_diff::config_only(base_cfg), &config_diff::config_only(cfg), 3);
                 if lines.is_empty() {
-                    h.push_str("(no difference but the name)");
+                    h.push_str("(the same config: only its name differs)");
                 }
                 for l in lines {
                     let (class, mark, text) = match &l {
@@ -369,4 +369,20 @@ fn benchmark(h: &mut String, b: &Bench, link: &dyn Fn(&Path) -> String) {
         }
     }
     h.push_str("</section>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped_for_elements_and_attributes_and_paths_stay_readable() {
+        assert_eq!(esc("a<b>&\"c\" 'd' ../x/y"), "a&lt;b&gt;&amp;&quot;c&quot; &#39;d&#39; ../x/y");
+    }
+
+    #[test]
+    fn an_xml_declaration_is_dropped_from_inline_svg() {
+        assert_eq!(inline_svg("<?xml version=\"1.0\"?>\n<svg/>"), "<svg/>");
+        assert_eq!(inline_svg("<svg/>"), "<svg/>");
+    }
 }

@@ -154,7 +154,6 @@ fn latency_vs_throughput(
             "{title} p50 (solid) and p99 (dashed) of each stage against the successful requests per second it achieved; one colour per benchmark. Where the curve turns up is the usable capacity."
         ),
         panels: vec![Panel {
-            title: format!("{title} (ms)"),
             x: "achieved throughput (successful req/s)".into(),
             y: format!("{title} (ms)"),
             lines,
@@ -385,12 +384,11 @@ fn draw_panel<DB: DrawingBackend>(
         let (lo, hi) = range(ys, true);
         if p.diagonal { (lo.min(0.0), hi.max(x1)) } else { (lo, hi) }
     };
-    let mut chart = ChartBuilder::on(area)
-        .caption(&p.title, ("sans-serif", 15))
-        .margin(8)
-        .x_label_area_size(38)
-        .y_label_area_size(58)
-        .build_cartesian_2d(x0..x1, y0..y1)?;
+    let mut builder = ChartBuilder::on(area);
+    if !p.title.is_empty() {
+        builder.caption(&p.title, ("sans-serif", 15));
+    }
+    let mut chart = builder.margin(8).x_label_area_size(38).y_label_area_size(58).build_cartesian_2d(x0..x1, y0..y1)?;
     chart
         .configure_mesh()
         .x_desc(&p.x)
