@@ -220,7 +220,9 @@ fn comparison(h: &mut String, c: &Comparison) {
          of a quantile from the order statistics of every request's latency (<code>requests.jsonl.zst</code>): the whole \
          distribution, not a mean. Throughputs: Poisson noise of the number of requests completed. Errors: the Wilson interval \
          of the failure rate. Non-overlap is a conservative test (about the 0.5&nbsp;% level): a flag means a real change; \
-         &ldquo;within noise&rdquo; does not prove there is none. A percentile that too few requests cannot bound (a p99 of \
+         &ldquo;within noise&rdquo; does not prove there is none. The intervals take requests as independent; near \
+         saturation a queue correlates neighbouring requests, so a flagged change of a few percent at a saturated stage \
+         deserves a second run. A percentile that too few requests cannot bound (a p99 of \
          fewer than {few} requests) and stages without per-request records are not assessed.</p>",
         id = esc(&c.baseline_id),
         dir = esc(&c.baseline_dir.display().to_string()),

@@ -14,6 +14,9 @@
 //!
 //! Non-overlap of two 95 % intervals is a conservative test (about the 0.5 % level for equal
 //! widths): a flag means a real change, not a lucky draw; no flag does not prove "no change".
+//! The intervals take requests as independent draws. Near saturation a queue makes neighbouring
+//! requests' latencies move together, which makes the true interval wider than these: a flag on
+//! a change of a few percent at a saturated stage deserves a second run before it is believed.
 
 /// z of a two-sided 95 % interval.
 pub const Z95: f64 = 1.959_963_984_540_054;
