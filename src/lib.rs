@@ -14,6 +14,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod platform;
 pub mod render;
+pub mod report;
 pub mod results;
 pub mod schema;
 pub mod sim;

@@ -75,6 +75,7 @@ pub fn generate(plan: &Plan, renderer: &Renderer, overwrite: bool) -> Vec<Snapsh
             let manifests = renderer.render(p, &plan.run_id)?;
             Ok(Content {
                 benchmark_pbtxt: Catalog::to_text(&p.resolved.message),
+                base_pbtxt: p.base.as_ref().map(|(_, text)| text.clone()),
                 manifests: manifests.into_iter().map(|m| (m.file, m.text)).collect(),
             })
         })

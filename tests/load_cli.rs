@@ -134,6 +134,18 @@ async fn server_metrics_are_scraped_over_time_and_summarised_per_stage() {
     // The scrape at the end of the last stage comes after every answer: 2 stages × 20 × 8 tokens.
     assert_eq!(samples.last().unwrap()["values"]["vllm:generation_tokens_total"], 320.0);
     assert_eq!(m["kinds"]["vllm:num_requests_waiting"], "gauge");
+    // Each stage's window on the samples' clock, in order, each with samples inside.
+    let windows: Vec<(&str, f64, f64)> = m["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["name"].as_str().unwrap(), w["from"].as_f64().unwrap(), w["to"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(windows.iter().map(|w| w.0).collect::<Vec<_>>(), ["rate-40", "rate-80"]);
+    assert!(windows.iter().all(|w| w.1 < w.2) && windows[0].2 <= windows[1].1, "{windows:?}");
+    for w in &windows {
+        assert!(times.iter().filter(|t| (w.1..=w.2).contains(*t)).count() >= 2, "{w:?} in {times:?}");
+    }
     let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     for st in summary["stages"].as_array().unwrap() {
         let gen_tokens = &st["server_metrics"]["vllm:generation_tokens_total"];

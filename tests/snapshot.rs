@@ -13,6 +13,7 @@ use inferbench::snapshot::{self, Content, Outcome, SnapshotError, verify};
 fn content(tag: &str) -> Content {
     Content {
         benchmark_pbtxt: format!("name: \"b\"\n# {tag}\n"),
+        base_pbtxt: None,
         manifests: vec![("00-a.yaml".into(), format!("a: {tag}\n")), ("10-b.yaml".into(), "b: 2\n".into())],
     }
 }
@@ -52,6 +53,29 @@ fn a_written_snapshot_is_read_only_checksummed_and_checkable_with_sha256sum() {
     }
     // Nothing else is left next to it.
     assert_eq!(entries(&out.path().join("run1")), ["b-run1"]);
+}
+
+#[test]
+fn the_base_config_is_kept_checksummed_beside_the_benchmark() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("b-r");
+    let with_base = Content { base_pbtxt: Some("name: \"a\"\n".into()), ..content("x") };
+    snapshot::write(&dir, &with_base, false).unwrap();
+    assert_eq!(entries(&dir), ["base.pbtxt", "benchmark.pbtxt", "manifests"]);
+    assert_eq!(mode(&dir.join("base.pbtxt")), 0o444);
+    assert_eq!(snapshot::read_content(&dir).unwrap(), with_base);
+    let sums = fs::read_to_string(dir.join("manifests/SHA256SUMS")).unwrap();
+    let listed: Vec<&str> = sums.lines().map(|l| &l[66..]).collect();
+    assert_eq!(listed, ["00-a.yaml", "10-b.yaml", "../benchmark.pbtxt", "../base.pbtxt"]);
+    fs::set_permissions(dir.join("base.pbtxt"), fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(dir.join("base.pbtxt"), "name: \"edited\"\n").unwrap();
+    assert!(verify(&dir).unwrap_err().to_string().contains("base.pbtxt does not match"));
+
+    // A snapshot taken before bases were kept is reused as it is, and does not "differ" for that.
+    let old = out.path().join("c-r");
+    snapshot::write(&old, &content("x"), false).unwrap();
+    assert_eq!(snapshot::write(&old, &with_base, false).unwrap(), Outcome::Reused { differs: false });
+    assert!(!old.join("base.pbtxt").exists());
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod dev_cmd;
 mod generate_cmd;
 pub mod load_cmd;
 mod progress;
+pub mod report_cmd;
 pub mod run_cmd;
 pub mod sim_cmd;
 pub mod upload_cmd;
@@ -20,7 +21,7 @@ use crate::catalog::select::FileSelection;
 
 /// Exit code for problems in the user's input (catalog errors, tampered snapshots).
 pub const EXIT_INPUT: u8 = 1;
-/// Exit code for a command or option that is not built yet, and for usage errors.
+/// Exit code for an option that is not built yet (`--platform kube`), and for usage errors.
 pub const EXIT_UNAVAILABLE: u8 = 2;
 
 /// The seed's script variables and the flags' environment variables they stand for.
@@ -79,8 +80,9 @@ pub enum Command {
     /// The simulated model server: vLLM-like continuous batching on a hardware latency model,
     /// speaking the OpenAI, TGI, Triton and JetStream HTTP APIs, with vLLM's /metrics.
     Sim(Box<sim_cmd::SimArgs>),
-    /// Tables, plots and an HTML report of a run (not built yet).
-    Report(NotBuiltArgs),
+    /// Tables, plots and an HTML report of a run (RUN_DIR/report/: index.html, summary.csv,
+    /// plots/), optionally compared with another run.
+    Report(report_cmd::ReportArgs),
     /// Upload a run folder to GCS (gs://BUCKET/RUN_ID/…), skipping files already there; running it
     /// again resumes an interrupted upload.
     Upload(upload_cmd::UploadArgs),
@@ -237,19 +239,6 @@ pub struct KubeArgs {
     pub delete_timeout: u64,
 }
 
-/// Arguments of commands not built yet: accepted whole, so the message is about the command.
-#[derive(Debug, Clone, Args)]
-pub struct NotBuiltArgs {
-    /// Arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub args: Vec<String>,
-}
-
-fn not_built(what: &str, issue: &str) -> ExitCode {
-    eprintln!("inferbench: {what} is not built yet ({issue}); nothing was done.");
-    ExitCode::from(EXIT_UNAVAILABLE)
-}
-
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
@@ -261,7 +250,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run(a) => run_cmd::run(&a),
         Command::Load(a) => load_cmd::load(&a),
         Command::Sim(a) => sim_cmd::sim(&a),
-        Command::Report(_) => not_built("inferbench report", "issue 8"),
+        Command::Report(a) => report_cmd::report(&a),
         Command::Upload(a) => upload_cmd::upload(&a),
         Command::Results(c) => dev_cmd::results(&c),
         Command::Dev(c) => dev_cmd::dev(c),

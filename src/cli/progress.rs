@@ -6,13 +6,9 @@ use std::{
     time::Duration,
 };
 
-use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::{
-    load::session::Running,
-    schema::{Distribution, StageResult},
-};
+use crate::load::session::Running;
 
 /// A live bar following whatever stage `current` names; stops when dropped.
 pub struct StageBar {
@@ -75,49 +71,10 @@ impl StageBar {
 }
 
 /// One row of the summary table.
-pub struct Row<'a> {
-    /// Benchmark name (empty for `inferbench load`).
-    pub benchmark: &'a str,
-    /// The stage, or `None` with a note when the benchmark has no results.
-    pub stage: Result<&'a StageResult, String>,
-}
+pub use crate::report::table::Row;
 
-/// The summary table: one row per stage, what was offered and what came back.
+/// The summary table: one row per stage, what was offered and what came back (the brief table
+/// of [`crate::report::table`], which `inferbench report` extends).
 pub fn summary_table(rows: &[Row<'_>]) -> String {
-    let mut t = Table::new();
-    t.load_style(UTF8_BORDERS_ONLY);
-    let with_benchmark = rows.iter().any(|r| !r.benchmark.is_empty());
-    let mut header =
-        vec!["stage", "sent", "ok", "req/s", "out tok/s", "TTFT p50", "TTFT p99", "TPOT p50", "e2e p50", "goodput"];
-    if with_benchmark {
-        header.insert(0, "benchmark");
-    }
-    t.set_header(header);
-    for r in rows {
-        let mut cells: Vec<String> = if with_benchmark { vec![r.benchmark.to_owned()] } else { vec![] };
-        match &r.stage {
-            Err(note) => cells.push(note.clone()),
-            Ok(s) => {
-                let c = s.counts.clone().unwrap_or_default();
-                let ms = |d: Option<Distribution>, p99: bool| {
-                    let d = d.unwrap_or_default();
-                    format!("{:.1} ms", if p99 { d.p99 } else { d.p50 })
-                };
-                cells.extend([
-                    s.name.clone(),
-                    c.sent.to_string(),
-                    c.succeeded.to_string(),
-                    format!("{:.2}", s.offered.as_ref().map_or(0.0, |o| o.achieved_rate)),
-                    format!("{:.0}", s.throughput.map_or(0.0, |t| t.output_tokens_per_second)),
-                    ms(s.ttft_ms, false),
-                    ms(s.ttft_ms, true),
-                    ms(s.tpot_ms, false),
-                    ms(s.e2e_ms, false),
-                    s.goodput.as_ref().map_or("-".into(), |g| format!("{:.0} %", g.fraction * 100.0)),
-                ]);
-            }
-        }
-        t.add_row(cells);
-    }
-    t.to_string()
+    crate::report::table::brief(rows)
 }

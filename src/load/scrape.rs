@@ -211,6 +211,20 @@ pub struct Scraped {
     pub kinds: BTreeMap<&'static str, Kind>,
     /// The samples, in time order.
     pub samples: Vec<Sample>,
+    /// Each load stage's measured window (after its warm-up), on the samples' clock, so a time
+    /// series of the run can show which stage was running when.
+    pub stages: Vec<StageWindow>,
+}
+
+/// A load stage's measured window, in seconds since the scraper started.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageWindow {
+    /// The stage's name (as in `summary.json`).
+    pub name: String,
+    /// Start of its measurement (after warm-up).
+    pub from: f64,
+    /// Its end.
+    pub to: f64,
 }
 
 /// A running scraper; stopped when dropped.
@@ -294,10 +308,12 @@ impl Scraper {
         at.saturating_duration_since(self.inner.start).as_secs_f64()
     }
 
-    /// The per-stage summary of `[from, to]`.
-    pub fn summarise(&self, from: Instant, to: Instant) -> BTreeMap<String, ServerSeries> {
-        let s = self.inner.state.lock().expect("scraper state");
-        summarise(&s.samples, self.offset(from), self.offset(to), s.interval_seconds / 4.0)
+    /// The summary of stage `name` over `[from, to]`; the window is recorded in [`Scraped::stages`].
+    pub fn summarise(&self, name: &str, from: Instant, to: Instant) -> BTreeMap<String, ServerSeries> {
+        let (from, to) = (self.offset(from), self.offset(to));
+        let mut s = self.inner.state.lock().expect("scraper state");
+        s.stages.push(StageWindow { name: name.to_owned(), from, to });
+        summarise(&s.samples, from, to, s.interval_seconds / 4.0)
     }
 
     /// A copy of everything seen so far.

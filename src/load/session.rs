@@ -170,7 +170,7 @@ impl Session {
             recorded += out.records.len() as u64;
             let mut result = out.result;
             if let Some(s) = &scraper {
-                result.server_metrics = s.summarise(began, Instant::now()).into_iter().collect();
+                result.server_metrics = s.summarise(&name, began, Instant::now()).into_iter().collect();
             }
             results.stages.push(result);
             records.push((name, if records_wanted { out.records } else { vec![] }));

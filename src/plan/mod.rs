@@ -57,6 +57,8 @@ pub struct Planned {
     pub dir: PathBuf,
     /// The resolved benchmark.
     pub resolved: Resolved,
+    /// Its base benchmark's name and resolved config (canonical text), when it has a base.
+    pub base: Option<(String, String)>,
     /// The effective load spec, defaults and rates filled in.
     pub load: LoadSpec,
     /// Where its rates come from.
@@ -141,6 +143,17 @@ pub fn build(
         }
         None => (new_run_id(), true),
     };
+    // Bases are looked up among every benchmark, abstract and unselected ones included.
+    let texts: std::collections::HashMap<&str, &Resolved> = resolved.iter().map(|r| (r.name.as_str(), r)).collect();
+    let base_of = |r: &Resolved| {
+        let name = r.benchmark.base_benchmark_name.clone().filter(|b| !b.is_empty())?;
+        let text = Catalog::to_text(&texts.get(name.as_str())?.message);
+        Some((name, text))
+    };
+    let bases: Vec<Option<(String, String)>> = resolved.iter().map(base_of).collect();
+    let mut bases: std::collections::HashMap<String, (String, String)> =
+        resolved.iter().zip(bases).filter_map(|(r, b)| Some((r.name.clone(), b?))).collect();
+    drop(texts);
     let (resolved, unmatched) = split_by_name(resolved, opts.name_regex.as_deref())?;
     let run_dir = opts.output_root.join(&run_id);
     let mut diags = Diagnostics::default();
@@ -155,7 +168,12 @@ pub fn build(
     };
     let reason =
         format!("name does not match --benchmark-name-regex '{}'", opts.name_regex.as_deref().unwrap_or_default());
-    plan.skipped.extend(unmatched.iter().map(|r| Skipped { name: r.name.clone(), reason: reason.clone() }));
+    // A template is never run whatever the regex says: it is skipped as abstract (and so left out
+    // of run.json), not as unmatched.
+    plan.skipped.extend(unmatched.iter().map(|r| Skipped {
+        name: r.name.clone(),
+        reason: if r.is_abstract() { ABSTRACT.into() } else { reason.clone() },
+    }));
     for r in resolved {
         if r.is_abstract() {
             plan.skipped.push(Skipped { name: r.name.clone(), reason: ABSTRACT.into() });
@@ -174,7 +192,18 @@ pub fn build(
         let dir = run_dir.join(&namespace);
         let state = snapshot_state(&dir);
         let source = catalog.entry(&r.name).and_then(|e| e.location(""));
-        plan.benchmarks.push(Planned { name: r.name.clone(), namespace, dir, resolved: r, load, rates, source, state });
+        let base = bases.remove(&r.name);
+        plan.benchmarks.push(Planned {
+            name: r.name.clone(),
+            namespace,
+            dir,
+            resolved: r,
+            base,
+            load,
+            rates,
+            source,
+            state,
+        });
     }
     if diags.is_empty() && plan.benchmarks.is_empty() {
         let hint = match &opts.name_regex {

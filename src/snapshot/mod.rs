@@ -23,12 +23,19 @@ use sha2::{Digest as _, Sha256};
 pub const SUMS: &str = "SHA256SUMS";
 /// Name of the resolved config file.
 pub const BENCHMARK_PBTXT: &str = "benchmark.pbtxt";
+/// Name of the base benchmark's resolved config, kept beside [`BENCHMARK_PBTXT`] when the
+/// benchmark has a base: what `inferbench report` diffs it against. The base may be abstract (never
+/// snapshotted) or left out of the run, and the catalog may change after the run, so the base as
+/// it was resolved when the snapshot was taken is kept with it.
+pub const BASE_PBTXT: &str = "base.pbtxt";
 
 /// What a snapshot holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Content {
     /// The resolved benchmark, canonical text format.
     pub benchmark_pbtxt: String,
+    /// Its base benchmark, resolved, canonical text format (when it has a base).
+    pub base_pbtxt: Option<String>,
     /// Manifest files: (file name, text).
     pub manifests: Vec<(String, String)>,
 }
@@ -116,12 +123,16 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The SHA256SUMS text of a content: manifests in name order, then `../benchmark.pbtxt`.
+/// The SHA256SUMS text of a content: manifests in name order, then `../benchmark.pbtxt`, then
+/// `../base.pbtxt` when there is one.
 fn sums_text(c: &Content) -> String {
     let mut lines: Vec<String> =
         c.manifests.iter().map(|(n, t)| format!("{}  {n}", sha256_hex(t.as_bytes()))).collect();
     lines.sort_by(|a, b| a[66..].cmp(&b[66..]));
     lines.push(format!("{}  ../{BENCHMARK_PBTXT}", sha256_hex(c.benchmark_pbtxt.as_bytes())));
+    if let Some(base) = &c.base_pbtxt {
+        lines.push(format!("{}  ../{BASE_PBTXT}", sha256_hex(base.as_bytes())));
+    }
     lines.join("\n") + "\n"
 }
 
@@ -248,6 +259,7 @@ fn write_tree(tmp: &Path, c: &Content, hook: WriteHook<'_>) -> Result<(), Snapsh
     let manifests = tmp.join("manifests");
     fs::create_dir_all(&manifests).map_err(io_err(&manifests))?;
     let mut files: Vec<(PathBuf, &str)> = vec![(tmp.join(BENCHMARK_PBTXT), c.benchmark_pbtxt.as_str())];
+    files.extend(c.base_pbtxt.as_deref().map(|b| (tmp.join(BASE_PBTXT), b)));
     files.extend(c.manifests.iter().map(|(n, t)| (manifests.join(n), t.as_str())));
     let sums = sums_text(c);
     files.push((manifests.join(SUMS), sums.as_str()));
@@ -297,16 +309,25 @@ fn remove_stale_temps(parent: &Path) {
 }
 
 /// Whether a verified snapshot holds something else than `content`: its checksums say, without
-/// reading the files again.
+/// reading the files again. A snapshot taken before bases were kept (no `base.pbtxt`) does not
+/// differ for that alone.
 fn differs(dir: &Path, content: &Content) -> Result<bool, SnapshotError> {
     let p = dir.join("manifests").join(SUMS);
-    Ok(fs::read_to_string(&p).map_err(io_err(&p))? != sums_text(content))
+    let sums = fs::read_to_string(&p).map_err(io_err(&p))?;
+    let without_base = Content { base_pbtxt: None, ..content.clone() };
+    Ok(sums != sums_text(content) && !(content.base_pbtxt.is_some() && sums == sums_text(&without_base)))
 }
 
 /// Reads a snapshot's files back as a [`Content`].
 pub fn read_content(dir: &Path) -> Result<Content, SnapshotError> {
     let p = dir.join(BENCHMARK_PBTXT);
     let benchmark_pbtxt = fs::read_to_string(&p).map_err(io_err(&p))?;
+    let b = dir.join(BASE_PBTXT);
+    let base_pbtxt = match fs::read_to_string(&b) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io_err(&b)(e)),
+    };
     let m = dir.join("manifests");
     let mut manifests = vec![];
     for e in fs::read_dir(&m).map_err(io_err(&m))? {
@@ -317,7 +338,7 @@ pub fn read_content(dir: &Path) -> Result<Content, SnapshotError> {
         }
     }
     manifests.sort();
-    Ok(Content { benchmark_pbtxt, manifests })
+    Ok(Content { benchmark_pbtxt, base_pbtxt, manifests })
 }
 
 /// Verifies a snapshot against its SHA256SUMS: every listed file present and matching, no

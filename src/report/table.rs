@@ -1,0 +1,171 @@
+//! The summary tables on a terminal (comfy-table): the brief one `inferbench run` and
+//! `inferbench load` print when they end, and the full one of `inferbench report` (per benchmark ×
+//! stage: achieved QPS, TTFT/TPOT/ITL/e2e p50/p90/p99, tokens/s, goodput, errors). The cell
+//! formatters are shared with the HTML page, so a number reads the same everywhere.
+
+use comfy_table::{CellAlignment, Table, presets::UTF8_BORDERS_ONLY};
+
+use super::model::Run;
+use crate::schema::{Counts, Distribution, StageResult};
+
+/// One row of the brief table.
+pub struct Row<'a> {
+    /// Benchmark name (empty for `inferbench load`).
+    pub benchmark: &'a str,
+    /// The stage, or a note when the benchmark has no results.
+    pub stage: Result<&'a StageResult, String>,
+}
+
+/// The brief table: one row per stage, what was offered and what came back.
+pub fn brief(rows: &[Row<'_>]) -> String {
+    let mut t = Table::new();
+    t.load_style(UTF8_BORDERS_ONLY);
+    let with_benchmark = rows.iter().any(|r| !r.benchmark.is_empty());
+    let mut header =
+        vec!["stage", "sent", "ok", "req/s", "out tok/s", "TTFT p50", "TTFT p99", "TPOT p50", "e2e p50", "goodput"];
+    if with_benchmark {
+        header.insert(0, "benchmark");
+    }
+    t.set_header(header);
+    for r in rows {
+        let mut cells: Vec<String> = if with_benchmark { vec![r.benchmark.to_owned()] } else { vec![] };
+        match &r.stage {
+            Err(note) => cells.push(note.clone()),
+            Ok(s) => {
+                let c = s.counts.clone().unwrap_or_default();
+                let ms = |d: Option<Distribution>, p99: bool| {
+                    let d = d.unwrap_or_default();
+                    format!("{:.1} ms", if p99 { d.p99 } else { d.p50 })
+                };
+                cells.extend([
+                    s.name.clone(),
+                    c.sent.to_string(),
+                    c.succeeded.to_string(),
+                    format!("{:.2}", s.offered.as_ref().map_or(0.0, |o| o.achieved_rate)),
+                    format!("{:.0}", s.throughput.map_or(0.0, |t| t.output_tokens_per_second)),
+                    ms(s.ttft_ms, false),
+                    ms(s.ttft_ms, true),
+                    ms(s.tpot_ms, false),
+                    ms(s.e2e_ms, false),
+                    goodput(s),
+                ]);
+            }
+        }
+        t.add_row(cells);
+    }
+    t.to_string()
+}
+
+/// The full table of a run: every benchmark × stage, and a row for each benchmark without
+/// results saying why.
+pub fn full(run: &Run) -> String {
+    let mut t = Table::new();
+    t.load_style(UTF8_BORDERS_ONLY);
+    t.set_header([
+        "benchmark",
+        "stage",
+        "state",
+        "offered",
+        "QPS",
+        "TTFT ms p50/p90/p99",
+        "TPOT ms p50/p90/p99",
+        "ITL ms p50/p90/p99",
+        "e2e ms p50/p90/p99",
+        "out tok/s",
+        "goodput",
+        "errors",
+    ]);
+    for b in &run.benchmarks {
+        if b.stages().is_empty() {
+            let why = b.reason.clone().unwrap_or_default();
+            t.add_row(vec![b.name.clone(), "-".into(), b.state_label().into(), why]);
+            continue;
+        }
+        for s in b.stages() {
+            t.add_row(vec![
+                b.name.clone(),
+                s.name.clone(),
+                b.state_label().into(),
+                offered(s),
+                num(achieved_qps(s), 2),
+                triple(s.ttft_ms.as_ref()),
+                triple(s.tpot_ms.as_ref()),
+                triple(s.itl_ms.as_ref()),
+                triple(s.e2e_ms.as_ref()),
+                num(s.throughput.map_or(f64::NAN, |t| t.output_tokens_per_second), 0),
+                goodput(s),
+                errors(s.counts.as_ref()),
+            ]);
+        }
+    }
+    for i in 4..=10 {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    t.to_string()
+}
+
+/// Requests sent per second of the window (what the client achieved of the offered load).
+pub fn achieved_qps(s: &StageResult) -> f64 {
+    s.offered.as_ref().map_or(f64::NAN, |o| o.achieved_rate)
+}
+
+/// `v` with `decimals` decimals; "-" when unknown (NaN).
+pub fn num(v: f64, decimals: usize) -> String {
+    if v.is_nan() { "-".into() } else { format!("{v:.decimals$}") }
+}
+
+/// A latency in ms with the decimals its size deserves (three significant digits or so).
+pub fn ms(v: f64) -> String {
+    let decimals = match v.abs() {
+        x if x < 10.0 => 2,
+        x if x < 1000.0 => 1,
+        _ => 0,
+    };
+    num(v, decimals)
+}
+
+/// "p50 / p90 / p99" of a latency distribution, "-" when there is none.
+pub fn triple(d: Option<&Distribution>) -> String {
+    match d.filter(|d| d.count > 0) {
+        None => "-".into(),
+        Some(d) => format!("{} / {} / {}", ms(d.p50), ms(d.p90), ms(d.p99)),
+    }
+}
+
+/// What was offered: a rate, "all at once", or closed-loop users.
+pub fn offered(s: &StageResult) -> String {
+    let o = s.offered.clone().unwrap_or_default();
+    if o.users > 0 {
+        format!("{} users", o.users)
+    } else if o.requested_rate.is_infinite() {
+        "all at once".into()
+    } else {
+        format!("{} req/s", o.requested_rate)
+    }
+}
+
+/// The goodput fraction, or "-" when no SLO threshold was set.
+pub fn goodput(s: &StageResult) -> String {
+    match &s.goodput {
+        Some(g) if g.ttft_ms > 0.0 || g.tpot_ms > 0.0 || g.e2e_ms > 0.0 => format!("{:.0} %", g.fraction * 100.0),
+        _ => "-".into(),
+    }
+}
+
+/// Failed requests and their kinds: "3 (http_5xx 2, timeout 1)".
+pub fn errors(c: Option<&Counts>) -> String {
+    let Some(c) = c else { return "-".into() };
+    if c.failed == 0 {
+        return "0".into();
+    }
+    format!("{} ({})", c.failed, error_kinds(c))
+}
+
+/// "http_5xx 2, timeout 1", kinds in name order.
+pub fn error_kinds(c: &Counts) -> String {
+    let mut kinds: Vec<(&String, &u64)> = c.errors.iter().filter(|(_, n)| **n > 0).collect();
+    kinds.sort();
+    kinds.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+}
