@@ -83,6 +83,8 @@ fn start_node(kubeconfig: &Path, state: &Path) {
         for l in err.lines().map_while(Result::ok) {
             eprintln!("node: {l}");
         }
+        // Its stderr closed: it exited (reaped here; the tests using it will fail and say so).
+        let _ = child.wait();
         loop {
             std::thread::park();
         }
@@ -224,7 +226,7 @@ fn skip_tear_down_leaves_the_namespace() {
     let o = r.run(&["--skip-tear-down"]);
     assert!(o.status.success(), "{}", text(&o));
     let ns = format!("kept-{}", r.run_id());
-    assert_eq!(namespaces_of(&r.run_id()), [ns.clone()]);
+    assert_eq!(namespaces_of(&r.run_id()), std::slice::from_ref(&ns));
     // The model server still runs there.
     let (rt, client) = client();
     let pods: Api<Pod> = Api::namespaced(client, &ns);
@@ -440,9 +442,15 @@ fn more_than_100_mb_of_results_arrive_intact_through_the_api() {
     // A pod is refused until the namespace's service account has its token (Deployments and
     // Jobs retry by themselves; a bare pod does not).
     let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), &ns);
-    let has_token = |s: Option<&k8s_openapi::api::core::v1::ServiceAccount>| s.is_some_and(|s| s.secrets.as_ref().is_some_and(|v| !v.is_empty()));
+    let has_token = |s: Option<&k8s_openapi::api::core::v1::ServiceAccount>| {
+        s.is_some_and(|s| s.secrets.as_ref().is_some_and(|v| !v.is_empty()))
+    };
     rt.block_on(async {
-        tokio::time::timeout(std::time::Duration::from_secs(30), kube::runtime::wait::await_condition(sa, "default", has_token)).await
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            kube::runtime::wait::await_condition(sa, "default", has_token),
+        )
+        .await
     })
     .unwrap()
     .unwrap();
@@ -479,4 +487,80 @@ fn more_than_100_mb_of_results_arrive_intact_through_the_api() {
     });
     assert!(matches!(done, Ok(Ok(_))), "the released pod exits 0");
     let _ = rt.block_on(nsapi.delete(&ns, &Default::default()));
+}
+
+/// A kubeconfig for a service account bound to nothing but deploy/rbac.yaml's ClusterRole.
+fn least_privilege_kubeconfig(dir: &Path) -> PathBuf {
+    use k8s_openapi::api::{
+        core::v1::{Secret, ServiceAccount},
+        rbac::v1::{ClusterRole, ClusterRoleBinding},
+    };
+    use kube::api::{Patch, PatchParams};
+    let (rt, client) = client();
+    let pp = PatchParams::apply("inferbench-test").force();
+    let role: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rbac.yaml")).unwrap(),
+    )
+    .unwrap();
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    rt.block_on(roles.patch("inferbench", &pp, &Patch::Apply(&role))).unwrap();
+    let ns = "inferbench-rbac-test";
+    let nsapi: Api<Namespace> = Api::all(client.clone());
+    rt.block_on(nsapi.patch(
+        ns,
+        &pp,
+        &Patch::Apply(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})),
+    ))
+    .unwrap();
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    let sa = serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "runner"}});
+    rt.block_on(sas.patch("runner", &pp, &Patch::Apply(&sa))).unwrap();
+    let binding = serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "inferbench-test-runner"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "inferbench"},
+        "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": ns}]});
+    let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+    rt.block_on(bindings.patch("inferbench-test-runner", &pp, &Patch::Apply(&binding))).unwrap();
+    // Kubernetes 1.20 mints a token Secret per service account.
+    let has_token = |s: Option<&ServiceAccount>| s.is_some_and(|s| s.secrets.as_ref().is_some_and(|v| !v.is_empty()));
+    let sa = rt
+        .block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                kube::runtime::wait::await_condition(sas, "runner", has_token),
+            )
+            .await
+        })
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let secret_name = sa.secrets.unwrap()[0].name.clone().unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client, ns);
+    let secret = rt.block_on(secrets.get(&secret_name)).unwrap();
+    let token = String::from_utf8(secret.data.unwrap()["token"].0.clone()).unwrap();
+    let mut kc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(&cluster().kubeconfig).unwrap()).unwrap();
+    kc["users"][0]["user"] = serde_yaml_ng::to_value(serde_json::json!({"token": token})).unwrap();
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, serde_yaml_ng::to_string(&kc).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn the_documented_rbac_is_enough_for_a_run() {
+    let r = Run::new(&sim_benchmark("rbac", "", "num_prompts: 10 rates { request_rates: [40] }"));
+    let kubeconfig = least_privilege_kubeconfig(r.dir.path());
+    let o = r.cmd(&[]).env("KUBECONFIG", &kubeconfig).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(r.run_json()["benchmarks"]["rbac"]["state"], "done");
+    assert!(namespaces_of(&r.run_id()).is_empty());
+    // And it is no more than that: the account cannot, say, read secrets.
+    let (rt, client) = {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let c = rt.block_on(inferbench::platform::kube::client_for(&kubeconfig)).unwrap();
+        (rt, c)
+    };
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, "kube-system");
+    let denied = rt.block_on(secrets.list(&Default::default()));
+    assert!(matches!(denied, Err(kube::Error::Api(e)) if e.code == 403), "secrets are not readable");
 }

@@ -67,14 +67,12 @@ pub fn program(c: &Container, ours: &[String], binary: &Path, pod_ip: Ipv4Addr) 
     let bin = binary.to_string_lossy().into_owned();
     if ours.iter().any(|o| o == repo || o == short) {
         let mut argv = vec![bin];
-        match c.command.as_deref() {
-            Some([first, rest @ ..]) => {
-                if !first.ends_with("inferbench") {
-                    argv[0].clone_from(first);
-                }
-                argv.extend(rest.iter().cloned());
+        // A command naming another program (`sh -c …`) runs that program, as in the image.
+        if let Some([first, rest @ ..]) = c.command.as_deref() {
+            if !first.ends_with("inferbench") {
+                argv[0].clone_from(first);
             }
-            _ => {}
+            argv.extend(rest.iter().cloned());
         }
         argv.extend(args);
         // The simulator listens on the pod's own address, as it would on the pod's interface.

@@ -97,7 +97,8 @@ impl KubePlatform {
     /// object's namespace even in a dry run, so the namespace itself is created for the check
     /// (after the same claim as a run) and deleted again, unless it was there already.
     pub async fn dry_run(&self, snap: &Snapshot) -> Result<usize, PlatformError> {
-        let existed = matches!(apply::claim(&self.client, &snap.namespace, &self.opts.run_id).await?, apply::Claim::Leftover);
+        let existed =
+            matches!(apply::claim(&self.client, &snap.namespace, &self.opts.run_id).await?, apply::Claim::Leftover);
         apply::apply_all(&self.client, snap, |o| o.kind == "Namespace", false).await?;
         let r = apply::apply_all(&self.client, snap, |_| true, true).await;
         if !existed {
@@ -380,6 +381,9 @@ impl Platform for KubePlatform {
         if self.opts.skip_tear_down {
             return Ok(());
         }
-        apply::delete(&self.client, snap, self.opts.timeouts.delete).await
+        let t0 = Instant::now();
+        apply::delete(&self.client, snap, self.opts.timeouts.delete).await?;
+        eprintln!("{}: namespace deleted and gone in {:.1} s", snap.namespace, t0.elapsed().as_secs_f64());
+        Ok(())
     }
 }
