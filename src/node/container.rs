@@ -67,10 +67,16 @@ pub fn program(c: &Container, ours: &[String], binary: &Path, pod_ip: Ipv4Addr) 
     let bin = binary.to_string_lossy().into_owned();
     if ours.iter().any(|o| o == repo || o == short) {
         let mut argv = vec![bin];
-        // A command naming another program (`sh -c …`) runs that program, as in the image.
+        // Only the inferbench program runs: a command naming another one (`sh -c …`) would run
+        // it on the host, not in an image.
         if let Some([first, rest @ ..]) = c.command.as_deref() {
             if !first.ends_with("inferbench") {
-                argv[0].clone_from(first);
+                return Err(Waiting {
+                    reason: "CreateContainerError",
+                    message: format!(
+                        "command {first:?}: the node emulator runs only the inferbench program of the inferbench image"
+                    ),
+                });
             }
             argv.extend(rest.iter().cloned());
         }

@@ -143,14 +143,16 @@ async fn logs(
     Body::from_stream(stream).into_response()
 }
 
-/// An exec command's argv: `inferbench` is this node's binary (the image's entrypoint), the rest
-/// as given, paths under mounts rewritten. `None` for an empty command.
+/// An exec command's argv: `inferbench …` runs this node's program for the image (paths under
+/// mounts rewritten by the caller). Anything else is refused (`None`): the endpoint has no client
+/// authentication (loopback only), so it must not run arbitrary host programs.
 pub fn map_exec(argv: Vec<String>, l: &Launch) -> Option<Vec<String>> {
     let mut argv = argv;
     let first = argv.first()?;
-    if first == "inferbench" || first.ends_with("/inferbench") {
-        argv[0].clone_from(&l.argv[0]);
+    if first != "inferbench" && !first.ends_with("/inferbench") {
+        return None;
     }
+    argv[0].clone_from(&l.argv[0]);
     Some(argv)
 }
 
@@ -178,7 +180,11 @@ async fn exec(
     };
     let argv: Vec<String> = command.iter().map(|a| super::container::rewrite_path(a, &l.mounts)).collect();
     let Some(argv) = map_exec(argv, &l) else {
-        return (StatusCode::BAD_REQUEST, "exec: no command").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "exec: the inferbench node emulator runs only `inferbench …` commands in a pod",
+        )
+            .into_response();
     };
     let (out, err) = (truthy(&p, "output") || truthy(&p, "stdout"), truthy(&p, "error") || truthy(&p, "stderr"));
     let cwd = run.dir.clone();

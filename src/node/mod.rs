@@ -11,7 +11,8 @@
 //!   keys, `$(VAR)`), probes readiness/startup probes, and reports container states, restarts,
 //!   exit codes and phases back ([`pods`], [`probes`]);
 //! - serves container logs and exec to the API server, over HTTPS, as a kubelet does
-//!   ([`kubelet`]): `kubectl logs`, `kubectl exec` and inferbench's result download work;
+//!   ([`kubelet`]): `kubectl logs` and inferbench's result download (exec of `inferbench …` over
+//!   WebSocket; no SPDY, so not `kubectl exec`) work;
 //! - finalises deleted pods (stops their processes, deletes them with grace 0): without that a
 //!   namespace never finishes deleting;
 //! - forwards Service ClusterIPs (the local cluster's range is 127.1.0.0/16) to the ready pods

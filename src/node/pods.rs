@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use futures_util::TryStreamExt as _;
+use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 use kube::{
     Api,
@@ -55,6 +55,8 @@ pub struct ContainerRun {
     pub started: bool,
     /// Its readiness probe passes (or it has none and it runs).
     pub ready: bool,
+    /// Consecutive readiness probe outcomes of the same kind (thresholds).
+    pub streak: (bool, u32),
     /// How it is launched (argv, env, mounts), once resolved; exec and probes use the mounts.
     pub launch: Option<Launch>,
 }
@@ -184,10 +186,36 @@ pub async fn run(node: Arc<Node>) -> anyhow::Result<()> {
     let config = watcher::Config::default().fields(&format!("spec.nodeName={}", node.args.name));
     let mut events = std::pin::pin!(watcher(api, config).default_backoff());
     let mut workers: HashMap<String, watch::Sender<Latest>> = HashMap::new();
-    while let Some(ev) = events.try_next().await? {
+    // Pods seen in a re-list: those not in it were deleted while the watch was down.
+    let mut listed: Option<std::collections::HashSet<String>> = None;
+    while let Some(ev) = events.next().await {
+        // Watch errors are recoverable (the watcher re-lists); the emulator keeps going.
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                eprintln!("node: watching pods: {e}");
+                continue;
+            }
+        };
         match ev {
+            watcher::Event::Init => listed = Some(Default::default()),
+            watcher::Event::InitDone => {
+                let seen = listed.take().unwrap_or_default();
+                workers.retain(|uid, tx| {
+                    if seen.contains(uid) {
+                        return true;
+                    }
+                    let mut gone = tx.borrow().0.clone();
+                    gone.metadata.deletion_timestamp = None;
+                    tx.send_replace((gone, true));
+                    false
+                });
+            }
             watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
                 let uid = pod.metadata.uid.clone().unwrap_or_default();
+                if let Some(seen) = listed.as_mut() {
+                    seen.insert(uid.clone());
+                }
                 workers.retain(|_, tx| !tx.is_closed());
                 if let Some(tx) = workers.get(&uid) {
                     tx.send_replace((pod, false));
@@ -203,7 +231,6 @@ pub async fn run(node: Arc<Node>) -> anyhow::Result<()> {
                     tx.send_replace((pod, true));
                 }
             }
-            watcher::Event::Init | watcher::Event::InitDone => {}
         }
     }
     Ok(())
@@ -243,6 +270,7 @@ async fn worker(node: Arc<Node>, mut rx: watch::Receiver<Latest>) {
                     last: None,
                     started: false,
                     ready: false,
+                    streak: (false, 0),
                     launch: None,
                 })
                 .collect(),
@@ -254,7 +282,24 @@ async fn worker(node: Arc<Node>, mut rx: watch::Receiver<Latest>) {
     node.pods.stops.lock().expect("stops").push(stop_tx.clone());
     let started_at = now();
     let mut tasks = tokio::task::JoinSet::new();
-    if pod.metadata.deletion_timestamp.is_none() {
+    let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+    let ran_before = pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).is_some_and(|cs| {
+        cs.iter().any(|c| c.state.as_ref().is_some_and(|st| st.running.is_some() || st.terminated.is_some()))
+    });
+    if ran_before && policy != "Always" {
+        // Run by an emulator that is gone: running it again would repeat a Job's work (and find
+        // its old files). A kubelet that lost its containers reports them so.
+        for i in 0..spec.containers.len() {
+            run.update(i, |c| {
+                c.state = State::Terminated {
+                    exit_code: 137,
+                    reason: "ContainerStatusUnknown".into(),
+                    started_at: started_at.clone(),
+                    finished_at: now(),
+                }
+            });
+        }
+    } else if pod.metadata.deletion_timestamp.is_none() {
         let volumes = loop {
             match volumes(&node, &pod, &run).await {
                 Ok(v) => break Some(v),
@@ -276,7 +321,6 @@ async fn worker(node: Arc<Node>, mut rx: watch::Receiver<Latest>) {
             }
         };
         if let Some(volumes) = volumes {
-            let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
             let grace = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
             for (i, c) in spec.containers.iter().enumerate() {
                 let ctx = ContainerCtx {
@@ -302,10 +346,11 @@ async fn worker(node: Arc<Node>, mut rx: watch::Receiver<Latest>) {
             let l = rx.borrow();
             (l.0.metadata.deletion_timestamp.is_some(), l.1)
         };
-        if deleting || gone {
+        let stopping = *stop_tx.borrow();
+        if deleting || gone || stopping {
             let _ = stop_tx.send(true);
             while tasks.join_next().await.is_some() {}
-            if !gone {
+            if deleting && !gone {
                 let dp = DeleteParams {
                     grace_period_seconds: Some(0),
                     preconditions: Some(Preconditions { uid: Some(uid.clone()), resource_version: None }),
@@ -320,10 +365,12 @@ async fn worker(node: Arc<Node>, mut rx: watch::Receiver<Latest>) {
             break;
         }
         publish(&api, &run, &pod, &started_at, &mut last).await;
+        let mut stop_seen = stop_tx.subscribe();
         tokio::select! {
             _ = run.changed.notified() => {}
             _ = probe.tick() => probes::probe_all(&run).await,
-            r = rx.changed() => if r.is_err() { let _ = stop_tx.send(true); }
+            r = rx.changed() => if r.is_err() { let _ = stop_tx.send(true); },
+            _ = stop_seen.changed() => {}
         }
         // Once every running container is ready, probe at the spec's period (≤ 5 s).
         if run.ready() && probe.period() < Duration::from_secs(1) {
@@ -439,6 +486,7 @@ impl ContainerCtx {
                         c.state = State::Running { started_at: started_at.clone(), pid };
                         c.launch = Some(launch.clone());
                         c.started = self.spec.startup_probe.is_none();
+                        c.streak = (false, 0);
                     });
                     tokio::select! {
                         st = child.wait() => {

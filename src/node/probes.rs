@@ -33,16 +33,28 @@ pub async fn probe_all(run: &PodRun) {
                 None => true,
             };
         }
-        let ready = started
+        let passed = started
             && match &spec.readiness_probe {
                 Some(p) => check(run, spec, c.launch.as_ref(), p).await,
                 None => true,
             };
+        // A kubelet flips readiness only after failureThreshold failures in a row (default 3)
+        // or successThreshold successes (default 1): one slow /health under load must not take
+        // the only backend out of its Service.
+        let (fail_n, ok_n) = spec.readiness_probe.as_ref().map_or((1, 1), |p| {
+            (p.failure_threshold.unwrap_or(3).max(1) as u32, p.success_threshold.unwrap_or(1).max(1) as u32)
+        });
         let mut cs = run.containers.lock().expect("containers");
-        if let Some(cur) = cs.get_mut(i)
-            && matches!(cur.state, State::Running { .. })
-            && (cur.started != started || cur.ready != ready)
-        {
+        let Some(cur) = cs.get_mut(i).filter(|c| matches!(c.state, State::Running { .. })) else { continue };
+        cur.streak = if cur.streak.0 == passed { (passed, cur.streak.1.saturating_add(1)) } else { (passed, 1) };
+        let ready = if !started {
+            false
+        } else if passed {
+            cur.ready || cur.streak.1 >= ok_n
+        } else {
+            cur.ready && cur.streak.1 < fail_n
+        };
+        if cur.started != started || cur.ready != ready {
             cur.started = started;
             cur.ready = ready;
             drop(cs);

@@ -39,7 +39,17 @@ pub async fn register(node: &Node, kubelet_port: u16) -> anyhow::Result<()> {
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status(node, kubelet_port))).await?;
     // The taint admission adds at creation; a kubelet lifts it once Ready. A previous run's
     // `leave` made it unschedulable.
-    let spec = json!({"spec": {"taints": null, "unschedulable": null}});
+    // Only the node-state taints go; a user's own taints stay.
+    let taints: Vec<_> = api
+        .get(name)
+        .await?
+        .spec
+        .and_then(|s| s.taints)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| !t.key.starts_with("node.kubernetes.io/"))
+        .collect();
+    let spec = json!({"spec": {"taints": taints, "unschedulable": null}});
     api.patch(name, &PatchParams::default(), &Patch::Merge(&spec)).await?;
     Ok(())
 }
@@ -53,7 +63,7 @@ pub async fn leave(node: &Node) {
     let status = json!({"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "KubeletStopped",
         "message": "the inferbench node emulator stopped", "lastHeartbeatTime": now, "lastTransitionTime": now}]}});
     let _ = api.patch(name, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"unschedulable": true}}))).await;
-    let _ = api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await;
+    let _ = api.patch_status(name, &PatchParams::default(), &Patch::Strategic(&status)).await;
 }
 
 /// Re-asserts the Ready condition now and then (harmless when nothing watches heartbeats; kept
@@ -66,7 +76,8 @@ pub async fn heartbeat(node: std::sync::Arc<Node>) -> anyhow::Result<()> {
         tick.tick().await;
         let now = now();
         let patch = json!({"status": {"conditions": [ready_condition(&now)]}});
-        if let Err(e) = api.patch_status(&node.args.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        // Strategic merge: conditions merge by type (a merge patch would drop the others).
+        if let Err(e) = api.patch_status(&node.args.name, &PatchParams::default(), &Patch::Strategic(&patch)).await {
             eprintln!("node: heartbeat: {e}");
         }
     }

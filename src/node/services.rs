@@ -12,7 +12,7 @@ use std::{
     },
 };
 
-use futures_util::TryStreamExt as _;
+use futures_util::StreamExt as _;
 use k8s_openapi::{api::core::v1::Service, apimachinery::pkg::util::intstr::IntOrString};
 use kube::{
     Api,
@@ -27,7 +27,15 @@ pub async fn run(node: Arc<Node>) -> anyhow::Result<()> {
     let api: Api<Service> = Api::all(node.client.clone());
     let mut events = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
     let mut live: HashMap<String, (String, Vec<JoinHandle<()>>)> = HashMap::new();
-    while let Some(ev) = events.try_next().await? {
+    while let Some(ev) = events.next().await {
+        // Watch errors are recoverable (the watcher re-lists); the emulator keeps going.
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                eprintln!("node: watching services: {e}");
+                continue;
+            }
+        };
         match ev {
             watcher::Event::Apply(s) | watcher::Event::InitApply(s) => {
                 let key = format!(
@@ -40,7 +48,7 @@ pub async fn run(node: Arc<Node>) -> anyhow::Result<()> {
                     continue;
                 }
                 if let Some((_, old)) = live.remove(&key) {
-                    old.iter().for_each(JoinHandle::abort);
+                    stop(old).await;
                 }
                 live.insert(key, (fingerprint, forwarders(&node, &s).await));
             }
@@ -51,13 +59,21 @@ pub async fn run(node: Arc<Node>) -> anyhow::Result<()> {
                     s.metadata.name.as_deref().unwrap_or("")
                 );
                 if let Some((_, old)) = live.remove(&key) {
-                    old.iter().for_each(JoinHandle::abort);
+                    stop(old).await;
                 }
             }
             watcher::Event::Init | watcher::Event::InitDone => {}
         }
     }
     Ok(())
+}
+
+/// Stops forwarders and waits until their listeners are closed (so the address can be bound again).
+async fn stop(tasks: Vec<JoinHandle<()>>) {
+    for t in tasks {
+        t.abort();
+        let _ = t.await;
+    }
 }
 
 async fn forwarders(node: &Arc<Node>, s: &Service) -> Vec<JoinHandle<()>> {

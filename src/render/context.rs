@@ -291,7 +291,9 @@ fn deadline(l: &schema::LoadSpec) -> u64 {
         Some(Pattern::Sweep(s)) => s.probe_seconds() + per * f64::from(s.num_rates()),
         None => per,
     };
-    (total * 1.5) as u64 + 600
+    // Load time with slack, ten minutes to start (image pull, dataset), and half an hour for the
+    // sealed results to be fetched from the holding pod (the kube platform's download).
+    (total * 1.5) as u64 + 600 + 1800
 }
 
 fn model_server_ctx(ms: &schema::ModelServer, opts: &RenderOptions) -> Option<ModelServerCtx> {

@@ -22,6 +22,8 @@ use sha2::{Digest as _, Sha256};
 
 /// The seal: `sha256  relative/path` per line, sorted.
 pub const SUMS: &str = "SHA256SUMS";
+/// The seal while it is written.
+const SUMS_TMP: &str = "SHA256SUMS.tmp";
 /// Created by `results release`.
 pub const RELEASED: &str = ".released";
 
@@ -34,7 +36,7 @@ fn files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         }
         let rel = e.path().strip_prefix(dir).map_err(std::io::Error::other)?.to_path_buf();
         let name = rel.to_string_lossy();
-        if name == SUMS || name == RELEASED || name.contains(".tmp") {
+        if name == SUMS || name == RELEASED || name == SUMS_TMP {
             continue;
         }
         out.push(rel);
@@ -56,7 +58,7 @@ pub fn seal(dir: &Path) -> std::io::Result<usize> {
     for rel in &files {
         text.push_str(&format!("{}  {}\n", digest_file(&dir.join(rel))?, rel.display()));
     }
-    let tmp = dir.join(format!("{SUMS}.tmp"));
+    let tmp = dir.join(SUMS_TMP);
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(text.as_bytes())?;
     f.sync_all()?;
@@ -156,6 +158,11 @@ pub fn unpack_verified(tar_stream: impl Read, dest: &Path) -> Result<usize, Veri
     let mut archive = tar::Archive::new(tar_stream);
     for entry in archive.entries()? {
         let mut entry = entry?;
+        // Files and folders only: a link would bring in what no checksum covers.
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_dir()) {
+            return Err(VerifyError::Mismatch(format!("not a file in the archive: {}", entry.path()?.display())));
+        }
         // unpack_in refuses paths escaping `dest` (.., absolute).
         if !entry.unpack_in(dest)? {
             return Err(VerifyError::Mismatch(format!("unsafe path in the archive: {}", entry.path()?.display())));

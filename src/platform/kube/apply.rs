@@ -121,14 +121,18 @@ pub async fn delete(client: &Client, snap: &Snapshot, timeout: Duration) -> Resu
     }
     let api: Api<Namespace> = Api::all(client.clone());
     let dp = DeleteParams { propagation_policy: Some(PropagationPolicy::Foreground), ..DeleteParams::default() };
-    let uid = match api.get_opt(ns).await.map_err(|e| api_error("reading namespace", ns, e))? {
+    let (uid, terminating) = match api.get_opt(ns).await.map_err(|e| api_error("reading namespace", ns, e))? {
         None => return Ok(()),
-        Some(n) => n.metadata.uid.unwrap_or_default(),
+        Some(n) => (n.metadata.uid.unwrap_or_default(), n.metadata.deletion_timestamp.is_some()),
     };
-    match api.delete(ns, &dp).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
-        Err(e) => return Err(PlatformError::TearDown(format!("deleting namespace {ns}: {e}"))),
+    // Already terminating (an earlier tear-down ran out of time): deleting again is a 409; wait.
+    if !terminating {
+        match api.delete(ns, &dp).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(PlatformError::TearDown(format!("deleting namespace {ns}: {e}"))),
+        }
     }
     match tokio::time::timeout(timeout, await_condition(api, ns, conditions::is_deleted(&uid))).await {
         Ok(Ok(_)) => Ok(()),
@@ -163,9 +167,11 @@ pub async fn namespaces_of_run(client: &Client, run_id: &str) -> Result<Vec<Stri
 
 /// An API error as a deploy error naming what was done.
 pub fn api_error(what: &str, name: &str, e: kube::Error) -> PlatformError {
+    // Only RBAC's own refusals ("… is forbidden: User "x" cannot create resource …"); admission
+    // refusals are 403s too (quota, a terminating namespace, policies).
     let hint = match &e {
-        kube::Error::Api(s) if s.code == 403 => {
-            " (forbidden: the RBAC rules inferbench needs are in deploy/rbac.yaml)".to_owned()
+        kube::Error::Api(s) if s.code == 403 && s.message.contains(" cannot ") => {
+            " (the permissions inferbench needs are in deploy/rbac.yaml)".to_owned()
         }
         _ => String::new(),
     };

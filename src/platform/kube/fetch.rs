@@ -24,7 +24,11 @@ pub struct Fetched {
 pub const CONTAINER: &str = "load-engine";
 
 fn params() -> AttachParams {
-    AttachParams::default().container(CONTAINER).stdin(false).stdout(true).stderr(true)
+    let mut ap = AttachParams::default().container(CONTAINER).stdin(false).stdout(true).stderr(true);
+    // kube's default pipe between the WebSocket and us is 1 KiB: a wake-up per KiB.
+    ap.max_stdout_buf_size = Some(1 << 20);
+    ap.max_stderr_buf_size = Some(64 << 10);
+    ap
 }
 
 /// Runs `cmd` in the load pod, returning (stdout bytes written to `sink`, stderr text, exit status message).
@@ -39,11 +43,11 @@ async fn exec_to(
     let mut stdout = p.stdout().ok_or("exec: no stdout")?;
     let mut stderr = p.stderr().ok_or("exec: no stderr")?;
     let status = p.take_status().ok_or("exec: no status channel")?;
-    let err_text = async {
+    let err_text = tokio::spawn(async move {
         let mut s = String::new();
         let _ = stderr.read_to_string(&mut s).await;
         s
-    };
+    });
     let copy = async {
         let mut hash = Sha256::new();
         let mut buf = vec![0u8; 256 * 1024];
@@ -60,8 +64,17 @@ async fn exec_to(
         sink.flush().await.map_err(|e| format!("writing the download: {e}"))?;
         Ok::<_, String>((hex::encode(hash.finalize()), n))
     };
-    let (copied, err_text) = tokio::join!(copy, err_text);
-    let (digest, bytes) = copied?;
+    // If writing fails, stop at once: nobody would read stdout any more, the stream would stall
+    // and stderr never end.
+    let (digest, bytes) = match copy.await {
+        Ok(c) => c,
+        Err(e) => {
+            p.abort();
+            err_text.abort();
+            return Err(e);
+        }
+    };
+    let err_text = err_text.await.unwrap_or_default();
     let status = status.await;
     p.join().await.map_err(|e| format!("exec {cmd:?}: {e}"))?;
     match status {

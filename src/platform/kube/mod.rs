@@ -22,7 +22,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use futures_util::TryStreamExt as _;
+use futures_util::StreamExt as _;
 use k8s_openapi::api::{batch::v1::Job, core::v1::Pod, core::v1::Service};
 use kube::{
     Api, Client,
@@ -147,10 +147,16 @@ impl KubePlatform {
             () = stop.wait() => return Err(PlatformError::Interrupted),
         }
         let applied_s = t0.elapsed().as_secs_f64();
-        if snap.server().is_some() {
-            let t = self.opts.timeouts.ready;
-            if let Err(e) = wait::deployment_available(&self.client, ns, "model-server", t, stop).await {
-                return Err(self.diagnose_wait(snap, "deploy", "the model server did not become ready", t, e).await);
+        // Every Deployment: the model server, and the endpoint picker of a gateway benchmark.
+        let t = self.opts.timeouts.ready;
+        for d in snap.objects.iter().filter(|o| o.kind == "Deployment") {
+            if let Err(e) = wait::deployment_available(&self.client, ns, &d.name, t, stop).await {
+                let what = if d.name == "model-server" {
+                    "the model server did not become ready".to_owned()
+                } else {
+                    format!("Deployment {} did not become ready", d.name)
+                };
+                return Err(self.diagnose_wait(snap, "deploy", &what, t, e).await);
             }
         }
         let url = self.target_url(snap, stop).await?;
@@ -209,7 +215,8 @@ impl KubePlatform {
                         .applied_objects()
                 );
                 let addr = async {
-                    while let Some(g) = events.try_next().await.map_err(|e| WaitError::Api(e.to_string()))? {
+                    while let Some(g) = events.next().await {
+                        let Ok(g) = g else { continue }; // recoverable: the watcher re-lists
                         if let Some(a) = g.data.pointer("/status/addresses/0/value").and_then(|v| v.as_str()) {
                             return Ok(a.to_owned());
                         }
@@ -255,8 +262,14 @@ impl KubePlatform {
             Err(e) => return Err(self.diagnose_wait(snap, "load", "downloading the results", tf, e).await),
         };
         let fetch_s = t0.elapsed().as_secs_f64() - load_s;
-        if let Err(e) = fetch::release(&pods, &pod, &results_dir).await {
-            eprintln!("warning: {ns}: releasing the load pod: {e} (the namespace's deletion stops it anyway)");
+        let released = wait::bounded(
+            async { fetch::release(&pods, &pod, &results_dir).await.map_err(WaitError::Failed) },
+            Duration::from_secs(60),
+            stop,
+        )
+        .await;
+        if let Err(e) = released {
+            eprintln!("warning: {ns}: releasing the load pod: {e:?} (the namespace's deletion stops it anyway)");
         }
         let done = self.job_finished(ns, stop).await;
         let timings = json!({"load_until_sealed": load_s, "fetch": fetch_s, "fetched_bytes": fetched.bytes,
@@ -289,8 +302,11 @@ impl KubePlatform {
         .await;
         match r {
             Ok(Some(j)) if j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) > 0 => "complete".into(),
-            Ok(_) => "failed (the load engine exited non-zero after its results were fetched)".into(),
-            Err(_) => "still running after the release".into(),
+            Ok(Some(_)) => "failed (the load engine exited non-zero after its results were fetched)".into(),
+            Ok(None) => "deleted before it completed".into(),
+            Err(WaitError::Timeout) => "still running 60 s after the release".into(),
+            Err(WaitError::Interrupted) => "not waited for (interrupted)".into(),
+            Err(e) => format!("unknown ({e:?})"),
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use futures_util::{StreamExt as _, TryStreamExt as _};
+use futures_util::StreamExt as _;
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Pod};
 use kube::{
     Api, Client,
@@ -86,7 +86,10 @@ pub async fn deployment_available(
         .map(|r| r.map(Change::Pod));
     let mut events = std::pin::pin!(futures_util::stream::select(dep_events, pod_events));
     let wait = async {
-        while let Some(ev) = events.try_next().await.map_err(|e| WaitError::Api(e.to_string()))? {
+        while let Some(ev) = events.next().await {
+            // A watch error (a reset connection, a 410 after falling behind) is recoverable:
+            // the watcher re-lists by itself; the phase's timeout bounds the wait.
+            let Ok(ev) = ev else { continue };
             match ev {
                 Change::Deployment(d) if available(&d) => return Ok(()),
                 Change::Pod(p) => {
@@ -121,12 +124,17 @@ pub async fn load_sealed(client: &Client, ns: &str, timeout: Duration, stop: &St
         watcher(pods, watcher::Config::default().labels("app=load-engine")).default_backoff().applied_objects()
     );
     let wait = async {
-        while let Some(p) = events.try_next().await.map_err(|e| WaitError::Api(e.to_string()))? {
+        while let Some(p) = events.next().await {
+            let Ok(p) = p else { continue }; // recoverable (see deployment_available)
             let name = p.metadata.name.clone().unwrap_or_default();
             let st = p.status.clone().unwrap_or_default();
             let ready = st.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
             if ready {
                 return Ok(LoadPod::Sealed(name));
+            }
+            if st.phase.as_deref() == Some("Failed") && st.container_statuses.as_ref().is_none_or(|c| c.is_empty()) {
+                let why = st.reason.clone().or(st.message.clone()).unwrap_or_default();
+                return Err(WaitError::Failed(format!("the load engine's pod {name} failed before it ran: {why}")));
             }
             if let Some(code) = st
                 .container_statuses
