@@ -178,9 +178,15 @@ fn the_run_script_dry_runs_then_runs_with_the_seed_variables() {
     assert!(out.path().join("dry00001/quickstart-sim-chat-dry00001/results/summary.json").is_file());
     assert!(!out.path().join("dry00001/quickstart-sim-dry00001/results").exists(), "not selected");
 
-    let o = inferbench(&["run", "--benchmarks", "quickstart", "--platform", "kube", "--output", out_s], &[]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("kube platform is not built yet"), "{}", text(&o));
+    // The kube platform with no cluster configured: said before anything runs.
+    let no_cluster = [("KUBECONFIG", "/nonexistent/kubeconfig")];
+    let o = inferbench(&["run", "--benchmarks", "quickstart", "--platform", "kube", "--output", out_s], &no_cluster);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("no Kubernetes configuration") && text(&o).contains("no benchmark was run"),
+        "{}",
+        text(&o)
+    );
     // The report of this partial run, by its id under --output: one benchmark done, two skipped.
     let o = inferbench(&["report", "dry00001", "--output", out_s], &[]);
     let t = text(&o);
