@@ -41,12 +41,37 @@ fn available(d: &Deployment) -> bool {
     cond && st.ready_replicas.unwrap_or(0) >= want && st.updated_replicas.unwrap_or(0) >= want
 }
 
-/// A pod's fatal state: a container crash-looping, or ended when it should run.
+/// Waiting reasons no retry cures: the image reference is malformed or may not be pulled, or the
+/// container's configuration names something missing (the platform creates what it references
+/// before the pods need it).
+const HOPELESS: &[&str] =
+    &["InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError", "CreateContainerError"];
+
+/// A container waiting for a reason no retry cures, said with the kubelet's message.
+fn hopeless(p: &Pod) -> Option<String> {
+    let name = p.metadata.name.clone().unwrap_or_default();
+    p.status.as_ref()?.container_statuses.iter().flatten().find_map(|cs| {
+        let w = cs.state.as_ref()?.waiting.as_ref()?;
+        let reason = w.reason.as_deref()?;
+        HOPELESS.contains(&reason).then(|| {
+            format!(
+                "container {} of pod {name} cannot start: {reason}: {}",
+                cs.name,
+                w.message.as_deref().unwrap_or("")
+            )
+        })
+    })
+}
+
+/// A pod's fatal state: a container crash-looping or unable to start, or ended when it should run.
 fn pod_fatal(p: &Pod) -> Option<String> {
     let name = p.metadata.name.clone().unwrap_or_default();
     let st = p.status.as_ref()?;
     if st.phase.as_deref() == Some("Failed") {
         return Some(format!("pod {name} failed"));
+    }
+    if let Some(why) = hopeless(p) {
+        return Some(why);
     }
     for cs in st.container_statuses.iter().flatten() {
         let waiting = cs.state.as_ref().and_then(|s| s.waiting.as_ref());
@@ -131,6 +156,9 @@ pub async fn load_sealed(client: &Client, ns: &str, timeout: Duration, stop: &St
             let ready = st.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
             if ready {
                 return Ok(LoadPod::Sealed(name));
+            }
+            if let Some(why) = hopeless(&p) {
+                return Err(WaitError::Failed(format!("the load engine: {why}")));
             }
             if st.phase.as_deref() == Some("Failed") && st.container_statuses.as_ref().is_none_or(|c| c.is_empty()) {
                 let why = st.reason.clone().or(st.message.clone()).unwrap_or_default();
