@@ -270,6 +270,17 @@ fn a_crashing_server_is_reported_with_its_last_log_lines() {
 }
 
 #[test]
+fn an_image_that_cannot_be_pulled_fails_at_once_with_the_kubelet_reason() {
+    let r = Run::new(&sim_benchmark("badimage", "", "num_prompts: 5 rates { request_rates: [40] }"));
+    // Far longer than the test takes: the failure must come from the pod's state, not the clock.
+    let o = r.run(&["--ready-timeout", "600", "--image", "Not A Valid/image"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let reason = r.run_json()["benchmarks"]["badimage"]["reason"].as_str().unwrap().to_owned();
+    assert!(reason.contains("cannot start: InvalidImageName") && !reason.contains("not done after"), "{reason}");
+    assert!(namespaces_of(&r.run_id()).is_empty());
+}
+
+#[test]
 fn a_load_engine_that_fails_is_reported_with_its_last_log_lines() {
     let catalog = sim_benchmark(
         "badload",

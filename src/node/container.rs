@@ -61,6 +61,19 @@ pub fn repository(image: &str) -> &str {
 /// The argv a container runs as, before `$(VAR)` expansion and path rewriting.
 pub fn program(c: &Container, ours: &[String], binary: &Path, pod_ip: Ipv4Addr) -> Result<Vec<String>, Waiting> {
     let image = c.image.clone().unwrap_or_default();
+    // What a kubelet's reference parser refuses: empty, white space, upper case in the name.
+    let name_part = image.split(['@', ':']).next().unwrap_or_default();
+    if image.is_empty()
+        || image.contains(char::is_whitespace)
+        || name_part.rsplit('/').next().is_some_and(|n| n.chars().any(|ch| ch.is_ascii_uppercase()))
+    {
+        return Err(Waiting {
+            reason: "InvalidImageName",
+            message: format!(
+                "Failed to apply default image tag {image:?}: couldn't parse image reference {image:?}: invalid reference format"
+            ),
+        });
+    }
     let repo = repository(&image);
     let short = repo.rsplit('/').next().unwrap_or(repo);
     let args = c.args.clone().unwrap_or_default();
