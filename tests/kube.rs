@@ -232,6 +232,17 @@ fn skip_tear_down_leaves_the_namespace() {
     let pods: Api<Pod> = Api::namespaced(client, &ns);
     let list = rt.block_on(pods.list(&kube::api::ListParams::default().labels("app=model-server"))).unwrap();
     assert_eq!(list.items.len(), 1);
+    // The emulator's exec (no client auth; loopback) runs only `inferbench results` on a volume.
+    let pod = list.items[0].metadata.name.clone().unwrap();
+    let ap = kube::api::AttachParams::default().stdout(true).stderr(true);
+    for cmd in [
+        vec!["sh", "-c", "id"],
+        vec!["inferbench", "results", "pack", "/etc"],
+        vec!["inferbench", "dev", "fill", "/tmp/x"],
+    ] {
+        let r = rt.block_on(pods.exec(&pod, cmd.clone(), &ap));
+        assert!(r.is_err(), "{cmd:?} was run");
+    }
     delete_namespace(&ns);
 }
 

@@ -143,13 +143,15 @@ async fn logs(
     Body::from_stream(stream).into_response()
 }
 
-/// An exec command's argv: `inferbench …` runs this node's program for the image (paths under
-/// mounts rewritten by the caller). Anything else is refused (`None`): the endpoint has no client
-/// authentication (loopback only), so it must not run arbitrary host programs.
+/// An exec command's argv: `inferbench results …` runs this node's program for the image (paths
+/// under mounts rewritten by the caller). Anything else is refused (`None`): the endpoint has no
+/// client authentication (loopback only), so it must not run arbitrary host programs, nor
+/// inferbench commands that write where they are told.
 pub fn map_exec(argv: Vec<String>, l: &Launch) -> Option<Vec<String>> {
     let mut argv = argv;
     let first = argv.first()?;
-    if first != "inferbench" && !first.ends_with("/inferbench") {
+    if (first != "inferbench" && !first.ends_with("/inferbench")) || argv.get(1).map(String::as_str) != Some("results")
+    {
         return None;
     }
     argv[0].clone_from(&l.argv[0]);
@@ -178,11 +180,18 @@ async fn exec(
         return (StatusCode::BAD_REQUEST, format!("container {container:?} of {ns}/{pod} is not running"))
             .into_response();
     };
+    // `inferbench results VERB DIR` with DIR inside one of the pod's volumes: nothing else of the
+    // host is reachable through this endpoint.
+    let in_volume = command.len() == 4
+        && l.mounts.iter().any(|(m, _)| {
+            let m = m.trim_end_matches('/');
+            command[3] == m || command[3].starts_with(&format!("{m}/"))
+        });
     let argv: Vec<String> = command.iter().map(|a| super::container::rewrite_path(a, &l.mounts)).collect();
-    let Some(argv) = map_exec(argv, &l) else {
+    let Some(argv) = map_exec(argv, &l).filter(|_| in_volume) else {
         return (
             StatusCode::FORBIDDEN,
-            "exec: the inferbench node emulator runs only `inferbench …` commands in a pod",
+            "exec: the inferbench node emulator runs only `inferbench results VERB DIR` with DIR in one of the pod's volumes",
         )
             .into_response();
     };

@@ -11,7 +11,7 @@
 //!   keys, `$(VAR)`), probes readiness/startup probes, and reports container states, restarts,
 //!   exit codes and phases back ([`pods`], [`probes`]);
 //! - serves container logs and exec to the API server, over HTTPS, as a kubelet does
-//!   ([`kubelet`]): `kubectl logs` and inferbench's result download (exec of `inferbench …` over
+//!   ([`kubelet`]): `kubectl logs` and inferbench's result download (exec of `inferbench results …` over
 //!   WebSocket; no SPDY, so not `kubectl exec`) work;
 //! - finalises deleted pods (stops their processes, deletes them with grace 0): without that a
 //!   namespace never finishes deleting;
