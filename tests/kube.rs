@@ -348,8 +348,10 @@ fn spawn_until(r: &Run, args: &[&str], needle: &str) -> std::process::Child {
 
 #[test]
 fn ctrl_c_tears_down_what_the_run_created() {
-    let r = Run::new(&sim_benchmark("stopped", "", "num_prompts: 400 rates { request_rates: [5] }"));
-    let mut child = spawn_until(&r, &[], "[stopped] ready at");
+    // Two stages: the first one's line shows while the second (20 s) runs — stages are followed
+    // live from the load pod's log — and Ctrl-C comes then.
+    let r = Run::new(&sim_benchmark("stopped", "", "num_prompts: 10 rates { request_rates: [40, 0.5] }"));
+    let mut child = spawn_until(&r, &[], "[stopped] rate-40");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();

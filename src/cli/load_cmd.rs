@@ -255,7 +255,18 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     }
     let out = rt.block_on(async {
         let bar = super::progress::StageBar::start(session.current.clone());
-        session.run(args.output_dir.as_deref(), &stop, &mut |s| bar.suspend(|| print_stage(s))).await
+        let in_pod = args.hold_results;
+        session
+            .run(args.output_dir.as_deref(), &stop, &mut |s| {
+                bar.suspend(|| {
+                    print_stage(s);
+                    if in_pod {
+                        // For the platform following this pod's log: the stage as data.
+                        let _ = writeln!(std::io::stdout(), "{}", handoff::stage_log_line(s));
+                    }
+                })
+            })
+            .await
     });
     let out = out.map_err(anyhow::Error::msg)?;
     let rows: Vec<super::progress::Row<'_>> =

@@ -16,13 +16,22 @@ use crate::schema::Results;
 
 /// The summary as JSON text.
 pub fn summary_json(results: &Results) -> String {
-    let msg = results.transcode_to_dynamic();
+    let mut out = Vec::new();
+    serialize(results, &mut serde_json::Serializer::pretty(&mut out));
+    String::from_utf8(out).expect("JSON is UTF-8")
+}
+
+/// The summary as JSON on one line (the same fields: [`crate::results::store::parse_summary`] reads it).
+pub fn summary_json_line(results: &Results) -> String {
+    let mut out = Vec::new();
+    serialize(results, &mut serde_json::Serializer::new(&mut out));
+    String::from_utf8(out).expect("JSON is UTF-8")
+}
+
+fn serialize<F: serde_json::ser::Formatter>(results: &Results, ser: &mut serde_json::Serializer<&mut Vec<u8>, F>) {
     let opts =
         SerializeOptions::new().use_proto_field_name(true).stringify_64_bit_integers(false).skip_default_fields(false);
-    let mut out = Vec::new();
-    let mut ser = serde_json::Serializer::pretty(&mut out);
-    msg.serialize_with_options(&mut ser, &opts).expect("results serialize");
-    String::from_utf8(out).expect("JSON is UTF-8")
+    results.transcode_to_dynamic().serialize_with_options(ser, &opts).expect("results serialize");
 }
 
 #[derive(Serialize)]

@@ -110,6 +110,22 @@ pub fn hold(dir: &Path, timeout: Duration, stop: &dyn Fn() -> bool) -> bool {
     false
 }
 
+/// Marks a stage's result in the load pod's log, so the platform following the log shows each
+/// stage as it ends (progress only: results travel by [`pack`], never through logs).
+pub const STAGE_MARKER: &str = "inferbench-stage: ";
+
+/// One log line carrying a stage's result.
+pub fn stage_log_line(s: &crate::schema::StageResult) -> String {
+    let one = crate::schema::Results { run: None, stages: vec![s.clone()] };
+    format!("{STAGE_MARKER}{}", crate::load::output::summary_json_line(&one))
+}
+
+/// The stage result of a log line written by [`stage_log_line`].
+pub fn parse_stage_log_line(line: &str) -> Option<crate::schema::StageResult> {
+    let json = line.trim_end().strip_prefix(STAGE_MARKER)?;
+    crate::results::store::parse_summary(json).ok()?.stages.into_iter().next()
+}
+
 /// A writer that hashes and counts what passes through.
 pub struct HashingWriter<W> {
     inner: W,
@@ -230,6 +246,15 @@ mod tests {
         let dst = tempfile::tempdir().unwrap();
         let e = unpack_verified(&buf[..], dst.path()).unwrap_err().to_string();
         assert!(e.contains("summary.json") && e.contains("differs"), "{e}");
+    }
+
+    #[test]
+    fn a_stage_survives_its_log_line() {
+        let s = crate::schema::StageResult { name: "rate-4".into(), duration_seconds: 2.5, ..Default::default() };
+        let line = stage_log_line(&s);
+        assert!(!line.contains('\n'), "one line: {line}");
+        assert_eq!(parse_stage_log_line(&line), Some(s));
+        assert_eq!(parse_stage_log_line("rate-4  sent 3"), None);
     }
 
     #[test]

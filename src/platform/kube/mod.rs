@@ -83,8 +83,11 @@ pub struct KubePlatform {
     opts: KubeOptions,
 }
 
-/// `inferbench run --platform kube` reads and writes these kinds in the benchmark namespaces.
+/// The load Job's name (templates/30-load-engine.yaml).
 const LOAD_JOB: &str = "load-engine";
+
+/// Stage names already reported live.
+type Reported = Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
 
 impl KubePlatform {
     /// A platform on `client`'s cluster.
@@ -233,7 +236,73 @@ impl KubePlatform {
         }
     }
 
-    async fn load_inner(&self, snap: &Snapshot, out: &Path, stop: &Stop) -> Result<Outcome, PlatformError> {
+    /// Follows the load pod's log and reports each stage as it ends (progress only; the results
+    /// themselves arrive by the download), noting which it reported.
+    fn follow_stages(
+        &self,
+        ns: &str,
+        name: String,
+        on_stage: OnStage,
+        reported: Reported,
+    ) -> tokio::task::JoinHandle<()> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        tokio::spawn(async move {
+            // The log exists once the container started: wait for that by watching the pod.
+            let mut events = std::pin::pin!(
+                watcher(pods.clone(), watcher::Config::default().labels("app=load-engine"))
+                    .default_backoff()
+                    .applied_objects()
+            );
+            let pod = loop {
+                match events.next().await {
+                    Some(Ok(p)) => {
+                        let started = p.status.as_ref().and_then(|s| s.container_statuses.as_ref()).is_some_and(|cs| {
+                            cs.iter().any(|c| {
+                                c.state.as_ref().is_some_and(|st| st.running.is_some() || st.terminated.is_some())
+                            })
+                        });
+                        if started {
+                            break p.metadata.name.unwrap_or_default();
+                        }
+                    }
+                    Some(Err(_)) => continue,
+                    None => return,
+                }
+            };
+            let lp =
+                kube::api::LogParams { follow: true, container: Some(fetch::CONTAINER.into()), ..Default::default() };
+            let Ok(stream) = pods.log_stream(&pod, &lp).await else { return };
+            let mut lines = futures_util::AsyncBufReadExt::lines(stream);
+            while let Some(Ok(line)) = lines.next().await {
+                if let Some(stage) = crate::results::handoff::parse_stage_log_line(&line) {
+                    on_stage(&name, &stage);
+                    reported.lock().expect("reported").insert(stage.name);
+                }
+            }
+        })
+    }
+
+    async fn load_inner(
+        &self,
+        snap: &Snapshot,
+        out: &Path,
+        stop: &Stop,
+        on_stage: OnStage,
+    ) -> Result<Outcome, PlatformError> {
+        let reported = Reported::default();
+        let follower = self.follow_stages(&snap.namespace, snap.name.clone(), on_stage.clone(), reported.clone());
+        let r = self.load_and_fetch(snap, out, stop).await;
+        follower.abort();
+        let outcome = r?;
+        // Stages the log did not show (it is progress only) are reported now, from the results.
+        let seen = reported.lock().expect("reported").clone();
+        for s in outcome.results.stages.iter().filter(|s| !seen.contains(&s.name)) {
+            on_stage(&snap.name, s);
+        }
+        Ok(outcome)
+    }
+
+    async fn load_and_fetch(&self, snap: &Snapshot, out: &Path, stop: &Stop) -> Result<Outcome, PlatformError> {
         let ns = &snap.namespace;
         let t0 = Instant::now();
         let job = snap.objects.iter().find(|o| o.kind == "Job" && o.name == LOAD_JOB).ok_or_else(|| {
@@ -385,12 +454,7 @@ impl Platform for KubePlatform {
         on_stage: OnStage,
     ) -> Result<Outcome, PlatformError> {
         let _ = dep;
-        let outcome = self.load_inner(snap, out, stop).await?;
-        // The stages ran in the pod; they are reported once their results are here.
-        for s in &outcome.results.stages {
-            on_stage(&snap.name, s);
-        }
-        Ok(outcome)
+        self.load_inner(snap, out, stop, on_stage).await
     }
 
     async fn tear_down(&self, snap: &Snapshot, _dep: Deployment) -> Result<(), PlatformError> {
