@@ -205,3 +205,30 @@ async fn a_tokenizer_counts_answers_without_usage_and_cross_checks_those_with_it
         );
     }
 }
+
+/// `inferbench dev canned` on a free port of 127.0.0.1.
+async fn canned() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(inferbench::sim::canned::serve(listener));
+    url
+}
+
+#[tokio::test]
+async fn the_canned_server_answers_every_openai_shape_with_the_asked_length() {
+    let url = canned().await;
+    for api in [Api::OpenaiCompletions, Api::OpenaiChatCompletions] {
+        for stream in [true, false] {
+            let s = send(&url, api, &text("four words of prompt"), 7, stream).await;
+            let r = &s.outcome.record;
+            assert_eq!(s.error, None, "{api:?} stream={stream}");
+            assert_eq!((r.status, r.output_tokens, r.token_source), (200, 7, TokenSource::Usage), "{api:?} {stream}");
+            assert_eq!(s.text, " tok".repeat(7), "{api:?} {stream}");
+            // Streamed: one chunk per token (chat's role-only first chunk carries no content).
+            assert_eq!(r.chunks, if stream { 7 } else { 1 }, "{api:?} {stream}");
+            assert!(!r.token_mismatch);
+        }
+    }
+    let body = reqwest::get(format!("{url}/metrics")).await.unwrap();
+    assert_eq!(body.status(), 200, "the scraper finds an (empty) exposition");
+}

@@ -1,5 +1,5 @@
 //! `inferbench results …` (run inside the load pod by the kube platform, through exec) and
-//! `inferbench dev node` (the node emulator).
+//! `inferbench dev node` (the node emulator), `inferbench dev canned` (a server with canned answers).
 
 use std::{io::Write as _, path::PathBuf, process::ExitCode};
 
@@ -34,6 +34,13 @@ pub enum DevCommand {
     /// Play a Kubernetes node: register it, run the pods bound to it as local processes, serve
     /// their logs and exec, forward Service ClusterIPs (see scripts/local-cluster.sh).
     Node(crate::node::NodeArgs),
+    /// Serve canned OpenAI answers at once (no engine): the cheapest server, to measure the load
+    /// engine's own ceiling on this machine (scripts/bench-load).
+    Canned {
+        /// Port on 127.0.0.1 (0: any free one; the address is printed).
+        #[arg(long, default_value_t = 8000)]
+        port: u16,
+    },
     /// Write BYTES of random data as DIR/blob, seal DIR and hold it like `load --hold-results`:
     /// a stand-in load pod to test and measure the result download path.
     Fill {
@@ -81,6 +88,15 @@ pub fn dev(c: DevCommand) -> ExitCode {
                 ExitCode::from(super::EXIT_INPUT)
             }
         },
+        DevCommand::Canned { port } => {
+            let served = tokio::runtime::Builder::new_multi_thread().enable_all().build().and_then(|rt| {
+                rt.block_on(crate::sim::canned::run(std::net::SocketAddr::from(([127, 0, 0, 1], port))))
+            });
+            if let Err(e) = served {
+                eprintln!("inferbench dev canned: {e}");
+            }
+            ExitCode::from(super::EXIT_INPUT)
+        }
         DevCommand::Node(a) => {
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,

@@ -200,6 +200,8 @@ struct Shared {
     agg: StageAggregate,
     records: Vec<RequestRecord>,
     warmup: u64,
+    /// When the live TTFT median was last refreshed.
+    p50_at: Option<std::time::Instant>,
 }
 
 /// Runs a stage to its end (every request answered or timed out). `first` numbers its requests.
@@ -209,13 +211,15 @@ pub async fn run_stage<S: Sender>(
     spec: StageSpec,
     first: u64,
 ) -> StageOutput {
-    let shared = Arc::new(Mutex::new(Shared { agg: StageAggregate::new(spec.slo), records: Vec::new(), warmup: 0 }));
+    let shared = Arc::new(Mutex::new(Shared {
+        agg: StageAggregate::new(spec.slo),
+        records: Vec::new(),
+        warmup: 0,
+        p50_at: None,
+    }));
     let start = Instant::now();
     let warmup_end = start + spec.warmup;
-    let mut tasks = JoinSet::new();
-    let mut made = 0u64;
     let mut cancelled = 0u64;
-    let mut dropped = 0u64;
     let ctx = Arc::new(Ctx {
         sender,
         prompts,
@@ -229,71 +233,19 @@ pub async fn run_stage<S: Sender>(
         stop: spec.stop.clone(),
         live: spec.live.clone(),
     });
-    let launch = |tasks: &mut JoinSet<()>, i: u64, intended: Instant, waited: bool, permit: Option<_>| {
-        let ctx = ctx.clone();
-        tasks.spawn(async move {
-            ctx.request(i, intended, waited).await;
-            drop(permit);
-        });
-    };
     let mut offered = Offered::default();
-    match spec.load.clone() {
+    let (mut tasks, made, dropped) = match spec.load.clone() {
         Load::Open { schedule, requested_rate, process } => {
             offered.requested_rate = requested_rate;
             offered.process = process;
-            let end = spec.duration.map(|d| start + d);
-            let cap = spec.max_concurrency.map(|n| Arc::new(Semaphore::new(n.max(1) as usize)));
-            let mut pacer = Pacer::new(*schedule, start, end, spec.precise_pacing);
-            loop {
-                let intended = tokio::select! {
-                    i = pacer.next() => i,
-                    () = spec.stop.wait() => None,
-                };
-                let Some(intended) = intended else { break };
-                let (permit, waited) = match &cap {
-                    None => (None, false),
-                    Some(sem) => match sem.clone().try_acquire_owned() {
-                        Ok(p) => (Some(p), false),
-                        Err(_) => {
-                            // Wait for a slot, but not past the stage's end or a stop: then it is
-                            // dropped.
-                            let wait = sem.clone().acquire_owned();
-                            let deadline = async {
-                                match end {
-                                    Some(e) => tokio::time::sleep_until(e).await,
-                                    None => std::future::pending().await,
-                                }
-                            };
-                            let p = tokio::select! {
-                                p = wait => Some(p),
-                                () = deadline => None,
-                                () = spec.stop.wait() => None,
-                            };
-                            match p {
-                                Some(Ok(p)) => (Some(p), true),
-                                _ => {
-                                    // The stage ended while it waited: it and every arrival still
-                                    // due before the end are dropped, and counted (exactly up to
-                                    // 10⁶ more; beyond, from the schedule's expected count).
-                                    let due = |o: &Duration| end.is_some_and(|e| start + *o < e);
-                                    let schedule = pacer.rest();
-                                    let counted = schedule.by_ref().take_while(due).take(1_000_000).count() as u64;
-                                    let expected = schedule.expected_count().unwrap_or(0.0) as u64;
-                                    let rest = if counted == 1_000_000 {
-                                        expected.saturating_sub(made + 1 + counted)
-                                    } else {
-                                        0
-                                    };
-                                    dropped += 1 + counted + rest;
-                                    break;
-                                }
-                            }
-                        }
-                    },
-                };
-                launch(&mut tasks, first + made, intended, waited, permit);
-                made += 1;
-            }
+            // The dispatcher runs as a task of the runtime, not on the thread that awaits the stage
+            // (`block_on`'s, outside the workers): the request tasks it spawns then go to its
+            // worker's own queue instead of waking another thread for each. In a set, so that
+            // dropping the stage aborts it (and the requests it started).
+            let mut dispatcher = JoinSet::new();
+            dispatcher.spawn(dispatch(ctx.clone(), *schedule, spec.clone(), first));
+            let d = dispatcher.join_next().await.expect("spawned").expect("the dispatcher does not panic");
+            (d.tasks, d.made, d.dropped)
         }
         Load::Closed { users, duration, max_requests } => {
             offered.users = users;
@@ -318,12 +270,10 @@ pub async fn run_stage<S: Sender>(
                 });
             }
             cancelled += drain(&mut user_tasks, &spec.stop).await;
-            made = next.load(std::sync::atomic::Ordering::Relaxed);
-            if let Some(m) = max_requests {
-                made = made.min(m);
-            }
+            let made = next.load(std::sync::atomic::Ordering::Relaxed);
+            (JoinSet::new(), max_requests.map_or(made, |m| made.min(m)), 0)
         }
-    }
+    };
     cancelled += drain(&mut tasks, &spec.stop).await;
     drop(ctx); // its handle on the results
     let mut shared =
@@ -336,6 +286,84 @@ pub async fn run_stage<S: Sender>(
         c.warmup = shared.warmup;
     }
     StageOutput { result, records: shared.records, warmup: shared.warmup, requests_made: made }
+}
+
+/// What an open-loop stage's dispatcher leaves: the requests it started, how many, and the
+/// arrivals it dropped.
+struct Dispatched {
+    tasks: JoinSet<()>,
+    made: u64,
+    dropped: u64,
+}
+
+/// Starts each arrival's request at its intended time, under the concurrency cap; see the module
+/// doc for delayed and dropped arrivals.
+async fn dispatch<S: Sender>(ctx: Arc<Ctx<S>>, schedule: Schedule, spec: StageSpec, first: u64) -> Dispatched {
+    let start = ctx.start;
+    let mut tasks = JoinSet::new();
+    let (mut made, mut dropped) = (0u64, 0u64);
+    let launch = |tasks: &mut JoinSet<()>, i: u64, intended: Instant, waited: bool, permit: Option<_>| {
+        let ctx = ctx.clone();
+        tasks.spawn(async move {
+            ctx.request(i, intended, waited).await;
+            drop(permit);
+        });
+    };
+    let end = spec.duration.map(|d| start + d);
+    let cap = spec.max_concurrency.map(|n| Arc::new(Semaphore::new(n.max(1) as usize)));
+    let mut pacer = Pacer::new(schedule, start, end, spec.precise_pacing);
+    loop {
+        let intended = tokio::select! {
+            i = pacer.next() => i,
+            () = spec.stop.wait() => None,
+        };
+        let Some(intended) = intended else { break };
+        let (permit, waited) = match &cap {
+            None => (None, false),
+            Some(sem) => match sem.clone().try_acquire_owned() {
+                Ok(p) => (Some(p), false),
+                Err(_) => {
+                    // Wait for a slot, but not past the stage's end or a stop: then it is
+                    // dropped.
+                    let wait = sem.clone().acquire_owned();
+                    let deadline = async {
+                        match end {
+                            Some(e) => tokio::time::sleep_until(e).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    let p = tokio::select! {
+                        p = wait => Some(p),
+                        () = deadline => None,
+                        () = spec.stop.wait() => None,
+                    };
+                    match p {
+                        Some(Ok(p)) => (Some(p), true),
+                        _ => {
+                            // The stage ended while it waited: it and every arrival still
+                            // due before the end are dropped, and counted (exactly up to
+                            // 10⁶ more; beyond, from the schedule's expected count).
+                            let due = |o: &Duration| end.is_some_and(|e| start + *o < e);
+                            let schedule = pacer.rest();
+                            let counted = schedule.by_ref().take_while(due).take(1_000_000).count() as u64;
+                            let expected = schedule.expected_count().unwrap_or(0.0) as u64;
+                            let rest =
+                                if counted == 1_000_000 { expected.saturating_sub(made + 1 + counted) } else { 0 };
+                            dropped += 1 + counted + rest;
+                            break;
+                        }
+                    }
+                }
+            },
+        };
+        launch(&mut tasks, first + made, intended, waited, permit);
+        made += 1;
+        // A finished task stays in the set, future and all (~2 KB), until joined: reaped as
+        // we go, memory follows the requests in flight rather than the requests made.
+        while tasks.try_join_next().is_some() {}
+    }
+
+    Dispatched { tasks, made, dropped }
 }
 
 /// Waits for every task (requests end by themselves, bounded by their timeout); once a stop is
@@ -430,8 +458,11 @@ fn record(shared: &Mutex<Shared>, outcome: Outcome, in_warmup: bool, live: &Live
     } else {
         s.agg.record(&outcome);
         s.records.push(outcome.record);
-        // A quantile walks the histogram: refreshed every 16 answers, not on each.
-        if s.records.len() % 16 == 1 {
+        // A quantile walks the whole histogram (tens of µs): refreshed four times a second, not
+        // on every answer (it is for the progress display only).
+        let now = std::time::Instant::now();
+        if s.p50_at.is_none_or(|t| now.duration_since(t) >= Duration::from_millis(250)) {
+            s.p50_at = Some(now);
             live.ttft_p50_us.store(s.agg.ttft_p50_us(), Relaxed);
         }
     }

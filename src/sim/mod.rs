@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod args;
+pub mod canned;
 pub mod engine;
 pub mod faults;
 pub mod kv;
