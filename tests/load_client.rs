@@ -231,4 +231,13 @@ async fn the_canned_server_answers_every_openai_shape_with_the_asked_length() {
     }
     let body = reqwest::get(format!("{url}/metrics")).await.unwrap();
     assert_eq!(body.status(), 200, "the scraper finds an (empty) exposition");
+    // Bad requests are refused with a JSON error (serde's quotes escaped), and a huge answer is
+    // refused rather than allocated.
+    let http = reqwest::Client::new();
+    for body in [r#"{"max_tokens": "x"}"#, r#"{"max_tokens": 4294967295}"#] {
+        let r = http.post(format!("{url}/v1/completions")).body(body).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        let e: serde_json::Value = r.json().await.unwrap();
+        assert!(e["error"].as_str().is_some_and(|m| !m.is_empty()), "{body}: {e}");
+    }
 }

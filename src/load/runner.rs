@@ -179,7 +179,7 @@ pub struct Live {
     pub done: AtomicU64,
     /// Requests failed.
     pub failed: AtomicU64,
-    /// Median TTFT of the measured requests so far, µs (refreshed every few answers).
+    /// Median TTFT of the measured requests so far, µs (refreshed at most 4×/s, as answers come).
     pub ttft_p50_us: AtomicU64,
 }
 
@@ -244,7 +244,11 @@ pub async fn run_stage<S: Sender>(
             // dropping the stage aborts it (and the requests it started).
             let mut dispatcher = JoinSet::new();
             dispatcher.spawn(dispatch(ctx.clone(), *schedule, spec.clone(), first));
-            let d = dispatcher.join_next().await.expect("spawned").expect("the dispatcher does not panic");
+            let d = match dispatcher.join_next().await.expect("spawned") {
+                Ok(d) => d,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => panic!("the dispatcher ended early: {e}"),
+            };
             (d.tasks, d.made, d.dropped)
         }
         Load::Closed { users, duration, max_requests } => {

@@ -37,11 +37,13 @@ const WARM_SPAN: f64 = 0.02;
 /// Connections worth opening before `stages` run.
 fn warm_connections(stages: &[StageSpec]) -> usize {
     let want = |s: &StageSpec| -> f64 {
-        let n = match &s.load {
-            Load::Open { requested_rate, .. } => requested_rate * WARM_SPAN,
+        match &s.load {
+            // The cap bounds an open loop's requests in flight; closed loops have their users.
+            Load::Open { requested_rate, .. } => {
+                (requested_rate * WARM_SPAN).min(f64::from(s.max_concurrency.unwrap_or(u32::MAX)))
+            }
             Load::Closed { users, .. } => f64::from(*users),
-        };
-        n.min(f64::from(s.max_concurrency.unwrap_or(u32::MAX)))
+        }
     };
     let most = stages.iter().map(want).fold(0.0, f64::max);
     (most.ceil() as usize).clamp(WARM_CONNECTIONS.0, WARM_CONNECTIONS.1)
@@ -166,7 +168,10 @@ impl Session {
         let mut first = 0;
         let mut recorded = 0;
         let mut queue: std::collections::VecDeque<StageSpec> = std::mem::take(&mut self.stages).into();
-        self.client.warm(warm_connections(queue.make_contiguous())).await;
+        tokio::select! {
+            () = self.client.warm(warm_connections(queue.make_contiguous())) => {}
+            () = stop.wait() => {}
+        }
         while let Some(stage) = queue.pop_front() {
             if stop.stopped() {
                 break;

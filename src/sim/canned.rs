@@ -20,11 +20,21 @@ use tokio::net::TcpListener;
 
 /// The text of every generated token.
 const TOKEN: &str = " tok";
+/// Longest answer given: a larger `max_tokens` is refused (400), not allocated.
+const MAX_TOKENS: u32 = 1 << 20;
 
 /// Serves on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
     loop {
-        let (stream, _) = listener.accept().await?;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, a client gone mid-handshake: passing; keep serving.
+                eprintln!("inferbench dev canned: accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
             let service = service_fn(|req| async move { Ok::<_, Infallible>(answer(req).await) });
@@ -75,12 +85,16 @@ async fn answer(req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
     };
     let asked: Asked<'_> = match serde_json::from_slice(&body) {
         Ok(a) => a,
-        Err(e) => return reply(StatusCode::BAD_REQUEST, "application/json", &format!(r#"{{"error":"{e}"}}"#)),
+        Err(e) => return bad_request(&e.to_string()),
     };
     let n = asked.max_tokens.unwrap_or(16);
+    if n > MAX_TOKENS {
+        return bad_request(&format!("max_tokens {n} is over this server's {MAX_TOKENS}"));
+    }
     // A prompt token per 4 bytes of prompt, or 8 per message: a count, not a tokenizer's.
     let prompt = asked.prompt.as_ref().map_or(asked.messages.as_ref().map_or(0, |m| 8 * m.len()), |p| p.len() / 4);
-    let usage = format!(r#"{{"prompt_tokens":{prompt},"completion_tokens":{n},"total_tokens":{}}}"#, prompt as u32 + n);
+    let total = prompt as u64 + u64::from(n);
+    let usage = format!(r#"{{"prompt_tokens":{prompt},"completion_tokens":{n},"total_tokens":{total}}}"#);
     if asked.stream {
         let with_usage = asked.stream_options.is_some_and(|o| o.include_usage);
         reply(StatusCode::OK, "text/event-stream", &stream(chat, n, with_usage.then_some(&usage)))
@@ -127,6 +141,10 @@ fn stream(chat: bool, n: u32, usage: Option<&str>) -> String {
     }
     s.push_str("data: [DONE]\n\n");
     s
+}
+
+fn bad_request(message: &str) -> Response<Full<Bytes>> {
+    reply(StatusCode::BAD_REQUEST, "application/json", &serde_json::json!({ "error": message }).to_string())
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: &str) -> Response<Full<Bytes>> {
