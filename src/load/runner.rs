@@ -243,7 +243,9 @@ pub async fn run_stage<S: Sender>(
             // worker's own queue instead of waking another thread for each. In a set, so that
             // dropping the stage aborts it (and the requests it started).
             let mut dispatcher = JoinSet::new();
-            dispatcher.spawn(dispatch(ctx.clone(), *schedule, spec.clone(), first));
+            let end = spec.duration.map(|d| start + d);
+            let pacer = Pacer::new(*schedule, start, end, spec.precise_pacing);
+            dispatcher.spawn(dispatch(ctx.clone(), pacer, end, spec.max_concurrency, first));
             let d = match dispatcher.join_next().await.expect("spawned") {
                 Ok(d) => d,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -300,26 +302,23 @@ struct Dispatched {
     dropped: u64,
 }
 
-/// Starts each arrival's request at its intended time, under the concurrency cap; see the module
-/// doc for delayed and dropped arrivals.
-async fn dispatch<S: Sender>(ctx: Arc<Ctx<S>>, schedule: Schedule, spec: StageSpec, first: u64) -> Dispatched {
-    let start = ctx.start;
+/// Starts each arrival `pacer` releases, until `end`, with at most `max_concurrency` requests in
+/// flight; see the module doc for delayed and dropped arrivals.
+async fn dispatch<S: Sender>(
+    ctx: Arc<Ctx<S>>,
+    mut pacer: Pacer,
+    end: Option<Instant>,
+    max_concurrency: Option<u32>,
+    first: u64,
+) -> Dispatched {
+    let (start, stop) = (ctx.start, ctx.stop.clone());
     let mut tasks = JoinSet::new();
     let (mut made, mut dropped) = (0u64, 0u64);
-    let launch = |tasks: &mut JoinSet<()>, i: u64, intended: Instant, waited: bool, permit: Option<_>| {
-        let ctx = ctx.clone();
-        tasks.spawn(async move {
-            ctx.request(i, intended, waited).await;
-            drop(permit);
-        });
-    };
-    let end = spec.duration.map(|d| start + d);
-    let cap = spec.max_concurrency.map(|n| Arc::new(Semaphore::new(n.max(1) as usize)));
-    let mut pacer = Pacer::new(schedule, start, end, spec.precise_pacing);
+    let cap = max_concurrency.map(|n| Arc::new(Semaphore::new(n.max(1) as usize)));
     loop {
         let intended = tokio::select! {
             i = pacer.next() => i,
-            () = spec.stop.wait() => None,
+            () = stop.wait() => None,
         };
         let Some(intended) = intended else { break };
         let (permit, waited) = match &cap {
@@ -339,7 +338,7 @@ async fn dispatch<S: Sender>(ctx: Arc<Ctx<S>>, schedule: Schedule, spec: StageSp
                     let p = tokio::select! {
                         p = wait => Some(p),
                         () = deadline => None,
-                        () = spec.stop.wait() => None,
+                        () = stop.wait() => None,
                     };
                     match p {
                         Some(Ok(p)) => (Some(p), true),
@@ -360,13 +359,16 @@ async fn dispatch<S: Sender>(ctx: Arc<Ctx<S>>, schedule: Schedule, spec: StageSp
                 }
             },
         };
-        launch(&mut tasks, first + made, intended, waited, permit);
+        let ctx = ctx.clone();
+        tasks.spawn(async move {
+            ctx.request(first + made, intended, waited).await;
+            drop(permit);
+        });
         made += 1;
         // A finished task stays in the set, future and all (~2 KB), until joined: reaped as
         // we go, memory follows the requests in flight rather than the requests made.
         while tasks.try_join_next().is_some() {}
     }
-
     Dispatched { tasks, made, dropped }
 }
 
