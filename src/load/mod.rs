@@ -2,7 +2,8 @@
 //! each stage is run by the [`runner`] (open loop on [`arrivals`]' intended times, or closed-loop
 //! users), whose requests come from [`datasets`] (token counts by [`tokenize`]) and are sent and
 //! measured by the [`client`] through an API's [`backends`] ([`sse`] parsing stamped on arrival);
-//! the [`recorder`] aggregates them into `proto/results.proto` and [`output`] writes the files;
+//! the [`recorder`] aggregates them into `proto/results.proto`, [`records`] keeps each one, and
+//! [`output`] writes the files;
 //! [`scrape`] samples the server's `/metrics` alongside. A [`session`] ties one run together.
 //!
 //! [`compat`] writes the peers' result formats (LPG, `vllm bench serve`, inference-perf).
@@ -17,6 +18,7 @@ pub mod datasets;
 pub mod output;
 pub mod pacer;
 pub mod recorder;
+pub mod records;
 pub mod runner;
 pub mod scrape;
 pub mod session;

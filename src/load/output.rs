@@ -11,7 +11,7 @@ use std::{
 use prost_reflect::{ReflectMessage as _, SerializeOptions};
 use serde::Serialize;
 
-use super::recorder::{NONE_US, RequestRecord};
+use super::{recorder::NONE_US, records::Records};
 use crate::schema::Results;
 
 /// The summary as JSON text.
@@ -62,7 +62,7 @@ fn opt(us: u32) -> Option<u32> {
 }
 
 /// Writes `summary.json` and `requests.jsonl.zst` into `dir` (created if needed).
-pub fn write(dir: &Path, results: &Results, stages: &[(String, Vec<RequestRecord>)]) -> Result<Vec<PathBuf>, String> {
+pub fn write(dir: &Path, results: &Results, stages: &[(String, Records)]) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     // The per-request file first, the summary last: a summary never sits beside stale records.
     let mut enc = zstd::Encoder::new(Vec::new(), 3).map_err(|e| e.to_string())?;

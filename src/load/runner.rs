@@ -20,7 +20,8 @@ use super::{
     backends::{Message, Prompt, Request},
     client::{Client, Sent, Timing},
     pacer::Pacer,
-    recorder::{Outcome, RequestRecord, Slo, StageAggregate},
+    recorder::{Outcome, Slo, StageAggregate},
+    records::Records,
 };
 use crate::schema::{Offered, StageResult};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -189,7 +190,7 @@ pub struct StageOutput {
     /// Aggregates.
     pub result: StageResult,
     /// One record per measured request, in completion order.
-    pub records: Vec<RequestRecord>,
+    pub records: Records,
     /// Requests sent whose results were left out as warm-up.
     pub warmup: u64,
     /// Requests made, warm-up included: the next stage's first request index.
@@ -198,7 +199,7 @@ pub struct StageOutput {
 
 struct Shared {
     agg: StageAggregate,
-    records: Vec<RequestRecord>,
+    records: Records,
     warmup: u64,
     /// When the live TTFT median was last refreshed.
     p50_at: Option<std::time::Instant>,
@@ -213,7 +214,7 @@ pub async fn run_stage<S: Sender>(
 ) -> StageOutput {
     let shared = Arc::new(Mutex::new(Shared {
         agg: StageAggregate::new(spec.slo),
-        records: Vec::new(),
+        records: Records::new(),
         warmup: 0,
         p50_at: None,
     }));

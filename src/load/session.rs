@@ -17,6 +17,7 @@ use super::{
     compat,
     datasets::{self, Sampled},
     output,
+    records::Records,
     runner::{Live, Load, StageSpec, Stop, run_stage},
     scrape::Scraper,
     stages,
@@ -202,7 +203,7 @@ impl Session {
                 result.server_metrics = s.summarise(&name, began, Instant::now()).into_iter().collect();
             }
             results.stages.push(result);
-            records.push((name, if records_wanted { out.records } else { vec![] }));
+            records.push((name, if records_wanted { out.records } else { Records::new() }));
             // Written after every stage, so a crash later keeps the stages already measured.
             output::off_runtime(|| -> Result<(), String> {
                 if let Some(dir) = output_dir {

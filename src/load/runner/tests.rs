@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use super::*;
 use crate::load::{
     arrivals::{Process, Segment},
-    recorder::TokenSource,
+    recorder::{RequestRecord, TokenSource},
 };
 
 /// Answers every request after `service`, 4 tokens, and tracks concurrency and send times.
