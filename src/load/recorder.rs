@@ -420,11 +420,11 @@ fn dist(h: &Histogram<u64>, scale: f64) -> Distribution {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Sent 2 ms late at 1 s; chunks at +100 ms (1 token), +150 ms (2), +250 ms (1); end +260 ms.
-    fn example() -> Outcome {
+    pub(crate) fn example() -> Outcome {
         Outcome {
             record: RequestRecord {
                 intended_us: 1_000_000,

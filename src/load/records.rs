@@ -74,27 +74,10 @@ impl<'a> IntoIterator for &'a Records {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::recorder::{NONE_US, TokenSource};
+    use crate::load::recorder::tests::example;
 
     fn rec(i: u64) -> RequestRecord {
-        RequestRecord {
-            intended_us: i,
-            sent_us: i,
-            first_byte_us: NONE_US,
-            first_token_us: NONE_US,
-            last_token_us: NONE_US,
-            end_us: 0,
-            input_tokens: 0,
-            output_tokens: 0,
-            cached_tokens: 0,
-            chunks: 0,
-            model: 0,
-            status: 200,
-            error: None,
-            token_source: TokenSource::Usage,
-            token_mismatch: false,
-            waited_for_slot: false,
-        }
+        RequestRecord { intended_us: i, ..example().record }
     }
 
     #[test]
