@@ -159,6 +159,29 @@ async fn an_error_event_in_a_stream_is_the_servers_error_and_garbage_is_a_parse_
     assert_eq!(r.outcome.record.error, Some(ErrorKind::Parse), "{:?}", r.error);
 }
 
+#[tokio::test]
+async fn a_target_with_a_path_gets_it_before_every_api_path_with_its_host_header() {
+    use axum::{Json, Router, http::HeaderMap, routing::post};
+    let answer = |headers: HeaderMap| async move {
+        let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
+        Json(serde_json::json!({"choices": [{"text": host}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}))
+    };
+    let app = Router::new().route("/serving/model-a/v1/completions", post(answer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    for base in [format!("http://{addr}/serving/model-a"), format!("http://{addr}/serving/model-a/")] {
+        // Twice on one client: the second request goes on the connection the first left idle.
+        let client = Client::new(&base, Api::OpenaiCompletions, Duration::from_secs(5)).unwrap();
+        for _ in 0..2 {
+            let now = Instant::now();
+            let req = Request { model: "m", prompt: &text("x"), max_tokens: 1, ignore_eos: true, stream: false };
+            let r = client.send(&req, "t", Timing { stage_start: now, intended: now, waited_for_slot: false }).await;
+            assert_eq!((r.outcome.record.error, r.text), (None, addr.to_string()), "{base}: {:?}", r.error);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tokenizer_counts_answers_without_usage_and_cross_checks_those_with_it() {
     use axum::{Json, Router, routing::post};

@@ -1,19 +1,19 @@
-//! Sends one request and measures it: the HTTP client (hyper, TCP_NODELAY, pooled keep-alive
-//! connections), SSE parsing as bytes arrive, each content chunk timestamped on arrival, errors
+//! Sends one request and measures it: the HTTP client (hyper, TCP_NODELAY, keep-alive
+//! connections each driven by the request that holds it: [`super::pool`]), SSE parsing as bytes arrive, each content chunk timestamped on arrival, errors
 //! classified, the output token count taken from the server's usage when it gives one.
 
 use std::{sync::Arc, time::Duration};
 
 use http_body_util::{BodyExt as _, Full};
-use hyper::body::Bytes;
-use hyper_util::{
-    client::legacy::{Client as HyperClient, connect::HttpConnector},
-    rt::TokioExecutor,
+use hyper::{
+    body::{Bytes, Incoming},
+    header::HeaderValue,
 };
 use tokio::time::Instant;
 
 use super::{
     backends::{Backend, EventError, Request, Usage, for_api},
+    pool::Pool,
     recorder::{ErrorKind, NONE_US, Outcome, RequestRecord, TokenSource},
     sse::SseParser,
     tokenize::Tokenizer,
@@ -33,8 +33,13 @@ const MAX_ERROR_BODY: usize = 64 << 10;
 
 /// A client for one target.
 pub struct Client {
-    http: HyperClient<HttpConnector, Full<Bytes>>,
+    pool: Pool,
+    /// The target as given, for messages.
     base: String,
+    /// Its path, put before each API path (`/v1/completions` …); empty at the root.
+    prefix: String,
+    /// `Host` header value.
+    host: HeaderValue,
     backend: Box<dyn Backend>,
     timeout: Duration,
     tokenizer: Option<Arc<Tokenizer>>,
@@ -69,14 +74,17 @@ impl Client {
         if u.scheme() != "http" {
             return Err(format!("\"{base_url}\": only http:// targets are supported (got {}://)", u.scheme()));
         }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let http =
-            HyperClient::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(connector);
+        let host = u.host_str().ok_or_else(|| format!("\"{base_url}\" names no host"))?;
+        let port = u.port_or_known_default().unwrap_or(80);
+        let host_header = match u.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_owned(),
+        };
         Ok(Client {
-            http,
+            pool: Pool::new(format!("{host}:{port}")),
             base: base_url.trim_end_matches('/').to_owned(),
+            prefix: u.path().trim_end_matches('/').to_owned(),
+            host: HeaderValue::from_str(&host_header).map_err(|e| format!("\"{base_url}\": {e}"))?,
             backend: for_api(api),
             timeout,
             tokenizer: None,
@@ -114,17 +122,21 @@ impl Client {
     }
 
     /// Opens up to `n` keep-alive connections ahead of the load (`n` concurrent `GET /health`;
-    /// whatever the server answers, the connection stays pooled unless it says `Connection: close`).
+    /// whatever the server answers, the connection stays idle unless it says `Connection: close`).
     /// At high rates a stage that starts with none opens one per early arrival, all at once:
     /// measured at 20 000 req/s, the first ~150 ms of a stage were sent up to 65 ms late while
-    /// hundreds of handshakes went on. Gives up quietly (the load opens what it needs) after the
-    /// request timeout or 10 s, whichever is shorter.
+    /// hundreds of handshakes went on. A request on each, not only a handshake: connections
+    /// merely opened left the first ~10 ms of a stage at 20 000 req/s 60-200 requests > 1 ms late
+    /// (both ends' first use of a connection), against 0-40 with a request. Gives up quietly
+    /// (the load opens what it needs) after the request timeout or 10 s, whichever is shorter.
     pub async fn warm(&self, n: usize) {
-        let uri = format!("{}/health", self.base);
+        let path = format!("{}/health", self.prefix);
         let one = || async {
-            let req = hyper::Request::get(&uri).body(Full::new(Bytes::new())).ok()?;
-            let resp = self.http.request(req).await.ok()?;
-            resp.into_body().collect().await.ok()
+            let req = hyper::Request::get(&path).header(hyper::header::HOST, &self.host).body(Full::default()).ok()?;
+            let (mut conn, resp) = self.pool.send(req).await.ok()?;
+            conn.drive(resp.into_body().collect()).await.ok()?;
+            self.pool.put(conn);
+            Some(())
         };
         let all = futures_util::future::join_all((0..n).map(|_| one()));
         let _ = tokio::time::timeout(self.timeout.min(Duration::from_secs(10)), all).await;
@@ -137,23 +149,45 @@ impl Client {
     }
 
     async fn exchange(&self, req: &Request<'_>, id: &str, m: &mut Measure) -> Result<(), (ErrorKind, String)> {
-        let uri = format!("{}{}", self.base, self.backend.path(req));
+        let path = format!("{}{}", self.prefix, self.backend.path(req));
         let body = Bytes::from(self.backend.body(req));
-        let http_req = hyper::Request::post(&uri)
+        let http_req = hyper::Request::post(&path)
+            .header(hyper::header::HOST, &self.host)
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(hyper::header::ACCEPT, if req.stream { "text/event-stream" } else { "application/json" })
             .header("x-request-id", id)
             .body(Full::new(body))
-            .map_err(|e| (ErrorKind::Connect, format!("bad request to {uri}: {e}")))?;
-        let resp = self.http.request(http_req).await.map_err(|e| (ErrorKind::Connect, format!("{uri}: {e}")))?;
+            .map_err(|e| (ErrorKind::Connect, format!("bad request to {}{path}: {e}", self.base)))?;
+        let (mut conn, resp) =
+            self.pool.send(http_req).await.map_err(|e| (ErrorKind::Connect, format!("{path}: {e}")))?;
         m.first_byte = Some(Instant::now());
         m.status = resp.status().as_u16();
-        let mut body = resp.into_body();
+        let read = conn.drive(self.read(req, resp.into_body(), m)).await;
+        // Read to its end, the answer leaves the connection ready for another; else (a parse
+        // error mid-stream) it is closed.
+        if m.body_ended {
+            self.pool.put(conn);
+        }
+        read
+    }
+
+    /// Reads and parses an answer's body (`m.status` is its status).
+    async fn read(&self, req: &Request<'_>, mut body: Incoming, m: &mut Measure) -> Result<(), (ErrorKind, String)> {
         if !(200..300).contains(&m.status) {
             let mut text = Vec::new();
-            while let Some(Ok(frame)) = body.frame().await {
-                if let Some(d) = frame.data_ref() {
-                    text.extend_from_slice(&d[..d.len().min(MAX_ERROR_BODY - text.len().min(MAX_ERROR_BODY))]);
+            loop {
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Some(d) = frame.data_ref() {
+                            let room = MAX_ERROR_BODY - text.len().min(MAX_ERROR_BODY);
+                            text.extend_from_slice(&d[..d.len().min(room)]);
+                        }
+                    }
+                    Some(Err(_)) => break,
+                    None => {
+                        m.body_ended = true;
+                        break;
+                    }
                 }
             }
             let shown = String::from_utf8_lossy(&text[..text.len().min(300)]).into_owned();
@@ -164,7 +198,10 @@ impl Client {
             let mut events = Vec::new();
             loop {
                 let frame = match body.frame().await {
-                    None => break,
+                    None => {
+                        m.body_ended = true;
+                        break;
+                    }
                     Some(Ok(f)) => f,
                     Some(Err(e)) => return Err((ErrorKind::StreamCut, format!("the stream broke: {e}"))),
                 };
@@ -183,6 +220,7 @@ impl Client {
         } else {
             let bytes =
                 body.collect().await.map_err(|e| (ErrorKind::StreamCut, format!("the body broke: {e}")))?.to_bytes();
+            m.body_ended = true;
             let at = Instant::now();
             let p = self.backend.parse_body(&bytes).map_err(classify)?;
             m.add(&p, at);
@@ -202,6 +240,8 @@ struct Measure {
     usage: Usage,
     done: bool,
     prompt_chars: u32,
+    /// The body was read to its end.
+    body_ended: bool,
 }
 
 impl Measure {
@@ -214,6 +254,7 @@ impl Measure {
             text: String::new(),
             usage: Usage::default(),
             done: false,
+            body_ended: false,
             prompt_chars: req.prompt.flat().len() as u32,
         }
     }

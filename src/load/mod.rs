@@ -17,6 +17,7 @@ pub mod compat;
 pub mod datasets;
 pub mod output;
 pub mod pacer;
+pub mod pool;
 pub mod recorder;
 pub mod records;
 pub mod runner;
