@@ -101,7 +101,11 @@ impl Client {
         let req = &Request { stream: req.stream && self.backend.can_stream(), ..*req };
         let sent = Instant::now();
         let mut m = Measure::new(req, sent);
-        let result = tokio::time::timeout(self.timeout, self.exchange(req, request_id, &mut m)).await;
+        // Boxed: the exchange's future (HTTP request, connection, body) is most of a request's
+        // state, and unboxed it was copied whole at each level it was moved through (the spawn
+        // among them): 5-7 % of the client's CPU in memmove at 20 000 req/s.
+        let exchange = Box::pin(self.exchange(req, request_id, &mut m));
+        let result = tokio::time::timeout(self.timeout, exchange).await;
         let end = Instant::now();
         let error = match result {
             Ok(Ok(())) => None,

@@ -32,6 +32,8 @@ use tokio::net::TcpStream;
 
 /// The request body every request has (a whole JSON document).
 type Body = Full<Bytes>;
+/// A connection's state machine.
+type Io = Connection<TokioIo<TcpStream>, Body>;
 
 /// Idle keep-alive connections to one `host:port`.
 pub struct Pool {
@@ -45,8 +47,9 @@ pub struct Pool {
 /// only moves while someone polls it.
 pub struct Conn {
     send: SendRequest<Body>,
-    /// `None` once the connection has ended (closed by the server, or broken).
-    io: Option<Connection<TokioIo<TcpStream>, Body>>,
+    /// `None` once the connection has ended (closed by the server, or broken). Boxed: it is
+    /// ~1 KB, and a request's future, which holds its connection, is moved whole when spawned.
+    io: Option<Box<Io>>,
     turn: Arc<Turn>,
     waker: Waker,
 }
@@ -68,7 +71,8 @@ impl Pool {
             let fresh = reused.is_none();
             let mut conn = match reused {
                 Some(c) => c,
-                None => self.connect().await?,
+                // Boxed: the handshake's future is large and rarely needed.
+                None => Box::pin(self.connect()).await?,
             };
             // A reused connection is ready once it has taken in the end of its last answer; one
             // the server closed fails here, before anything of `req` is written.
@@ -110,7 +114,7 @@ impl Pool {
         socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive).map_err(|e| err(&e))?;
         let (send, io) = http1::handshake(TokioIo::new(tcp)).await.map_err(|e| err(&e))?;
         let turn = Arc::new(Turn::default());
-        Ok(Conn { send, io: Some(io), waker: Waker::from(turn.clone()), turn })
+        Ok(Conn { send, io: Some(Box::new(io)), waker: Waker::from(turn.clone()), turn })
     }
 }
 
@@ -126,12 +130,7 @@ impl Conn {
 /// handed to the connection, bytes handed to the request) through [`Turn`]: a wake during the poll
 /// is only noted, and both are polled again at once, rather than waking the task to be scheduled
 /// anew. `io` is dropped when the connection ends, which fails what `f` still waits for.
-async fn drive<F: Future>(
-    io: &mut Option<Connection<TokioIo<TcpStream>, Body>>,
-    turn: &Turn,
-    waker: &Waker,
-    f: F,
-) -> F::Output {
+async fn drive<F: Future>(io: &mut Option<Box<Io>>, turn: &Turn, waker: &Waker, f: F) -> F::Output {
     /// Rounds in one poll before yielding to other tasks (tokio's cooperative budget can make a
     /// resource say "not now" and wake at once; looping on that would never end).
     const ROUNDS: usize = 8;
@@ -147,7 +146,7 @@ async fn drive<F: Future>(
                 return Poll::Ready(out);
             }
             if let Some(c) = io.as_mut()
-                && Pin::new(c).poll(&mut inner).is_ready()
+                && Pin::new(&mut **c).poll(&mut inner).is_ready()
             {
                 *io = None;
                 turn.woken.store(true, SeqCst);
