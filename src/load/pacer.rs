@@ -11,7 +11,7 @@
 //! them 500 µs apart instead of 200 µs cut the client's CPU by 18 %, 1 000 µs by 31 %. With the
 //! timer in the reactor each release is one wake, and none when a worker is busy anyway.
 //!
-//! Wakes are at least [`MIN_WAKE_GAP`] apart: at high rates the arrivals due by then are released
+//! Wakes are at least `MIN_WAKE_GAP` apart: at high rates the arrivals due by then are released
 //! together, so a wake serves several (lag stays under the gap). The coarse pacer (tokio's timers)
 //! is for tests on tokio's paused clock, where a kernel timer would not follow virtual time, and
 //! for systems with no `timerfd`.

@@ -2,12 +2,12 @@
 //!
 //! A pooled client (hyper-util's) runs every connection as a task of its own: a request hands its
 //! message to that task and waits for the answer to be handed back, two or three task wake-ups per
-//! request, and on tokio's work-stealing runtime each wake that finds another task runnable may wake
-//! the other worker thread too. Measured at 20 000 req/s on two cores, that was 1.1 context switches
-//! per request (oha: 0.18), CPU the server on the same machine needs. Here a request takes an idle
-//! connection (or opens one), drives it itself while it sends and reads (`Conn::drive`), and puts
+//! request, each one a chance to wake the other worker thread. Here a request takes an idle
+//! connection (or opens one), drives it itself while it sends and reads ([`Conn::drive`]), and puts
 //! it back when the answer is read to its end: no connection task, and the wakes between the
-//! request and its connection stay inside one poll of one task.
+//! request and its connection stay inside one poll of one task. Measured against hyper-util's pool
+//! at 20 000 req/s on two cores: 2.5-3.5 % less client CPU, and fewer late arrivals at 24 000 req/s
+//! (most of the client's context switches came from the pacer's wakes: see [`super::pacer`]).
 
 use std::{
     future::Future,
