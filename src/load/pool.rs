@@ -100,7 +100,8 @@ impl Pool {
     }
 
     /// Connections idle now.
-    pub fn idle(&self) -> usize {
+    #[cfg(test)]
+    fn idle(&self) -> usize {
         self.idle.lock().expect("pool lock").len()
     }
 

@@ -166,8 +166,8 @@ pub struct StageSpec {
     pub stop: Arc<Stop>,
     /// Counters a progress display reads while the stage runs.
     pub live: Arc<Live>,
-    /// Wait for arrival times on the kernel's high-resolution timer (µs precision) rather than tokio's
-    /// millisecond timers (which tests on tokio's paused clock need).
+    /// Wait for arrival times on the kernel's high-resolution timer (µs precision) rather than
+    /// tokio's millisecond timers (which tests on tokio's paused clock need).
     pub precise_pacing: bool,
 }
 
