@@ -12,7 +12,19 @@
 //! timer in the reactor each release is one wake, and none when a worker is busy anyway.
 //!
 //! Wakes are at least `MIN_WAKE_GAP` apart: at high rates the arrivals due by then are released
-//! together, so a wake serves several (lag stays under the gap). The coarse pacer (tokio's timers)
+//! together, so a wake serves several (lag stays under the gap).
+//!
+//! When more than [`RELEASE_BURST`] arrivals are due at once (the client fell behind: a stall, a
+//! burst), the pacer releases them [`RELEASE_BURST`] at a time and yields to the runtime between
+//! bursts. Tokio runs a yielded task again only after it has polled for I/O, so the answers that
+//! came in meanwhile are read, and their connections go back to the pool, before more requests
+//! start. Released all at once, a backlog of thousands started ahead of every answer: each took a
+//! connection of its own, new and cold, and the dearer requests fed the backlog. Measured on 2
+//! cores (client on one): the maximum sustained rate rose from ~28 000 to ~34 000 req/s, overload
+//! at 32 000–40 000 req/s achieved 24 000–36 600 instead of 17 000–25 000, and at 24 000 req/s
+//! 5 of 5 runs kept schedule-lag p99 under 1 ms against 2 of 5.
+//!
+//! The coarse pacer (tokio's timers)
 //! is for tests on tokio's paused clock, where a kernel timer would not follow virtual time, and
 //! for systems with no `timerfd`.
 
@@ -27,6 +39,11 @@ use super::arrivals::Schedule;
 /// rates each arrival has a wake of its own.
 const MIN_WAKE_GAP: Duration = Duration::from_micros(200);
 
+/// Arrivals released in a row, with no wait between, before the pacer yields to the runtime (see
+/// the module doc). Far above what a wake releases on time (~5 at 24 000 req/s); 8–24 were
+/// measured alike, 64 and more let the backlog feed itself again.
+pub const RELEASE_BURST: u32 = 16;
+
 /// Releases arrivals.
 pub struct Pacer {
     schedule: Schedule,
@@ -38,6 +55,8 @@ pub struct Pacer {
     waiting: Option<Duration>,
     /// No wake before this.
     earliest_wake: Instant,
+    /// Arrivals released since the pacer last waited or yielded.
+    in_a_row: u32,
 }
 
 impl Pacer {
@@ -45,12 +64,16 @@ impl Pacer {
     /// timer when `precise` (and one can be made), else on tokio's timers.
     pub fn new(schedule: Schedule, start: Instant, end: Option<Instant>, precise: bool) -> Pacer {
         let timer = precise.then(timer::Timer::new).and_then(Result::ok);
-        Pacer { schedule, start, end, timer, waiting: None, earliest_wake: start }
+        Pacer { schedule, start, end, timer, waiting: None, earliest_wake: start, in_a_row: 0 }
     }
 
     /// The next arrival's intended time, once it is due; `None` at the schedule's or stage's end.
     /// Cancel-safe: an arrival whose wait is dropped is the next one given.
     pub async fn next(&mut self) -> Option<Instant> {
+        if self.in_a_row >= RELEASE_BURST {
+            self.in_a_row = 0;
+            tokio::task::yield_now().await;
+        }
         let offset = match self.waiting {
             Some(o) => o,
             None => self.schedule.next()?,
@@ -71,7 +94,9 @@ impl Pacer {
             }
             self.earliest_wake = Instant::now() + MIN_WAKE_GAP;
             self.waiting = None;
+            self.in_a_row = 0;
         }
+        self.in_a_row += 1;
         Some(at)
     }
 
@@ -148,6 +173,11 @@ mod timer {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    };
+
     use super::*;
     use crate::load::arrivals::{Process, Segment};
 
@@ -177,6 +207,48 @@ mod tests {
         let cut = tokio::time::timeout(Duration::from_millis(100), p.next()).await;
         assert!(cut.is_err());
         assert_eq!(p.next().await, Some(t0 + Duration::from_millis(250)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backlog_is_released_in_bursts_with_the_runtime_between() {
+        // Every arrival is due already (the client is 1 s behind a 1 000 req/s schedule).
+        let t0 = Instant::now() - Duration::from_secs(1);
+        let mut p = Pacer::new(schedule(1000.0, 10.0), t0, None, false);
+        let other = Arc::new(AtomicU32::new(0));
+        // Another task of this (single-threaded) runtime: it runs only when the pacer yields.
+        let o = other.clone();
+        tokio::spawn(async move {
+            loop {
+                o.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+            }
+        });
+        let mut before = 0;
+        for burst in 0..3u32 {
+            let mut within = None;
+            for k in 0..RELEASE_BURST {
+                let at = p.next().await.expect("an arrival");
+                assert_eq!(at - t0, Duration::from_millis(u64::from(burst * RELEASE_BURST + k)), "in order");
+                let ran = other.load(Ordering::SeqCst);
+                // The other task ran before a burst's first arrival (not before the very first
+                // burst), and never within a burst.
+                assert_eq!(ran > before, k == 0 && burst > 0, "burst {burst}, arrival {k}");
+                assert_eq!(*within.get_or_insert(ran), ran, "burst {burst}, arrival {k}");
+                before = ran;
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn arrivals_on_time_never_yield() {
+        // Each arrival is waited for, and a wait restarts the count: three bursts' worth of
+        // arrivals on time never reach the yield.
+        let t0 = Instant::now();
+        let mut p = Pacer::new(schedule(1000.0, 10.0), t0, None, false);
+        for _ in 0..3 * RELEASE_BURST {
+            assert!(p.next().await.is_some());
+            assert_eq!(p.in_a_row, 1);
+        }
     }
 
     #[tokio::test]
