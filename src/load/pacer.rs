@@ -14,20 +14,19 @@
 //! Wakes are at least `MIN_WAKE_GAP` apart: at high rates the arrivals due by then are released
 //! together, so a wake serves several (lag stays under the gap).
 //!
-//! When more than [`RELEASE_BURST`] arrivals are due at once (the client fell behind: a stall, a
-//! burst), the pacer releases them [`RELEASE_BURST`] at a time and yields to the runtime between
+//! When more than `RELEASE_BURST` arrivals are due at once (the client fell behind: a stall, a
+//! burst), the pacer releases them `RELEASE_BURST` at a time and yields to the runtime between
 //! bursts. Tokio wakes a yielded task only once it has run out of ready tasks and polled for I/O,
 //! so the answers that came in meanwhile are read, and their connections go back to the pool,
-//! before more requests start. Released all at once, a backlog of thousands started ahead of every answer: each took a
-//! connection of its own, new and cold, and the dearer requests fed the backlog. Measured on 2
-//! cores (the client on one, `dev canned` on the other), runs interleaved: offered 28 000–34 000
-//! req/s, most runs collapsed to 17 000–24 000 achieved; now 34 000–40 000 are achieved (with a
-//! standing lag of 0.1–0.25 s near the top), and offered 56 000–80 000, 44 000–45 000. At 24 000
-//! req/s, 5 of 5 runs kept schedule-lag p99 under 1 ms, against 2 of 5.
+//! before more requests start. Released all at once, a backlog of thousands started ahead of
+//! every answer: each took a connection of its own, new and cold, and the dearer requests fed the
+//! backlog. Measured on 2 cores (the client on one, `dev canned` on the other), runs interleaved:
+//! offered 28 000–34 000 req/s, most runs collapsed to 17 000–24 000 achieved; now 34 000–40 000
+//! are achieved (with a standing lag of 0.1–0.25 s near the top), and offered 56 000–80 000,
+//! 44 000–45 000. At 24 000 req/s, 5 of 5 runs kept schedule-lag p99 under 1 ms, against 2 of 5.
 //!
-//! The coarse pacer (tokio's timers)
-//! is for tests on tokio's paused clock, where a kernel timer would not follow virtual time, and
-//! for systems with no `timerfd`.
+//! The coarse pacer (tokio's timers) is for tests on tokio's paused clock, where a kernel timer
+//! would not follow virtual time, and for systems with no `timerfd`.
 
 use std::time::Duration;
 
@@ -44,7 +43,7 @@ const MIN_WAKE_GAP: Duration = Duration::from_micros(200);
 /// the module doc). Far above what a wake releases on time (~5 at 24 000 req/s). Offered 32 000–
 /// 36 000 req/s, 8–24 achieved alike; 1–4 (a yield too often) and 64 or more (the backlog feeds
 /// itself again) achieved less.
-pub const RELEASE_BURST: u32 = 16;
+const RELEASE_BURST: u32 = 16;
 
 /// Releases arrivals.
 pub struct Pacer {
