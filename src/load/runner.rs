@@ -2,7 +2,8 @@
 //! optional concurrency cap) or closed loop (N virtual users, each sending when its last answer
 //! is in), and aggregates what comes back.
 //!
-//! The dispatcher never waits for answers: each request runs in its own task, and a request that
+//! The dispatcher never waits for answers: it sends each request itself, at its release, and
+//! hands it to a task of its own to wait for the answer ([`send_now`]). A request that
 //! must wait for a concurrency slot is sent late *and counted* (`delayed_by_concurrency_cap`, its
 //! lag in `schedule_lag_ms`); arrivals still waiting when the stage ends are counted as dropped.
 //! Requests meant to start within the warm-up are sent but left out of the results.
@@ -10,6 +11,7 @@
 use std::{
     future::Future,
     sync::{Arc, Mutex},
+    task::{Context, Waker},
     time::Duration,
 };
 
@@ -361,7 +363,7 @@ async fn dispatch<S: Sender>(
             },
         };
         let ctx = ctx.clone();
-        tasks.spawn(async move {
+        send_now(&mut tasks, async move {
             ctx.request(first + made, intended, waited).await;
             drop(permit);
         });
@@ -371,6 +373,23 @@ async fn dispatch<S: Sender>(
         while tasks.try_join_next().is_some() {}
     }
     Dispatched { tasks, made, dropped }
+}
+
+/// Sends `request` at once, in the dispatcher's own poll, then hands what is left of it (waiting
+/// for the answer) to the runtime as a task of its own. Spawned straight away, a request would
+/// first wait behind every task already queued on the worker (mostly answers read in the last
+/// I/O poll): near the client's maximum that wait was half the schedule lag. Polled here, it
+/// takes its connection and writes its bytes before the dispatcher takes the next arrival.
+/// Measured at 27 200 req/s (the client on one core, `dev canned` on the other), runs
+/// interleaved: schedule-lag p50 0.18–0.21 ms before, 0.07–0.08 ms after; p99 0.63–1.51 ms
+/// before, 0.18–0.32 ms after (unless the host stole the core), at the same client CPU.
+fn send_now(tasks: &mut JoinSet<()>, request: impl Future<Output = ()> + Send + 'static) {
+    let mut request = Box::pin(request);
+    // Whatever this poll leaves it waiting for, the task polls it again at once (a spawned task
+    // is scheduled) and registers its own waker; a wake meanwhile is not needed.
+    if request.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending() {
+        tasks.spawn(request);
+    }
 }
 
 /// Waits for every task (requests end by themselves, bounded by their timeout); once a stop is

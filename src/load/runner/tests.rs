@@ -14,6 +14,8 @@ struct Fake {
     in_flight: AtomicU32,
     max_in_flight: AtomicU32,
     sends: Mutex<Vec<Duration>>,
+    /// The task each request was sent from, and the one it waited for its answer in.
+    tasks: Mutex<Vec<(Option<tokio::task::Id>, Option<tokio::task::Id>)>>,
 }
 
 impl Fake {
@@ -23,6 +25,7 @@ impl Fake {
             in_flight: AtomicU32::new(0),
             max_in_flight: AtomicU32::new(0),
             sends: Mutex::new(vec![]),
+            tasks: Mutex::new(vec![]),
         })
     }
 }
@@ -33,7 +36,9 @@ impl Sender for Fake {
         self.sends.lock().unwrap().push(sent - timing.stage_start);
         let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(n, Ordering::SeqCst);
+        let sent_in = tokio::task::try_id();
         tokio::time::sleep(self.service).await;
+        self.tasks.lock().unwrap().push((sent_in, tokio::task::try_id()));
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         let us = |d: Duration| d.as_micros() as u32;
         let record = RequestRecord {
@@ -99,6 +104,20 @@ async fn open_loop_sends_on_the_intended_times_and_measures_no_lag() {
     assert_eq!(fake.max_in_flight.load(Ordering::SeqCst), 5, "50 ms answers at 100/s");
     let o = out.result.offered.unwrap();
     assert_eq!((o.late, o.delayed_by_concurrency_cap, o.dropped), (0, 0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_is_sent_from_the_dispatchers_poll_and_answered_in_a_task_of_its_own() {
+    let fake = Fake::new(50);
+    run_stage(fake.clone(), Arc::new(Same), open(vec![Segment::steady(100.0, secs(0.1))], None, 0), 0).await;
+    let tasks = fake.tasks.lock().unwrap().clone();
+    assert_eq!(tasks.len(), 10);
+    let dispatcher = tasks[0].0;
+    assert!(dispatcher.is_some(), "sent from a task of the runtime");
+    assert!(tasks.iter().all(|(sent_in, _)| *sent_in == dispatcher), "not queued behind other tasks: {tasks:?}");
+    let answered_in: std::collections::HashSet<_> = tasks.iter().map(|(_, a)| *a).collect();
+    assert_eq!(answered_in.len(), 10, "each answer awaited in a task of its own: {tasks:?}");
+    assert!(!answered_in.contains(&dispatcher), "the dispatcher never waits for an answer");
 }
 
 #[tokio::test(start_paused = true)]
