@@ -317,7 +317,7 @@ pub fn stage_line(s: &schema::StageResult) -> String {
     let lag = s.schedule_lag_ms.unwrap_or_default();
     let errors: Vec<String> = c.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
     format!(
-        "{:<12} sent {:>6} ok {:>6} failed {:>5}{}  achieved {:>8.2} req/s  out {:>9.1} tok/s  TTFT p50 {:>8.2} p99 {:>8.2} ms  TPOT p50 {:>7.2} ms  lag p99 {:>7.2} ms{}",
+        "{:<12} sent {:>6} ok {:>6} failed {:>5}{}  achieved {:>8.2} req/s  out {:>9.1} tok/s  TTFT p50 {:>8.2} p99 {:>8.2} ms  TPOT p50 {:>7.2} ms  lag p99 {:>7.2} ms{}{}",
         s.name,
         c.sent,
         c.succeeded,
@@ -333,6 +333,23 @@ pub fn stage_line(s: &schema::StageResult) -> String {
             format!("  capped: {} delayed, {} dropped", o.delayed_by_concurrency_cap, o.dropped)
         } else {
             String::new()
-        }
+        },
+        host(&o, s.duration_seconds),
     )
+}
+
+/// The client's CPU use over the stage, and the host's steal when it is more than 1 % of the
+/// stage: why a client fell behind, if it did.
+fn host(o: &schema::Offered, duration: f64) -> String {
+    if o.client_cores == 0 || duration <= 0.0 {
+        return String::new();
+    }
+    let cores = if o.client_cores == 1 { "1 core".to_owned() } else { format!("{} cores", o.client_cores) };
+    let busy = 100.0 * o.client_cpu_seconds / (duration * f64::from(o.client_cores));
+    let steal = if o.host_steal_seconds >= 0.01 * duration {
+        format!(", host steal {:.2} s", o.host_steal_seconds)
+    } else {
+        String::new()
+    };
+    format!("  client CPU {busy:.0} % of {cores}{steal}")
 }

@@ -8,13 +8,15 @@
 //!
 //! [`compat`] writes the peers' result formats (LPG, `vllm bench serve`, inference-perf).
 //!
-//! Arrival times are waited for by the [`pacer`] (µs, not tokio's ms).
+//! Arrival times are waited for by the [`pacer`] (µs, not tokio's ms). [`host`] measures the
+//! client's CPU and the hypervisor's steal during each stage: why a client fell behind.
 
 pub mod arrivals;
 pub mod backends;
 pub mod client;
 pub mod compat;
 pub mod datasets;
+pub mod host;
 pub mod output;
 pub mod pacer;
 pub mod pool;

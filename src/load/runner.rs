@@ -21,6 +21,7 @@ use super::{
     arrivals::Schedule,
     backends::{Message, Prompt, Request},
     client::{Client, Sent, Timing},
+    host,
     pacer::Pacer,
     recorder::{Outcome, Slo, StageAggregate},
     records::Records,
@@ -221,6 +222,7 @@ pub async fn run_stage<S: Sender>(
         p50_at: None,
     }));
     let start = Instant::now();
+    let host_before = host::Sample::now();
     let warmup_end = start + spec.warmup;
     let mut cancelled = 0u64;
     let ctx = Arc::new(Ctx {
@@ -290,6 +292,10 @@ pub async fn run_stage<S: Sender>(
     // Requests cut by a stop were sent: they count as failed ("cancelled"), not as never sent.
     shared.agg.record_cancelled(cancelled);
     offered.dropped = dropped;
+    let host = host::Sample::now().since(&host_before);
+    offered.client_cpu_seconds = host.client_cpu_seconds;
+    offered.client_cores = host::cores();
+    offered.host_steal_seconds = host.steal_seconds;
     let mut result = shared.agg.finish(&spec.name, offered);
     if let Some(c) = result.counts.as_mut() {
         c.warmup = shared.warmup;

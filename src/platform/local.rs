@@ -27,6 +27,7 @@ use serde_json::json;
 use super::{Deployment, OnStage, Platform, PlatformError, Snapshot, Target};
 use crate::{
     load::{
+        self,
         runner::Stop,
         scrape::get,
         session::{Outcome, Session},
@@ -178,7 +179,8 @@ impl Platform for LocalPlatform {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
-            .thread_name(format!("sim-{}", snap.name))
+            // Named so that the client's CPU figure leaves the simulator's threads out.
+            .thread_name(format!("{}{}", load::host::SERVER_THREADS, snap.name))
             .enable_all()
             .build()
             .map_err(|e| PlatformError::Deploy(format!("simulator runtime: {e}")))?;
