@@ -106,6 +106,8 @@ async fn open_loop_sends_on_the_intended_times_and_measures_no_lag() {
     assert_eq!((o.late, o.delayed_by_concurrency_cap, o.dropped), (0, 0, 0));
 }
 
+/// With one worker thread, the dispatcher sends each request itself, so that it does not wait
+/// behind the tasks queued on that thread.
 #[tokio::test(start_paused = true)]
 async fn a_request_is_sent_from_the_dispatchers_poll_and_answered_in_a_task_of_its_own() {
     let fake = Fake::new(50);
@@ -118,6 +120,19 @@ async fn a_request_is_sent_from_the_dispatchers_poll_and_answered_in_a_task_of_i
     let answered_in: std::collections::HashSet<_> = tasks.iter().map(|(_, a)| *a).collect();
     assert_eq!(answered_in.len(), 10, "each answer awaited in a task of its own: {tasks:?}");
     assert!(!answered_in.contains(&dispatcher), "the dispatcher never waits for an answer");
+}
+
+/// With more worker threads, an idle one takes each request at once: each is sent and answered
+/// in a task of its own (on the real clock: a paused one needs a one-thread runtime).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_more_workers_each_request_is_sent_from_a_task_of_its_own() {
+    let fake = Fake::new(20);
+    run_stage(fake.clone(), Arc::new(Same), open(vec![Segment::steady(200.0, secs(0.05))], None, 0), 0).await;
+    let tasks = fake.tasks.lock().unwrap().clone();
+    assert_eq!(tasks.len(), 10);
+    assert!(tasks.iter().all(|(sent_in, answered_in)| sent_in.is_some() && sent_in == answered_in), "{tasks:?}");
+    let sent_in: std::collections::HashSet<_> = tasks.iter().map(|(s, _)| *s).collect();
+    assert_eq!(sent_in.len(), 10, "{tasks:?}");
 }
 
 #[tokio::test(start_paused = true)]
