@@ -60,6 +60,10 @@ pub struct LoadArgs {
     /// Most requests in flight (arrivals beyond wait, and are counted).
     #[arg(long)]
     pub max_concurrency: Option<u32>,
+    /// Poll between arrivals under 200 µs apart instead of sleeping (lower lag above 5 000 req/s;
+    /// keeps a core busy: only on cores of the client's own, with no CPU limit).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub busy_poll: Option<bool>,
     /// Stream answers (SSE); `--stream-request false` to not.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub stream_request: Option<bool>,
@@ -185,6 +189,7 @@ impl LoadArgs {
         set(&mut spec.duration_seconds, self.benchmark_time_seconds);
         set(&mut spec.warmup_seconds, self.warmup_seconds);
         set(&mut spec.max_concurrency, self.max_concurrency);
+        set(&mut spec.busy_poll, self.busy_poll);
         set(&mut spec.streaming, self.stream_request);
         set(&mut spec.request_timeout_seconds, self.request_timeout);
         set(&mut spec.ignore_eos, self.ignore_eos);

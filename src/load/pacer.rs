@@ -25,6 +25,14 @@
 //! are achieved (with a standing lag of 0.1–0.25 s near the top), and offered 56 000–80 000,
 //! 44 000–45 000. At 24 000 req/s, 5 of 5 runs kept schedule-lag p99 under 1 ms, against 2 of 5.
 //!
+//! Busy polling (opt-in, `busy_poll`): an arrival due within `MIN_WAKE_GAP` is waited for by
+//! yielding to the runtime in a loop instead of on the timer. Each yield lets the worker poll
+//! for I/O without blocking and run what is ready, so answers are still read, but the worker
+//! never parks: no timer to fire late behind busy work, no idle thread to wake. Measured against
+//! the timer, runs interleaved (client on one core, `dev canned` on the other): lag p99 at
+//! 40 000 req/s 0.03–0.055 ms against 0.15–0.18 ms; at 48 000 req/s 0.16–1.58 ms against 1.2 ms,
+//! 2.5 ms and one run that fell behind (380 ms). The client's core shows 99 % busy throughout.
+//!
 //! The coarse pacer (tokio's timers) is for tests on tokio's paused clock, where a kernel timer
 //! would not follow virtual time, and for systems with no `timerfd`.
 
@@ -58,6 +66,10 @@ pub struct Pacer {
     earliest_wake: Instant,
     /// Arrivals released since the pacer last waited or yielded.
     in_a_row: u32,
+    /// Poll for arrivals due within `MIN_WAKE_GAP` instead of waiting on the timer.
+    busy: bool,
+    /// Waits on a timer so far.
+    timer_waits: u64,
 }
 
 impl Pacer {
@@ -65,7 +77,25 @@ impl Pacer {
     /// timer when `precise` (and one can be made), else on tokio's timers.
     pub fn new(schedule: Schedule, start: Instant, end: Option<Instant>, precise: bool) -> Pacer {
         let timer = precise.then(timer::Timer::new).and_then(Result::ok);
-        Pacer { schedule, start, end, timer, waiting: None, earliest_wake: start, in_a_row: 0 }
+        Pacer {
+            schedule,
+            start,
+            end,
+            timer,
+            waiting: None,
+            earliest_wake: start,
+            in_a_row: 0,
+            busy: false,
+            timer_waits: 0,
+        }
+    }
+
+    /// Waits for arrivals due within `MIN_WAKE_GAP` by polling (see the module doc), when `on`
+    /// and the pacer is precise: on tokio's paused clock, time moves only when nothing is ready
+    /// to run, so a polling loop would wait forever.
+    pub fn busy_polling(mut self, on: bool) -> Pacer {
+        self.busy = on && self.timer.is_some();
+        self
     }
 
     /// The next arrival's intended time, once it is due; `None` at the schedule's or stage's end.
@@ -86,8 +116,17 @@ impl Pacer {
         }
         // Due already: released with the others of this wake. Else wait for it, but not sooner
         // than the wake gap after the last wake.
-        if at > Instant::now() {
+        let now = Instant::now();
+        if self.busy && at > now && at - now < MIN_WAKE_GAP {
             self.waiting = Some(offset);
+            while Instant::now() < at {
+                tokio::task::yield_now().await;
+            }
+            self.waiting = None;
+            self.in_a_row = 0;
+        } else if at > now {
+            self.waiting = Some(offset);
+            self.timer_waits += 1;
             let target = at.max(self.earliest_wake);
             match &self.timer {
                 Some(t) => t.sleep_until(target).await,
@@ -185,6 +224,36 @@ mod tests {
     fn schedule(rate: f64, secs: f64) -> Schedule {
         Schedule::new(Process::Constant, vec![Segment::steady(rate, Some(Duration::from_secs_f64(secs)))], None, 0)
             .unwrap()
+    }
+
+    /// On the real clock (a paused one would never move while the pacer polls).
+    #[tokio::test]
+    async fn busy_polling_waits_without_the_timer_and_never_releases_early() {
+        for busy in [true, false] {
+            let t0 = Instant::now() + Duration::from_millis(2);
+            let mut p = Pacer::new(schedule(20_000.0, 0.05), t0, None, true).busy_polling(busy);
+            if p.timer.is_none() {
+                return; // no timerfd on this system: busy polling is off, as asked
+            }
+            let mut got = vec![];
+            while let Some(t) = p.next().await {
+                assert!(Instant::now() >= t, "released before its time (busy {busy})");
+                got.push(t);
+            }
+            assert_eq!(got.len(), 1000);
+            assert!(got.windows(2).all(|w| w[0] < w[1]), "in order");
+            if busy {
+                assert_eq!(p.timer_waits, 1, "only the first arrival, 2 ms ahead, is waited for on the timer");
+            } else {
+                assert!(p.timer_waits >= 10, "a wake every 200 µs or so: {}", p.timer_waits);
+            }
+        }
+    }
+
+    #[test]
+    fn busy_polling_needs_the_precise_pacer() {
+        let t0 = Instant::now();
+        assert!(!Pacer::new(schedule(1.0, 1.0), t0, None, false).busy_polling(true).busy);
     }
 
     #[tokio::test(start_paused = true)]

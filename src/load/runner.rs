@@ -172,6 +172,8 @@ pub struct StageSpec {
     /// Wait for arrival times on the kernel's high-resolution timer (µs precision) rather than
     /// tokio's millisecond timers (which tests on tokio's paused clock need).
     pub precise_pacing: bool,
+    /// Poll between close arrivals instead of sleeping ([`Pacer::busy_polling`]).
+    pub busy_poll: bool,
 }
 
 /// What a running stage has done so far (read by a progress display; never by the results).
@@ -249,7 +251,7 @@ pub async fn run_stage<S: Sender>(
             // dropping the stage aborts it (and the requests it started).
             let mut dispatcher = JoinSet::new();
             let end = spec.duration.map(|d| start + d);
-            let pacer = Pacer::new(*schedule, start, end, spec.precise_pacing);
+            let pacer = Pacer::new(*schedule, start, end, spec.precise_pacing).busy_polling(spec.busy_poll);
             dispatcher.spawn(dispatch(ctx.clone(), pacer, end, spec.max_concurrency, first));
             let d = match dispatcher.join_next().await.expect("spawned") {
                 Ok(d) => d,

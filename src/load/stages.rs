@@ -73,6 +73,7 @@ pub fn plan(spec: &LoadSpec, stop: &Arc<Stop>) -> Result<Vec<StageSpec>, String>
         stop: stop.clone(),
         live: Arc::default(),
         precise_pacing: true,
+        busy_poll: spec.busy_poll.unwrap_or(false),
     };
     let seed = spec.seed.unwrap_or(0);
     let schedule = |segments: Vec<Segment>, i: u64| {

@@ -85,6 +85,7 @@ fn open(segments: Vec<Segment>, cap: Option<u32>, warmup_ms: u64) -> StageSpec {
         stop: Arc::default(),
         live: Arc::default(),
         precise_pacing: false,
+        busy_poll: false,
     }
 }
 
