@@ -238,6 +238,13 @@ fn the_report_of_a_real_run_shows_summary_json_numbers_in_table_and_csv() {
         assert_eq!(f("achieved_qps"), st["offered"]["achieved_rate"].as_f64().unwrap());
         assert_eq!(f("output_tokens_per_s"), st["throughput"]["output_tokens_per_second"].as_f64().unwrap());
         assert_eq!(f("goodput_fraction"), st["goodput"]["fraction"].as_f64().unwrap());
+        // The client's CPU and the host's steal (proto3 JSON leaves a zero out).
+        let offered = |k: &str| st["offered"][k].as_f64().unwrap_or(0.0);
+        assert_eq!(f("client_cpu_s"), offered("client_cpu_seconds"));
+        assert!(f("client_cpu_s") > 0.0, "a stage that sent requests used some CPU");
+        assert_eq!(f("client_cores"), offered("client_cores"));
+        assert!(f("client_cores") >= 1.0);
+        assert_eq!(f("host_steal_s"), offered("host_steal_seconds"));
         assert_eq!(row["sent"], st["counts"]["sent"].to_string());
         assert_eq!(row["failed"], st["counts"]["failed"].to_string());
         assert_eq!(row["state"], "done");

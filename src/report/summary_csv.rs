@@ -60,7 +60,10 @@ pub fn header() -> Vec<String> {
     for (prefix, _) in LATENCIES {
         h.extend(STATS.iter().map(|(stat, _)| format!("{prefix}_{stat}")));
     }
-    h.extend(["goodput_fraction", "good_requests_per_s", "note"].map(String::from));
+    h.extend(
+        ["goodput_fraction", "good_requests_per_s", "client_cpu_s", "client_cores", "host_steal_s", "note"]
+            .map(String::from),
+    );
     h
 }
 
@@ -113,6 +116,11 @@ pub fn csv(run: &Run) -> Result<Vec<u8>, String> {
                     row.extend([cell(g.fraction), cell(g.good_requests_per_second)]);
                 }
                 _ => row.extend([String::new(), String::new()]),
+            }
+            // Why a client fell behind, if it did (see `load::host`); none in results from before.
+            match o.client_cores {
+                0 => row.extend([String::new(), String::new(), String::new()]),
+                n => row.extend([cell(o.client_cpu_seconds), n.to_string(), cell(o.host_steal_seconds)]),
             }
             row.push(b.reason.clone().unwrap_or_default());
             w.write_record(&row).map_err(|e| e.to_string())?;
