@@ -224,6 +224,17 @@ fn the_report_of_a_real_run_shows_summary_json_numbers_in_table_and_csv() {
                 assert!(shows(cell, exact), "{bench} {name} {key} {p}: table {cell}, summary.json {exact}");
             }
         }
+        // Whether the client kept up: its lag p99 and CPU, as in summary.json.
+        let client = line
+            .split("  ")
+            .map(|c| c.trim().trim_end_matches('│').trim())
+            .find(|c| c.starts_with("lag p99 "))
+            .unwrap_or_else(|| panic!("no client cell in {line}"));
+        let (lag, cpu) = client.trim_start_matches("lag p99 ").split_once(" ms, ").unwrap();
+        assert!(shows(lag, st["schedule_lag_ms"]["p99"].as_f64().unwrap()), "{bench} {name} lag p99: {client}");
+        let o = |k: &str| st["offered"][k].as_f64().unwrap_or(0.0);
+        let busy = 100.0 * o("client_cpu_seconds") / (st["duration_seconds"].as_f64().unwrap() * o("client_cores"));
+        assert!(cpu.starts_with(&format!("CPU {busy:.0} % of ")), "{bench} {name} CPU {busy}: {client}");
         // The CSV holds the numbers whole.
         let row = csv
             .iter()
@@ -682,6 +693,10 @@ fn the_page_renders_in_headless_chromium_with_its_tables_and_plots_and_no_consol
             let cell = row[col].as_str().unwrap();
             assert!(shows(cell, st[key][p].as_f64().unwrap()), "{bench} {name} {key} {p}: {cell} vs {}", st[key][p]);
         }
+        let client = row[20].as_str().unwrap();
+        let lag = client.strip_prefix("lag p99 ").and_then(|c| c.split_once(" ms, CPU ")).map(|(l, _)| l);
+        let lag = lag.unwrap_or_else(|| panic!("{bench} {name} client cell: {client}"));
+        assert!(shows(lag, st["schedule_lag_ms"]["p99"].as_f64().unwrap()), "{bench} {name} lag: {client}");
     }
     assert!(dom["compare"].as_u64().unwrap() >= 4 * 9, "the comparison table: {}", dom["compare"]);
     assert!(dom["worse"].as_array().unwrap().iter().any(|w| w == "one rate-40 e2e p50"), "{}", dom["worse"]);

@@ -339,22 +339,9 @@ pub fn stage_line(s: &schema::StageResult) -> String {
         } else {
             String::new()
         },
-        host(&o, s.duration_seconds),
+        match crate::report::table::client_cpu(s) {
+            c if c.is_empty() => c,
+            c => format!("  client {c}"),
+        },
     )
-}
-
-/// The client's CPU use over the stage, and the host's steal when it is more than 1 % of the
-/// stage: why a client fell behind, if it did.
-fn host(o: &schema::Offered, duration: f64) -> String {
-    if o.client_cores == 0 || duration <= 0.0 {
-        return String::new();
-    }
-    let cores = if o.client_cores == 1 { "1 core".to_owned() } else { format!("{} cores", o.client_cores) };
-    let busy = 100.0 * o.client_cpu_seconds / (duration * f64::from(o.client_cores));
-    let steal = if o.host_steal_seconds >= 0.01 * duration {
-        format!(", host steal {:.2} s", o.host_steal_seconds)
-    } else {
-        String::new()
-    };
-    format!("  client CPU {busy:.0} % of {cores}{steal}")
 }

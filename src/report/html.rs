@@ -158,7 +158,8 @@ fn summary(h: &mut String, run: &Run) {
         "<div class=\"wrap\"><table id=\"summary-table\"><thead><tr><th rowspan=\"2\">benchmark</th><th rowspan=\"2\">stage</th>\
          <th rowspan=\"2\">state</th><th rowspan=\"2\">offered</th><th rowspan=\"2\">QPS</th>\
          <th colspan=\"3\">TTFT ms</th><th colspan=\"3\">TPOT ms</th><th colspan=\"3\">ITL ms</th><th colspan=\"3\">e2e ms</th>\
-         <th rowspan=\"2\">out tok/s</th><th rowspan=\"2\">goodput</th><th rowspan=\"2\">errors</th></tr><tr>",
+         <th rowspan=\"2\">out tok/s</th><th rowspan=\"2\">goodput</th><th rowspan=\"2\">errors</th>\
+         <th rowspan=\"2\" title=\"schedule lag p99 (send time minus intended time), the client's CPU and the host's steal: a latency is trusted only when the client kept up\">client</th></tr><tr>",
     );
     for _ in 0..4 {
         h.push_str("<th>p50</th><th>p90</th><th>p99</th>");
@@ -169,7 +170,7 @@ fn summary(h: &mut String, run: &Run) {
         if b.stages().is_empty() {
             let _ = writeln!(
                 h,
-                "<tr class=\"nores\" data-benchmark=\"{n}\"><td><a href=\"#bench-{n}\">{n}</a></td><td>-</td><td class=\"state-{state}\">{state}</td><td colspan=\"17\">{why}</td></tr>",
+                "<tr class=\"nores\" data-benchmark=\"{n}\"><td><a href=\"#bench-{n}\">{n}</a></td><td>-</td><td class=\"state-{state}\">{state}</td><td colspan=\"18\">{why}</td></tr>",
                 n = esc(&b.name),
                 why = esc(b.reason.as_deref().unwrap_or("no results")),
             );
@@ -200,10 +201,11 @@ fn summary(h: &mut String, run: &Run) {
             }
             let _ = writeln!(
                 h,
-                "<td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                "<td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
                 num(s.throughput.map_or(f64::NAN, |t| t.output_tokens_per_second), 0),
                 esc(&table::goodput(s)),
                 esc(&table::errors(s.counts.as_ref())),
+                esc(&table::client(s)),
             );
         }
     }

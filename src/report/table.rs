@@ -1,6 +1,7 @@
 //! The summary tables on a terminal (comfy-table): the brief one `inferbench run` and
 //! `inferbench load` print when they end, and the full one of `inferbench report` (per benchmark ×
-//! stage: achieved QPS, TTFT/TPOT/ITL/e2e p50/p90/p99, tokens/s, goodput, errors). The cell
+//! stage: achieved QPS, TTFT/TPOT/ITL/e2e p50/p90/p99, tokens/s, goodput, errors, whether the
+//! client kept up). The cell
 //! formatters are shared with the HTML page, so a number reads the same everywhere.
 
 use comfy_table::{CellAlignment, Table, presets::UTF8_BORDERS_ONLY};
@@ -74,6 +75,7 @@ pub fn full(run: &Run) -> String {
         "out tok/s",
         "goodput",
         "errors",
+        "client",
     ]);
     for b in &run.benchmarks {
         if b.stages().is_empty() {
@@ -95,6 +97,7 @@ pub fn full(run: &Run) -> String {
                 num(s.throughput.map_or(f64::NAN, |t| t.output_tokens_per_second), 0),
                 goodput(s),
                 errors(s.counts.as_ref()),
+                client(s),
             ]);
         }
     }
@@ -152,6 +155,34 @@ pub fn goodput(s: &StageResult) -> String {
         Some(g) if g.ttft_ms > 0.0 || g.tpot_ms > 0.0 || g.e2e_ms > 0.0 => format!("{:.0} %", g.fraction * 100.0),
         _ => "-".into(),
     }
+}
+
+/// Whether the client kept up: its schedule lag p99, CPU and the host's steal ("lag p99 0.15 ms,
+/// CPU 78 % of 1 core"); a latency is trusted only when the client that measured it was not late.
+pub fn client(s: &StageResult) -> String {
+    let lag = s.schedule_lag_ms.filter(|d| d.count > 0).map(|d| format!("lag p99 {} ms", ms(d.p99)));
+    let cpu = Some(client_cpu(s)).filter(|c| !c.is_empty());
+    let parts: Vec<String> = lag.into_iter().chain(cpu).collect();
+    if parts.is_empty() { "-".into() } else { parts.join(", ") }
+}
+
+/// The client's CPU use over the stage ("CPU 78 % of 1 core"), and the host's steal when it is
+/// more than 1 % of the stage (", host steal 0.23 s"): why a client fell behind, if it did. Empty
+/// for results from before these were measured.
+pub fn client_cpu(s: &StageResult) -> String {
+    let o = s.offered.clone().unwrap_or_default();
+    let duration = s.duration_seconds;
+    if o.client_cores == 0 || duration <= 0.0 {
+        return String::new();
+    }
+    let cores = if o.client_cores == 1 { "1 core".to_owned() } else { format!("{} cores", o.client_cores) };
+    let busy = 100.0 * o.client_cpu_seconds / (duration * f64::from(o.client_cores));
+    let steal = if o.host_steal_seconds >= 0.01 * duration {
+        format!(", host steal {:.2} s", o.host_steal_seconds)
+    } else {
+        String::new()
+    };
+    format!("CPU {busy:.0} % of {cores}{steal}")
 }
 
 /// Failed requests and their kinds: "3 (http_5xx 2, timeout 1)".
