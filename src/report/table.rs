@@ -200,3 +200,38 @@ pub fn error_kinds(c: &Counts) -> String {
     kinds.sort();
     kinds.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Offered;
+
+    fn stage(lag_p99: Option<f64>, cpu: f64, cores: u32, steal: f64) -> StageResult {
+        StageResult {
+            duration_seconds: 10.0,
+            schedule_lag_ms: lag_p99.map(|p99| Distribution { count: 5, p99, ..Default::default() }),
+            offered: Some(Offered {
+                client_cpu_seconds: cpu,
+                client_cores: cores,
+                host_steal_seconds: steal,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_client_cell_says_lag_cpu_and_steal_only_when_it_matters() {
+        // 7.8 s of CPU over 10 s on one core; steal under 1 % of the stage is left out.
+        assert_eq!(client(&stage(Some(0.153), 7.8, 1, 0.09)), "lag p99 0.15 ms, CPU 78 % of 1 core");
+        // 3 s over 10 s on 2 cores is 15 %; 0.25 s of steal is 2.5 % of the stage.
+        assert_eq!(
+            client(&stage(Some(12.34), 3.0, 2, 0.25)),
+            "lag p99 12.3 ms, CPU 15 % of 2 cores, host steal 0.25 s"
+        );
+        // Results from before CPU was measured: the lag alone; nothing measured at all: "-".
+        assert_eq!(client(&stage(Some(1.0), 0.0, 0, 0.0)), "lag p99 1.00 ms");
+        assert_eq!(client(&stage(None, 0.0, 0, 0.0)), "-");
+        assert_eq!(client_cpu(&stage(None, 7.8, 1, 0.0)), "CPU 78 % of 1 core");
+    }
+}
