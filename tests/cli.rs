@@ -287,3 +287,21 @@ fn validate_reports_a_broken_chain_and_other_benchmarks_errors_together() {
     assert!(e.contains(":2:118: benchmarks[1].config.benchmark_tool.lpg.request_rates (benchmark \"b\"): expected comma-separated rates"), "{e}");
     assert!(e.ends_with("2 errors\n"), "{e}");
 }
+
+#[test]
+fn dev_pauses_reports_each_core_and_rejects_a_bad_duration() {
+    let o = inferbench(&["dev", "pauses", "--seconds", "0.05"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    // The cores this test may run on (the child inherits them).
+    let allowed = rustix::thread::sched_getaffinity(None).unwrap();
+    assert_eq!(lines.len(), allowed.count() as usize, "a line per core: {out}");
+    for l in lines {
+        let core: usize = l.strip_prefix("core ").and_then(|r| r.split(':').next()?.parse().ok()).unwrap();
+        assert!(allowed.is_set(core) && l.contains(" in 0.1 s, "), "{l}");
+    }
+    let bad = inferbench(&["dev", "pauses", "--seconds", "0"], &[]);
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("--seconds must be in (0, 3600], not 0"), "{}", text(&bad));
+}

@@ -1,5 +1,6 @@
 //! `inferbench results …` (run inside the load pod by the kube platform, through exec) and
-//! `inferbench dev node` (the node emulator), `inferbench dev canned` (a server with canned answers).
+//! `inferbench dev node` (the node emulator), `inferbench dev canned` (a server with canned answers),
+//! `inferbench dev pauses` (how often this machine stops a busy thread).
 
 use std::{io::Write as _, path::PathBuf, process::ExitCode};
 
@@ -40,6 +41,14 @@ pub enum DevCommand {
         /// Port on 127.0.0.1 (0: any free one; the address is printed).
         #[arg(long, default_value_t = 8000)]
         port: u16,
+    },
+    /// Spin a thread on each core this process may use and report the pauses (≥ 100 µs) the
+    /// machine made in it: a virtual machine's host takes cores away unseen by the guest, and a
+    /// pause of S at client CPU u leaves arrivals late for about S / (1 − u) (scripts/bench-lag).
+    Pauses {
+        /// How long to probe, in seconds.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
     },
     /// Write BYTES of random data as DIR/blob, seal DIR and hold it like `load --hold-results`:
     /// a stand-in load pod to test and measure the result download path.
@@ -88,6 +97,22 @@ pub fn dev(c: DevCommand) -> ExitCode {
                 ExitCode::from(super::EXIT_INPUT)
             }
         },
+        DevCommand::Pauses { seconds } => {
+            if !(seconds > 0.0 && seconds <= 3600.0) {
+                eprintln!("inferbench dev pauses: --seconds must be in (0, 3600], not {seconds}");
+                return ExitCode::from(super::EXIT_INPUT);
+            }
+            match crate::load::pauses::probe(seconds) {
+                Ok(cores) => {
+                    cores.iter().for_each(|c| println!("{c}"));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("inferbench dev pauses: {e}");
+                    ExitCode::from(super::EXIT_INPUT)
+                }
+            }
+        }
         DevCommand::Canned { port } => {
             let served = tokio::runtime::Builder::new_multi_thread().enable_all().build().and_then(|rt| {
                 rt.block_on(crate::sim::canned::run(std::net::SocketAddr::from(([127, 0, 0, 1], port))))

@@ -9,7 +9,8 @@
 //! [`compat`] writes the peers' result formats (LPG, `vllm bench serve`, inference-perf).
 //!
 //! Arrival times are waited for by the [`pacer`] (µs, not tokio's ms). [`host`] measures the
-//! client's CPU and the hypervisor's steal during each stage: why a client fell behind.
+//! client's CPU and the hypervisor's steal during each stage: why a client fell behind;
+//! [`pauses`] probes how often the machine stops a busy thread (the noise floor under lag).
 
 pub mod arrivals;
 pub mod backends;
@@ -19,6 +20,7 @@ pub mod datasets;
 pub mod host;
 pub mod output;
 pub mod pacer;
+pub mod pauses;
 pub mod pool;
 pub mod recorder;
 pub mod records;
