@@ -392,3 +392,36 @@ async fn a_crash_in_a_later_stage_keeps_the_stages_already_measured() {
     assert_eq!(v["stages"][0]["counts"]["sent"], 10, "{v}");
     assert!(out_dir.join("requests.jsonl.zst").exists());
 }
+
+/// Started with a soft limit of 128 open files (as a shell with `ulimit -n 128` would), 300
+/// closed-loop users still get a connection each: the engine raises its soft limit to the hard one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_users_than_the_soft_open_files_limit_all_connect() {
+    use std::os::unix::process::CommandExt as _;
+    let s = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("load.pbtxt");
+    let body = "concurrency { users: [300] }\nnum_prompts: 900\ndataset { synthetic { input { mean: 16 } output { mean: 2 } } }\n";
+    std::fs::write(&spec, format!("url: \"{}\"\nmodels: \"meta-llama/Llama-3.1-8B-Instruct\"\n{body}", s.url()))
+        .unwrap();
+    let out = dir.path().join("r");
+    let mut hard = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes the struct it is given.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut hard) }, 0);
+    assert!(hard.rlim_max >= 1024, "this machine's hard limit is {}", hard.rlim_max);
+    let mut cmd = Command::new(BIN);
+    cmd.args(["load", "--spec", spec.to_str().unwrap(), "--output-dir", out.to_str().unwrap()]);
+    // SAFETY: only setrlimit (async-signal-safe) runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let low = libc::rlimit { rlim_cur: 128, rlim_max: hard.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &low) == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+        });
+    }
+    let o = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let c = &summary["stages"][0]["counts"];
+    assert_eq!(c["succeeded"], 900, "no request failed for want of a file descriptor: {c}");
+    assert!(c.get("failed").is_none_or(|f| f == 0), "{c}");
+}
