@@ -4,12 +4,14 @@
 //! Why: on a virtual machine the host takes a core away now and then (to run another guest, its
 //! own tick, a periodic task of its own). The guest's scheduler never sees it — the thread counts
 //! as running — and steal shows it only in whole ticks. The guest's own kernel threads pause it
-//! too (here `kdamond`, about 0.9 ms every 512 ms, up to 13 ms, on whichever core it lands). A load client that is behind by a pause
-//! of `S` catches up at its spare capacity, so at utilisation `u` its arrivals stay late for about
-//! `S / (1 − u)`: at 90 % CPU a 2 ms pause makes 20 ms of late arrivals. Measured on the 2-core
-//! VM this project is developed on, with nothing else running: pauses of 1–2 ms (some 4–6 ms) on
-//! both cores at one phase of a 100 ms period, and others on a 4 ms grid, 0.2–0.5 % of each core
-//! in all; lag episodes of a client run recur on a 100 ms grid alike.
+//! too (here `kdamond`, about 0.9 ms every 512 ms, up to 13 ms, on whichever core it lands).
+//!
+//! A load client that is behind by a pause of `S` catches up at its spare capacity, so at
+//! utilisation `u` its arrivals stay late for about `S / (1 − u)`: at 90 % CPU a 2 ms pause makes
+//! 20 ms of late arrivals. Measured on the 2-core VM this project is developed on, with nothing
+//! else running: pauses of 1–2 ms (some 4–28 ms) on both cores at one phase of a 100 ms period,
+//! and others on a 4 ms grid, 0.2–1.5 % of each core in all; lag episodes of a client run recur
+//! on a 100 ms grid alike.
 //!
 //! The probe: one thread per core, pinned, reads the monotonic clock in a loop; a step between two
 //! reads longer than [`MIN_PAUSE`] is a pause. Linux only (CPU affinity).
@@ -40,9 +42,17 @@ pub struct Summary {
     pub largest: Duration,
     /// Pauses of 1 ms or more.
     pub over_1ms: usize,
-    /// Of the pauses of 0.5 ms or more, how many begin within 2 ms of the most common phase of
-    /// [`PERIOD_NS`], and that phase in ms (a periodic pause of the host shows as most of them).
-    pub periodic: (usize, usize, f64),
+    /// Where the long pauses fall in a [`PERIOD_NS`] cycle.
+    pub periodic: Periodic,
+}
+
+/// Of the pauses of 0.5 ms or more (`of`), how many (`near`) begin within 2 ms of the most common
+/// phase of [`PERIOD_NS`], and that phase: a periodic pause of the host shows as most of them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Periodic {
+    pub near: usize,
+    pub of: usize,
+    pub phase_ms: f64,
 }
 
 /// Summarises the pauses one core saw over `seconds`.
@@ -67,7 +77,7 @@ pub fn summarise(core: usize, seconds: f64, pauses: &[Pause]) -> Summary {
         total: pauses.iter().map(|p| p.len).sum(),
         largest: pauses.iter().map(|p| p.len).max().unwrap_or_default(),
         over_1ms: pauses.iter().filter(|p| p.len >= Duration::from_millis(1)).count(),
-        periodic: (most, long.len(), phase as f64),
+        periodic: Periodic { near: most, of: long.len(), phase_ms: phase as f64 },
     }
 }
 
@@ -86,11 +96,11 @@ impl std::fmt::Display for Summary {
             self.over_1ms,
             ms(self.largest),
         )?;
-        let (most, long, phase) = self.periodic;
-        if long >= 4 {
+        let Periodic { near, of, phase_ms } = self.periodic;
+        if of >= 4 {
             write!(
                 f,
-                "; {most} of the {long} pauses ≥ 0.5 ms began within 2 ms of {phase:.0} ms into a 100 ms period"
+                "; {near} of the {of} pauses ≥ 0.5 ms began within 2 ms of {phase_ms:.0} ms into a 100 ms period"
             )?;
         }
         Ok(())
@@ -173,7 +183,7 @@ mod tests {
         assert!((s.total.as_secs_f64() * 1e3 - 9.83).abs() < 1e-6, "{:?}", s.total);
         assert_eq!(s.largest, Duration::from_micros(4500));
         assert_eq!(s.over_1ms, 3);
-        assert_eq!(s.periodic, (5, 6, 50.0), "the window around 50 ms holds 49–52 ms");
+        assert_eq!(s.periodic, Periodic { near: 5, of: 6, phase_ms: 50.0 }, "the window around 50 ms holds 49–52 ms");
         let line = s.to_string();
         assert!(
             line.starts_with("core 1: 8 pauses ≥ 100 µs in 10.0 s, 0.98 ms per second (0.10 % of the core), 3 of 1 ms")
@@ -184,7 +194,8 @@ mod tests {
     #[test]
     fn a_phase_window_wraps_around_the_period_and_few_pauses_say_no_period() {
         let p = [pause(99.5, 1.0), pause(1_000.2, 1.0), pause(2_001.0, 1.0), pause(3_098.0, 1.0)];
-        assert_eq!(summarise(0, 4.0, &p).periodic, (4, 4, 0.0), "99.5, 0.2, 1.0 and 98.0 ms are all within 2 ms of 0");
+        let all = Periodic { near: 4, of: 4, phase_ms: 0.0 };
+        assert_eq!(summarise(0, 4.0, &p).periodic, all, "99.5, 0.2, 1.0 and 98.0 ms are all within 2 ms of 0");
         let quiet = summarise(0, 4.0, &[pause(10.0, 0.6)]);
         assert!(!quiet.to_string().contains("period"), "one long pause says nothing of a period");
         assert_eq!(summarise(0, 1.0, &[]).to_string().split(", largest").nth(1), Some(" 0.00 ms"));
