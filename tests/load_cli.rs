@@ -372,10 +372,104 @@ async fn ctrl_c_writes_what_was_measured() {
     assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
     let mut child = child;
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
-    assert!(status.success(), "{status:?}");
+    assert_eq!(status.code(), Some(130), "interrupted, as `run` exits: {status:?}");
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["stages"][0]["counts"]["succeeded"], 20, "{summary}");
+}
+
+/// A server that answers `GET /health` and never answers a POST; each POST's arrival is sent on
+/// the channel. Runs until the test process ends.
+fn server_that_never_answers() -> (String, std::sync::mpsc::Receiver<()>) {
+    use std::io::{BufRead as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+                let mut conn = conn;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let post = line.starts_with("POST");
+                    // The rest of the head.
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                    }
+                    if post {
+                        let _ = tx.send(());
+                        // Holds the connection open, never answering.
+                        let _ = reader.read_line(&mut String::new());
+                        std::thread::park();
+                        return;
+                    }
+                    let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                }
+            });
+        }
+    });
+    (url, rx)
+}
+
+/// Ctrl-C before any answer: the requests in flight are cancelled after the announced grace, the
+/// stage's window runs to the stop, and every figure written is one a reader can trust (no
+/// 2.2e-308 s window, no infinite rate, no latency of nothing) — or absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_before_any_answer_writes_only_trustworthy_figures() {
+    let (url, posts) = server_that_never_answers();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("r");
+    let mut child = Command::new(BIN)
+        .args(["load", "--url", &url, "--models", "m", "--request-rate", "20", "--benchmark-time-seconds", "60"])
+        .args(["--output-dir", out_dir.to_str().unwrap()])
+        .env_remove("INFERBENCH_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Three requests are stuck in the server before the interrupt.
+    for _ in 0..3 {
+        posts.recv_timeout(std::time::Duration::from_secs(60)).expect("the load engine sends");
+    }
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let (status, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        use std::io::Read as _;
+        let (mut o, mut e) = (String::new(), String::new());
+        child.stdout.take().unwrap().read_to_string(&mut o).unwrap();
+        child.stderr.take().unwrap().read_to_string(&mut e).unwrap();
+        (child.wait().unwrap(), o, e)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("get up to 5 s to finish"), "the grace is announced: {stderr}");
+    let text = std::fs::read_to_string(out_dir.join("summary.json")).unwrap();
+    assert!(!text.contains("e-30") && !text.contains("Infinity") && !text.contains("NaN"), "{text}");
+    let s = &serde_json::from_str::<serde_json::Value>(&text).unwrap()["stages"][0];
+    let c = &s["counts"];
+    assert_eq!(c["succeeded"], 0, "{s}");
+    assert!(c["errors"]["cancelled"].as_u64().unwrap() >= 3, "{s}");
+    let window = s["duration_seconds"].as_f64().unwrap();
+    assert!(window >= 0.1 && window < 60.0, "the window runs from the stage start to the stop: {s}");
+    let rate = s["offered"]["achieved_rate"].as_f64().unwrap();
+    assert!(rate > 0.0 && rate < 100.0, "{s}");
+    for absent in ["ttft_ms", "e2e_ms", "tpot_ms", "output_tokens"] {
+        assert!(s.get(absent).is_none(), "nothing was measured of {absent}: {s}");
+    }
+    let cpu = s["offered"]["client_cpu_seconds"].as_f64().unwrap();
+    assert!(cpu.is_finite() && cpu < window * 4.0, "{s}");
+    // The stage line and table show "-" for what was not measured; the client cell is short.
+    let line = stdout.lines().find(|l| l.starts_with("rate-20")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.contains("TTFT p50        - p99        - ms"), "{line}");
+    assert!(line.len() < 300, "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,7 +34,7 @@ async fn send(url: &str, api: Api, prompt: &Prompt, max_tokens: u32, stream: boo
 async fn send_with(url: &str, api: Api, prompt: &Prompt, max_tokens: u32, stream: bool, timeout: Duration) -> Sent {
     let client = Client::new(url, api, timeout).unwrap();
     let model = if api == Api::TritonGenerate { "ensemble" } else { "meta-llama/Llama-3.1-8B-Instruct" };
-    let req = Request { model, prompt, max_tokens, ignore_eos: true, stream };
+    let req = Request { model, prompt, max_tokens, prompt_tokens: 0, ignore_eos: true, stream };
     let now = Instant::now();
     client.send(&req, "test-1", Timing { stage_start: now, intended: now, waited_for_slot: false }).await
 }
@@ -69,7 +69,8 @@ async fn every_api_streamed_and_not_is_measured() {
         assert!(r.first_byte_us != NONE_US && r.first_byte_us <= r.first_token_us, "{api:?}: {r:?}");
         assert!(r.first_token_us <= r.last_token_us && r.last_token_us <= r.end_us, "{api:?}: {r:?}");
         assert_eq!(sent.outcome.chunks.iter().map(|c| c.1).sum::<u32>(), 8, "{api:?}: tokens per chunk sum");
-        assert!(!r.token_mismatch, "{api:?}");
+        assert!(!r.length_mismatch && !r.prompt_mismatch, "{api:?}");
+        assert_eq!(r.streamed, stream && api != Api::JetstreamGenerate, "{api:?}");
     }
 }
 
@@ -125,7 +126,8 @@ async fn failures_are_classified() {
     // An unknown model is a 4xx; nothing listening is a connect error.
     let client = Client::new(&url, Api::OpenaiCompletions, Duration::from_secs(5)).unwrap();
     let now = Instant::now();
-    let req = Request { model: "nope", prompt: &text("x"), max_tokens: 2, ignore_eos: true, stream: false };
+    let req =
+        Request { model: "nope", prompt: &text("x"), max_tokens: 2, prompt_tokens: 0, ignore_eos: true, stream: false };
     let r = client.send(&req, "t", Timing { stage_start: now, intended: now, waited_for_slot: false }).await;
     assert_eq!(r.outcome.record.error, Some(ErrorKind::Http4xx));
     let closed = {
@@ -175,7 +177,14 @@ async fn a_target_with_a_path_gets_it_before_every_api_path_with_its_host_header
         let client = Client::new(&base, Api::OpenaiCompletions, Duration::from_secs(5)).unwrap();
         for _ in 0..2 {
             let now = Instant::now();
-            let req = Request { model: "m", prompt: &text("x"), max_tokens: 1, ignore_eos: true, stream: false };
+            let req = Request {
+                model: "m",
+                prompt: &text("x"),
+                max_tokens: 1,
+                prompt_tokens: 0,
+                ignore_eos: true,
+                stream: false,
+            };
             let r = client.send(&req, "t", Timing { stage_start: now, intended: now, waited_for_slot: false }).await;
             assert_eq!((r.outcome.record.error, r.text), (None, addr.to_string()), "{base}: {:?}", r.error);
         }
@@ -183,7 +192,7 @@ async fn a_target_with_a_path_gets_it_before_every_api_path_with_its_host_header
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tokenizer_counts_answers_without_usage_and_cross_checks_those_with_it() {
+async fn a_tokenizer_counts_answers_without_usage_and_the_servers_counts_are_checked_exactly() {
     use axum::{Json, Router, routing::post};
     use inferbench::load::{recorder::TokenSource, tokenize::Tokenizer};
     // A word-level tokenizer: every word is one token.
@@ -197,7 +206,7 @@ async fn a_tokenizer_counts_answers_without_usage_and_cross_checks_those_with_it
     std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
     let tokenizer = std::sync::Arc::new(Tokenizer::load(path.to_str().unwrap()).unwrap());
     let app = Router::new()
-        // usage says 10 tokens for a 3-word answer: a mismatch to count.
+        // usage: a 2-token prompt, 10 output tokens (what the text re-tokenizes to is no check).
         .route(
             "/v1/completions",
             post(|| async {
@@ -214,18 +223,25 @@ async fn a_tokenizer_counts_answers_without_usage_and_cross_checks_those_with_it
     tokio::spawn(async move { axum::serve(listener, app).await });
     let now = Instant::now();
     let timing = Timing { stage_start: now, intended: now, waited_for_slot: false };
-    for (api, tokens, source, mismatch) in [
-        (Api::OpenaiCompletions, 10, TokenSource::Usage, true),
-        (Api::OpenaiChatCompletions, 4, TokenSource::Tokenizer, false),
+    // (API, the dataset's prompt count, max_tokens, ignore_eos) → (tokens, source, prompt and
+    // length mismatches).
+    for (api, prompt_tokens, max_tokens, ignore_eos, want) in [
+        // The server counted 2 prompt tokens where the tokenizer counted 1; it sent 10 of at most 8.
+        (Api::OpenaiCompletions, 1, 8, false, (10, TokenSource::Usage, true, true)),
+        // Both as asked: 2 prompt tokens, exactly 10 output tokens.
+        (Api::OpenaiCompletions, 2, 10, true, (10, TokenSource::Usage, false, false)),
+        // Exactly 12 asked, 10 sent.
+        (Api::OpenaiCompletions, 2, 12, true, (10, TokenSource::Usage, false, true)),
+        // No usage: the tokenizer counts the answer, and nothing is checked.
+        (Api::OpenaiChatCompletions, 1, 8, true, (4, TokenSource::Tokenizer, false, false)),
     ] {
         let client = Client::new(&url, api, Duration::from_secs(5)).unwrap().with_tokenizer(tokenizer.clone());
-        let req = Request { model: "m", prompt: &text("x"), max_tokens: 8, ignore_eos: false, stream: false };
+        let req = Request { model: "m", prompt: &text("x"), max_tokens, prompt_tokens, ignore_eos, stream: false };
         let r = client.send(&req, "t", timing).await;
         let rec = r.outcome.record;
-        assert_eq!(
-            (rec.error, rec.output_tokens, rec.token_source, rec.token_mismatch),
-            (None, tokens, source, mismatch)
-        );
+        assert_eq!(rec.error, None);
+        assert_eq!((rec.output_tokens, rec.token_source, rec.prompt_mismatch, rec.length_mismatch), want, "{api:?}");
+        assert_eq!(rec.dataset_input_tokens, prompt_tokens);
     }
 }
 
@@ -249,7 +265,7 @@ async fn the_canned_server_answers_every_openai_shape_with_the_asked_length() {
             assert_eq!(s.text, " tok".repeat(7), "{api:?} {stream}");
             // Streamed: one chunk per token (chat's role-only first chunk carries no content).
             assert_eq!(r.chunks, if stream { 7 } else { 1 }, "{api:?} {stream}");
-            assert!(!r.token_mismatch);
+            assert!(!r.length_mismatch && !r.prompt_mismatch);
         }
     }
     let body = reqwest::get(format!("{url}/metrics")).await.unwrap();

@@ -249,13 +249,22 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     eprintln!("inferbench load: {} stage(s) against {url} ({})", session.stage_count(), session.api_name());
     // Ctrl-C / SIGTERM: stop sending, let requests in flight finish (a short grace), write what
-    // was measured.
+    // was measured, exit 130. A second one exits at once (nothing is written then: every result
+    // file is written whole or not at all).
     {
         let stop = stop.clone();
+        let _guard = rt.enter();
+        let mut signals = super::Signals::new().context("cannot listen for Ctrl-C / SIGTERM")?;
         rt.spawn(async move {
-            super::sim_cmd::shutdown_signal().await;
-            eprintln!("inferbench load: stopping: writing what was measured");
+            signals.next().await;
+            eprintln!(
+                "inferbench load: stopping: no new requests; those in flight get up to {} s to finish, then what was measured is written (Ctrl-C again exits at once, writing nothing)",
+                crate::load::runner::STOP_GRACE.as_secs()
+            );
             stop.stop();
+            signals.next().await;
+            eprintln!("inferbench load: exiting now; no results written");
+            std::process::exit(i32::from(super::EXIT_INTERRUPTED));
         });
     }
     let out = rt.block_on(async {
@@ -283,6 +292,9 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let (sent, ok) = out.sent_ok();
     if let Some(dir) = args.output_dir.as_deref().filter(|_| args.hold_results && !stop.stopped()) {
         hold(dir, args.hold_timeout, &stop)?;
+    }
+    if stop.stopped() {
+        return Ok(ExitCode::from(super::EXIT_INTERRUPTED));
     }
     if sent > 0 && ok == 0 {
         eprintln!("inferbench load: every request failed (see the error counts above)");
@@ -314,26 +326,28 @@ pub fn print_stage(s: &schema::StageResult) {
 
 /// The text of [`print_stage`].
 pub fn stage_line(s: &schema::StageResult) -> String {
+    use crate::report::table::num;
     let c = s.counts.clone().unwrap_or_default();
     let o = s.offered.clone().unwrap_or_default();
-    let t = s.throughput.unwrap_or_default();
-    let ttft = s.ttft_ms.unwrap_or_default();
-    let tpot = s.tpot_ms.unwrap_or_default();
-    let lag = s.schedule_lag_ms.unwrap_or_default();
-    let errors: Vec<String> = c.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    // What was not measured reads "-" (nothing succeeded; no TTFT or TPOT without streaming).
+    let pick = |d: Option<schema::Distribution>, f: fn(&schema::Distribution) -> f64| {
+        d.filter(|d| d.count > 0).map_or(f64::NAN, |d| f(&d))
+    };
+    let mut errors: Vec<String> = c.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    errors.sort();
     format!(
-        "{:<12} sent {:>6} ok {:>6} failed {:>5}{}  achieved {:>8.2} req/s  out {:>9.1} tok/s  TTFT p50 {:>8.2} p99 {:>8.2} ms  TPOT p50 {:>7.2} ms  lag p99 {:>7.2} ms{}{}",
+        "{:<12} sent {:>6} ok {:>6} failed {:>5}{}  achieved {:>8} req/s  out {:>9} tok/s  TTFT p50 {:>8} p99 {:>8} ms  TPOT p50 {:>7} ms  lag p99 {:>7} ms{}{}",
         s.name,
         c.sent,
         c.succeeded,
         c.failed,
         if errors.is_empty() { String::new() } else { format!(" ({})", errors.join(", ")) },
-        o.achieved_rate,
-        t.output_tokens_per_second,
-        ttft.p50,
-        ttft.p99,
-        tpot.p50,
-        lag.p99,
+        num(o.achieved_rate.unwrap_or(f64::NAN), 2),
+        num(s.throughput.map_or(f64::NAN, |t| t.output_tokens_per_second), 1),
+        num(pick(s.ttft_ms, |d| d.p50), 2),
+        num(pick(s.ttft_ms, |d| d.p99), 2),
+        num(pick(s.tpot_ms, |d| d.p50), 2),
+        num(pick(s.schedule_lag_ms, |d| d.p99), 2),
         if o.delayed_by_concurrency_cap + o.dropped > 0 {
             format!("  capped: {} delayed, {} dropped", o.delayed_by_concurrency_cap, o.dropped)
         } else {

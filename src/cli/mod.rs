@@ -23,6 +23,32 @@ use crate::catalog::select::FileSelection;
 pub const EXIT_INPUT: u8 = 1;
 /// Exit code for an option that is not built yet (`--platform kube`), and for usage errors.
 pub const EXIT_UNAVAILABLE: u8 = 2;
+/// Exit code of a command stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// SIGINT (Ctrl-C) and SIGTERM (how Kubernetes and CI stop a process), as one stream. Made once,
+/// before anything runs: a second Ctrl-C is never lost between the first one's handling and a
+/// new listener.
+pub(crate) struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Listens (inside a runtime).
+    pub(crate) fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
+    }
+
+    /// The next SIGINT or SIGTERM.
+    pub(crate) async fn next(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+}
 
 /// The seed's script variables and the flags' environment variables they stand for.
 pub const SEED_ENV_ALIASES: &[(&str, &str)] = &[
@@ -207,6 +233,11 @@ pub struct RunArgs {
     /// Benchmarks run at once.
     #[arg(long, env = "INFERBENCH_PARALLELISM", default_value_t = 1, value_name = "N")]
     pub parallelism: u32,
+    /// On the local platform: simulate vllm/sglang/tgi/… servers (`simulated`), or run the real
+    /// server's program with the Deployment's arguments (`real`: `vllm serve`, the binary from
+    /// INFERBENCH_VLLM or PATH). Default: each catalog's `model_server.local_server`, else simulated.
+    #[arg(long, env = "INFERBENCH_SERVERS", value_parser = ["simulated", "real"])]
+    pub servers: Option<String>,
     /// How long a model server (or an external one) may take to answer before its benchmark fails.
     #[arg(long, env = "INFERBENCH_READY_TIMEOUT", default_value_t = 300.0, value_name = "SECONDS")]
     pub ready_timeout: f64,

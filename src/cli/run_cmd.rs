@@ -13,6 +13,8 @@ use super::{
     load_cmd::stage_line,
     progress::{Row, summary_table},
 };
+use super::{EXIT_INTERRUPTED, Signals};
+use crate::schema::LocalServer;
 use crate::{
     lifecycle::{self, Event, Finished, Job, Options},
     load::runner::Stop,
@@ -23,9 +25,6 @@ use crate::{
     },
     snapshot::run_file::State,
 };
-
-/// Exit code of an interrupted run.
-pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Runs `inferbench run` (not `--dry-run`).
 pub fn run(a: &RunArgs) -> ExitCode {
@@ -69,7 +68,11 @@ pub fn run(a: &RunArgs) -> ExitCode {
         kube
     } else {
         match LocalPlatform::new(a.generate.selection.hardware.clone()) {
-            Ok(p) => Arc::new(p.with_ready_timeout(ready)),
+            Ok(p) => Arc::new(p.with_ready_timeout(ready).with_servers(match a.servers.as_deref() {
+                Some("real") => Some(LocalServer::Real),
+                Some(_) => Some(LocalServer::Simulated),
+                None => None,
+            })),
             Err(e) => {
                 eprintln!("error: cannot start the local platform: {e}");
                 return ExitCode::from(EXIT_INPUT);
@@ -195,26 +198,6 @@ fn server_dry_run(rt: &tokio::runtime::Runtime, kube: &KubePlatform, jobs: &[Job
         }
     }
     ExitCode::from(failed.min(100))
-}
-
-/// SIGINT (Ctrl-C) and SIGTERM (how Kubernetes and CI stop a process), as one stream.
-struct Signals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn new() -> std::io::Result<Signals> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(Signals { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
-    }
-
-    async fn next(&mut self) {
-        tokio::select! {
-            _ = self.int.recv() => {}
-            _ = self.term.recv() => {}
-        }
-    }
 }
 
 /// A line on stdout; a closed stdout (`| head`) never kills a run.

@@ -44,6 +44,11 @@ pub struct Client {
     backend: Box<dyn Backend>,
     timeout: Duration,
     tokenizer: Option<Arc<Tokenizer>>,
+    /// Tokens the tokenizer adds to a prompt (a BOS), as a server using it does.
+    added_special_tokens: u32,
+    /// The API takes a text prompt whole (not chat messages): the server's prompt count can be
+    /// checked against the tokenizer's.
+    text_prompt: bool,
 }
 
 /// A measured request.
@@ -89,6 +94,8 @@ impl Client {
             backend: for_api(api),
             timeout,
             tokenizer: None,
+            added_special_tokens: 0,
+            text_prompt: api != Api::OpenaiChatCompletions,
         })
     }
 
@@ -113,17 +120,24 @@ impl Client {
             Ok(Err((kind, msg))) => Some((kind, msg)),
             Err(_) => Some((ErrorKind::Timeout, format!("no complete answer within {:?}", self.timeout))),
         };
-        // The tokenizer's count of the answer: the count when the server gives none, else a
-        // cross-check. Counted off the async workers (after `end` was taken): tokenizing a long
-        // answer there would delay the arrival stamps of other requests' chunks.
-        let counted = match (&self.tokenizer, m.text.is_empty()) {
-            (Some(t), false) => {
+        // The tokenizer's count of the answer, when the server gives none (re-tokenizing decoded
+        // text does not give back the model's tokens: never a check of the server's count).
+        // Counted off the async workers (after `end` was taken): tokenizing a long answer there
+        // would delay the arrival stamps of other requests' chunks.
+        let counted = match (&self.tokenizer, m.text.is_empty(), m.usage.completion_tokens) {
+            (Some(t), false, None) => {
                 let (t, text) = (t.clone(), m.text.clone());
                 tokio::task::spawn_blocking(move || t.count(&text)).await.ok()
             }
             _ => None,
         };
-        m.finish(timing, end, error, counted)
+        // The server's prompt count against the tokenizer's (see `Counts` in results.proto).
+        let expected_prompt = (self.tokenizer.is_some()
+            && self.text_prompt
+            && req.prompt_tokens > 0
+            && matches!(req.prompt, super::backends::Prompt::Text(_)))
+        .then_some(req.prompt_tokens + self.added_special_tokens);
+        m.finish(timing, end, error, counted, expected_prompt)
     }
 
     /// Opens up to `n` keep-alive connections ahead of the load (`n` concurrent `GET /health`;
@@ -149,6 +163,7 @@ impl Client {
 
     /// Counts output tokens with `tokenizer` too (see [`Client::send`]).
     pub fn with_tokenizer(mut self, tokenizer: Arc<Tokenizer>) -> Self {
+        self.added_special_tokens = tokenizer.added_special_tokens();
         self.tokenizer = Some(tokenizer);
         self
     }
@@ -245,6 +260,11 @@ struct Measure {
     usage: Usage,
     done: bool,
     prompt_chars: u32,
+    /// The dataset's count of the prompt (0: not known).
+    prompt_tokens: u32,
+    max_tokens: u32,
+    ignore_eos: bool,
+    stream: bool,
     /// The body was read to its end.
     body_ended: bool,
 }
@@ -261,6 +281,10 @@ impl Measure {
             done: false,
             body_ended: false,
             prompt_chars: req.prompt.flat().len() as u32,
+            prompt_tokens: req.prompt_tokens,
+            max_tokens: req.max_tokens,
+            ignore_eos: req.ignore_eos,
+            stream: req.stream,
         }
     }
 
@@ -276,7 +300,14 @@ impl Measure {
         self.done |= p.done;
     }
 
-    fn finish(self, timing: Timing, end: Instant, error: Option<(ErrorKind, String)>, counted: Option<u32>) -> Sent {
+    fn finish(
+        self,
+        timing: Timing,
+        end: Instant,
+        error: Option<(ErrorKind, String)>,
+        counted: Option<u32>,
+        expected_prompt: Option<u32>,
+    ) -> Sent {
         let us = |t: Instant| t.saturating_duration_since(self.sent).as_micros().min(u128::from(NONE_US - 1)) as u32;
         let since_start = |t: Instant| t.saturating_duration_since(timing.stage_start).as_micros() as u64;
         // Output tokens: the server's count; else what the API counted per chunk; else one per
@@ -289,11 +320,14 @@ impl Measure {
             (None, _) if self.chunks.len() > 1 => (self.chunks.len() as u32, TokenSource::Chunks),
             (None, _) => (self.text.split_whitespace().count() as u32, TokenSource::Words),
         };
-        // The server's count disagrees with the API's per-event count (TGI), or with the
-        // tokenizer's by more than a token (re-tokenizing decoded text can shift one boundary).
-        let mismatch = self.usage.completion_tokens.is_some()
-            && ((api_counted > 0 && api_counted != output_tokens)
-                || counted.is_some_and(|c| c.abs_diff(output_tokens) > 1));
+        // The two exact checks of results.proto's `Counts`: the prompt as the server counted it,
+        // and the output length against the one asked for.
+        let prompt_mismatch =
+            expected_prompt.is_some_and(|want| self.usage.prompt_tokens.is_some_and(|got| got != want));
+        let length_mismatch = self
+            .usage
+            .completion_tokens
+            .is_some_and(|got| if self.ignore_eos { got != self.max_tokens } else { got > self.max_tokens });
         let per_chunk = spread(&self.chunks, output_tokens);
         let chunks: Vec<(u32, u32)> = self.chunks.iter().zip(per_chunk).map(|(c, n)| (us(c.0), n)).collect();
         let mut error = error;
@@ -307,7 +341,12 @@ impl Measure {
             first_token_us: self.chunks.first().map_or(NONE_US, |c| us(c.0)),
             last_token_us: self.chunks.last().map_or(NONE_US, |c| us(c.0)),
             end_us: us(end),
-            input_tokens: self.usage.prompt_tokens.unwrap_or(self.prompt_chars / 4),
+            input_tokens: self.usage.prompt_tokens.unwrap_or(if self.prompt_tokens > 0 {
+                self.prompt_tokens
+            } else {
+                self.prompt_chars.div_ceil(4)
+            }),
+            dataset_input_tokens: self.prompt_tokens,
             output_tokens,
             cached_tokens: self.usage.cached_tokens.unwrap_or(0),
             chunks: self.chunks.len() as u32,
@@ -315,7 +354,9 @@ impl Measure {
             status: self.status,
             error: error.as_ref().map(|e| e.0),
             token_source: source,
-            token_mismatch: mismatch,
+            prompt_mismatch,
+            length_mismatch,
+            streamed: self.stream,
             waited_for_slot: timing.waited_for_slot,
         };
         Sent { outcome: Outcome { record, chunks }, text: self.text, error: error.map(|e| e.1) }

@@ -131,12 +131,14 @@ pub fn load(spec: &Dataset, tokenizer: Option<&Tokenizer>, seed: u64) -> Result<
             let mut rng = StdRng::seed_from_u64(seed);
             let input = s.input.unwrap_or_default();
             let output = s.output.unwrap_or_default();
+            let filler = Filler::new(tokenizer);
             for _ in 0..SYNTHETIC_ENTRIES {
                 let n = draw(&input, 256, &mut rng)?;
                 let o = draw(&output, 128, &mut rng)?;
+                let (text, tokens) = filler.text(n, &mut rng);
                 out.entries.push(Entry {
-                    prompt: Prompt::Text(words(n, &mut rng)),
-                    input_tokens: n,
+                    prompt: Prompt::Text(text),
+                    input_tokens: tokens,
                     output_tokens: o,
                     turns: Arc::default(),
                 });
@@ -147,13 +149,17 @@ pub fn load(spec: &Dataset, tokenizer: Option<&Tokenizer>, seed: u64) -> Result<
             let (groups, per) = (s.num_groups.unwrap_or(10).max(1), s.prompts_per_group.unwrap_or(10).max(1));
             let (prefix_len, suffix_len) = (s.prefix_length.unwrap_or(512), s.suffix_length.unwrap_or(128));
             let output = s.output_length.unwrap_or(128).max(1);
+            let filler = Filler::new(tokenizer);
             for _ in 0..groups {
-                let prefix = words(prefix_len, &mut rng);
+                let (prefix, _) = filler.text(prefix_len, &mut rng);
                 for _ in 0..per {
-                    let text = format!("{prefix}{}", words(suffix_len, &mut rng));
+                    // The suffix's words follow the prefix's: each adds exactly its own tokens.
+                    let suffix = filler.words(suffix_len, &mut rng);
+                    let text = format!("{prefix}{suffix}");
+                    let tokens = filler.count(&text).unwrap_or(prefix_len + suffix_len);
                     out.entries.push(Entry {
                         prompt: Prompt::Text(text),
-                        input_tokens: prefix_len + suffix_len,
+                        input_tokens: tokens,
                         output_tokens: output,
                         turns: Arc::default(),
                     });
@@ -166,7 +172,7 @@ pub fn load(spec: &Dataset, tokenizer: Option<&Tokenizer>, seed: u64) -> Result<
         }
         Some(dataset::Source::MultiTurn(m)) => match m.path.as_deref().filter(|p| !p.is_empty()) {
             Some(path) => chat::conversations(path, &read(path)?, &counter, max_out, true, &mut out, &keep)?,
-            None => chat::synthetic_multi_turn(m, seed, &mut out)?,
+            None => chat::synthetic_multi_turn(m, seed, &Filler::new(tokenizer), &mut out)?,
         },
     }
     if out.entries.is_empty() {
@@ -254,7 +260,7 @@ pub(crate) fn draw(d: &LengthDistribution, default_mean: u32, rng: &mut StdRng) 
 }
 
 /// Words that are one token each in the Llama and GPT tokenizers.
-const WORDS: &[&str] = &[
+pub(crate) const WORDS: &[&str] = &[
     " time",
     " year",
     " people",
@@ -303,13 +309,76 @@ const WORDS: &[&str] = &[
     " word",
 ];
 
-/// `n` random words (one token each).
-pub(crate) fn words(n: u32, rng: &mut StdRng) -> String {
-    let mut s = String::with_capacity(n as usize * 7);
-    for _ in 0..n {
-        s.push_str(WORDS[rng.random_range(0..WORDS.len())]);
+/// Synthetic prompt text of an exact number of tokens.
+///
+/// With the model's tokenizer, texts are made of words that each add exactly one token
+/// ([`Tokenizer::one_token_words`]), then checked by counting the whole text and corrected word
+/// by word: a prompt asked to be N tokens is N tokens as the server counts a completions prompt
+/// (the tokenizer's added BOS aside, which the server adds to every prompt alike). Without a
+/// tokenizer, [`WORDS`] are one token each in Llama's and GPT's vocabularies: an estimate.
+pub(crate) struct Filler<'a> {
+    words: Vec<String>,
+    tokenizer: Option<&'a Tokenizer>,
+    /// Tokens a text of such words costs beyond one per word (a SentencePiece start mark).
+    offset: u32,
+}
+
+/// Words kept from a vocabulary: plenty for varied prompts, few enough to find quickly.
+const FILLER_WORDS: usize = 2000;
+
+impl<'a> Filler<'a> {
+    pub(crate) fn new(tokenizer: Option<&'a Tokenizer>) -> Filler<'a> {
+        let fixed = || WORDS.iter().map(|w| (*w).to_owned()).collect::<Vec<_>>();
+        let Some(t) = tokenizer else { return Filler { words: fixed(), tokenizer, offset: 0 } };
+        let mut words = t.one_token_words(FILLER_WORDS);
+        if words.is_empty() {
+            words = fixed();
+        }
+        let offset = t.count(&words[0].repeat(3)).saturating_sub(3);
+        Filler { words, tokenizer, offset }
     }
-    s
+
+    /// `n` random words, appended to a text of such words (no correction).
+    pub(crate) fn words(&self, n: u32, rng: &mut StdRng) -> String {
+        let mut s = String::with_capacity(n as usize * 7);
+        for _ in 0..n {
+            s.push_str(&self.words[rng.random_range(0..self.words.len())]);
+        }
+        s
+    }
+
+    /// The tokenizer's count of `text` (None without a tokenizer).
+    pub(crate) fn count(&self, text: &str) -> Option<u32> {
+        self.tokenizer.map(|t| t.count(text))
+    }
+
+    /// A text of `n` tokens and its count: `n` but where no text of words can be exactly `n`
+    /// (fewer tokens than the tokenizer's start mark costs), or without a tokenizer (an estimate).
+    pub(crate) fn text(&self, n: u32, rng: &mut StdRng) -> (String, u32) {
+        let Some(t) = self.tokenizer else { return (self.words(n, rng), n) };
+        let mut picks: Vec<usize> =
+            (0..n.saturating_sub(self.offset).max(1)).map(|_| rng.random_range(0..self.words.len())).collect();
+        let join = |picks: &[usize]| picks.iter().map(|&i| self.words[i].as_str()).collect::<String>();
+        let mut text = join(&picks);
+        for _ in 0..8 {
+            let got = t.count(&text);
+            if got == n {
+                break;
+            }
+            if got > n {
+                let keep = picks.len().saturating_sub((got - n) as usize).max(1);
+                if keep == picks.len() {
+                    break;
+                }
+                picks.truncate(keep);
+            } else {
+                picks.extend((0..n - got).map(|_| rng.random_range(0..self.words.len())));
+            }
+            text = join(&picks);
+        }
+        let got = t.count(&text);
+        (text, got)
+    }
 }
 
 /// Entries served in a seeded random order (cycling when the run needs more), each sent to a model
@@ -349,7 +418,13 @@ impl Prompts for Sampled {
         let e = &self.entries[self.order[(i % self.order.len() as u64) as usize] as usize];
         let u = (splitmix(self.seed ^ i) >> 11) as f64 / (1u64 << 53) as f64;
         let model = self.split.iter().position(|c| u < *c).unwrap_or(self.split.len() - 1) as u16;
-        Work { prompt: e.prompt.clone(), max_tokens: e.output_tokens, model, turns: e.turns.clone() }
+        Work {
+            prompt: e.prompt.clone(),
+            max_tokens: e.output_tokens,
+            input_tokens: e.input_tokens,
+            model,
+            turns: e.turns.clone(),
+        }
     }
 }
 

@@ -47,6 +47,9 @@ struct RecordJson<'a> {
     last_token_us: Option<u32>,
     end_us: u32,
     input_tokens: u32,
+    /// The prompt's tokens as the dataset counted them (absent: not known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dataset_input_tokens: Option<u32>,
     output_tokens: u32,
     cached_tokens: u32,
     chunks: u32,
@@ -55,6 +58,12 @@ struct RecordJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'static str>,
     token_source: &'static str,
+    /// Streamed (else the answer came whole: no first-token time).
+    streamed: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    prompt_token_mismatch: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    output_length_mismatch: bool,
 }
 
 fn opt(us: u32) -> Option<u32> {
@@ -73,10 +82,12 @@ pub fn write(dir: &Path, results: &Results, stages: &[(String, Records)]) -> Res
                 intended_us: r.intended_us,
                 sent_us: r.sent_us,
                 first_byte_us: opt(r.first_byte_us),
-                first_token_us: opt(r.first_token_us),
-                last_token_us: opt(r.last_token_us),
+                // An answer not streamed arrives whole: it has no token times (its end is end_us).
+                first_token_us: opt(r.first_token_us).filter(|_| r.streamed),
+                last_token_us: opt(r.last_token_us).filter(|_| r.streamed),
                 end_us: r.end_us,
                 input_tokens: r.input_tokens,
+                dataset_input_tokens: (r.dataset_input_tokens > 0).then_some(r.dataset_input_tokens),
                 output_tokens: r.output_tokens,
                 cached_tokens: r.cached_tokens,
                 chunks: r.chunks,
@@ -84,6 +95,9 @@ pub fn write(dir: &Path, results: &Results, stages: &[(String, Records)]) -> Res
                 status: r.status,
                 error: r.error.map(|e| e.as_str()),
                 token_source: r.token_source.as_str(),
+                streamed: r.streamed,
+                prompt_token_mismatch: r.prompt_mismatch,
+                output_length_mismatch: r.length_mismatch,
             };
             serde_json::to_writer(&mut enc, &j).map_err(|e| e.to_string())?;
             enc.write_all(b"\n").map_err(|e| e.to_string())?;

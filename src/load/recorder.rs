@@ -109,8 +109,10 @@ pub struct RequestRecord {
     pub last_token_us: u32,
     /// Response complete, after sent.
     pub end_us: u32,
-    /// Prompt tokens.
+    /// Prompt tokens: the server's count (usage), else the dataset's.
     pub input_tokens: u32,
+    /// The prompt's tokens as the dataset counted them (0: not known, e.g. a later turn).
+    pub dataset_input_tokens: u32,
     /// Output tokens (see `token_source`).
     pub output_tokens: u32,
     /// Prompt tokens the server had cached.
@@ -125,8 +127,13 @@ pub struct RequestRecord {
     pub error: Option<ErrorKind>,
     /// Where `output_tokens` came from.
     pub token_source: TokenSource,
-    /// The tokenizer disagreed with the server's usage.
-    pub token_mismatch: bool,
+    /// The server counted the prompt otherwise than the tokenizer (see `Counts` in results.proto).
+    pub prompt_mismatch: bool,
+    /// The server's output length is not the one asked for (see `Counts` in results.proto).
+    pub length_mismatch: bool,
+    /// The answer was streamed: its first token's arrival was seen (else TTFT, TPOT and ITL are
+    /// not measured: the whole answer arrives at once).
+    pub streamed: bool,
     /// Waited for a concurrency slot.
     pub waited_for_slot: bool,
 }
@@ -174,12 +181,14 @@ pub struct StageAggregate {
     ttft_intended: Histogram<u64>,
     e2e_intended: Histogram<u64>,
     input_tokens: Histogram<u64>,
+    dataset_input_tokens: Histogram<u64>,
     output_tokens: Histogram<u64>,
     sent: u64,
     succeeded: u64,
     errors: BTreeMap<&'static str, u64>,
     sources: BTreeMap<&'static str, u64>,
-    mismatches: u64,
+    prompt_mismatches: u64,
+    length_mismatches: u64,
     delayed: u64,
     late: u64,
     good: u64,
@@ -217,12 +226,14 @@ impl StageAggregate {
             ttft_intended: hist(),
             e2e_intended: hist(),
             input_tokens: hist(),
+            dataset_input_tokens: hist(),
             output_tokens: hist(),
             sent: 0,
             succeeded: 0,
             errors: BTreeMap::new(),
             sources: BTreeMap::new(),
-            mismatches: 0,
+            prompt_mismatches: 0,
+            length_mismatches: 0,
             delayed: 0,
             late: 0,
             good: 0,
@@ -254,11 +265,15 @@ impl StageAggregate {
         }
         self.succeeded += 1;
         *self.sources.entry(r.token_source.as_str()).or_default() += 1;
-        self.mismatches += u64::from(r.token_mismatch);
+        self.prompt_mismatches += u64::from(r.prompt_mismatch);
+        self.length_mismatches += u64::from(r.length_mismatch);
         self.cached += u64::from(r.cached_tokens);
         self.input_total += u64::from(r.input_tokens);
         self.output_total += u64::from(r.output_tokens);
         rec(&mut self.input_tokens, u64::from(r.input_tokens));
+        if r.dataset_input_tokens > 0 {
+            rec(&mut self.dataset_input_tokens, u64::from(r.dataset_input_tokens));
+        }
         rec(&mut self.output_tokens, u64::from(r.output_tokens));
         let e2e = u64::from(r.end_us);
         rec(&mut self.e2e, e2e);
@@ -266,7 +281,7 @@ impl StageAggregate {
         if r.first_byte_us != NONE_US {
             rec(&mut self.first_byte, u64::from(r.first_byte_us));
         }
-        if r.first_token_us != NONE_US {
+        if r.first_token_us != NONE_US && r.streamed {
             let ttft = u64::from(r.first_token_us);
             rec(&mut self.ttft, ttft);
             rec(&mut self.ttft_intended, ttft + lag);
@@ -277,8 +292,10 @@ impl StageAggregate {
         if let Some(per_token) = e2e.checked_div(u64::from(r.input_tokens) + u64::from(r.output_tokens)) {
             rec(&mut self.per_token, per_token);
         }
-        // Chunks that carry tokens (a chunk the token spread gave none joins the next one).
-        let with_tokens: Vec<(u32, u32)> = o.chunks.iter().copied().filter(|c| c.1 > 0).collect();
+        // Chunks that carry tokens (a chunk the token spread gave none joins the next one). An
+        // answer not streamed is one chunk at its end: no first token, no gaps to measure.
+        let with_tokens: Vec<(u32, u32)> =
+            if r.streamed { o.chunks.iter().copied().filter(|c| c.1 > 0).collect() } else { vec![] };
         let tpot = (r.output_tokens > 1 && with_tokens.len() >= 2).then(|| {
             let (first, last) = (with_tokens[0].0, with_tokens[with_tokens.len() - 1].0);
             u64::from(last.saturating_sub(first)) / u64::from(r.output_tokens - 1)
@@ -306,7 +323,7 @@ impl StageAggregate {
         }
         let meets =
             |limit: Option<f64>, us: Option<u64>| limit.is_none_or(|l| us.is_some_and(|v| v as f64 <= l * 1000.0));
-        let ttft = (r.first_token_us != NONE_US).then_some(u64::from(r.first_token_us));
+        let ttft = (r.first_token_us != NONE_US && r.streamed).then_some(u64::from(r.first_token_us));
         if meets(self.slo.ttft_ms, ttft)
             && meets(self.slo.tpot_ms, tpot.or(Some(0)))
             && meets(self.slo.e2e_ms, Some(e2e))
@@ -320,22 +337,27 @@ impl StageAggregate {
         if self.ttft.is_empty() { 0 } else { self.ttft.value_at_quantile(0.5) }
     }
 
-    /// Counts `n` requests cut by a stop: sent, failed as "cancelled".
-    pub fn record_cancelled(&mut self, n: u64) {
+    /// Counts `n` requests cut by a stop `at_us` after the stage start: sent, failed as
+    /// "cancelled". The stage's window reaches the stop (it was measuring until then).
+    pub fn record_cancelled(&mut self, n: u64, at_us: u64) {
         if n > 0 {
             self.sent += n;
             *self.errors.entry(ErrorKind::Cancelled.as_str()).or_default() += n;
+            self.first_intended_us.get_or_insert(0);
+            self.last_end_us = self.last_end_us.max(at_us);
         }
     }
 
     /// The stage's results (`offered` filled in by the caller but for the achieved rate).
+    ///
+    /// Only what was measured is given: a distribution with no sample, the rates of a stage with
+    /// no window (nothing sent) and the goodput of no request are absent, never a 0 that reads as
+    /// a measurement.
     pub fn finish(&self, name: &str, mut offered: Offered) -> StageResult {
-        let window = self
-            .first_intended_us
-            .map_or(0.0, |f| self.last_end_us.saturating_sub(f) as f64 / 1e6)
-            .max(f64::MIN_POSITIVE);
-        let per_s = |n: u64| if self.sent == 0 { 0.0 } else { n as f64 / window };
-        offered.achieved_rate = per_s(self.sent);
+        let window = self.first_intended_us.map_or(0.0, |f| self.last_end_us.saturating_sub(f) as f64 / 1e6);
+        let measured = self.sent > 0 && window > 0.0;
+        let per_s = |n: u64| n as f64 / window;
+        offered.achieved_rate = measured.then(|| per_s(self.sent));
         offered.delayed_by_concurrency_cap = self.delayed;
         offered.late = self.late;
         let mut errors = std::collections::HashMap::new();
@@ -346,60 +368,62 @@ impl StageAggregate {
         StageResult {
             name: name.to_owned(),
             offered: Some(offered),
-            duration_seconds: if self.sent == 0 { 0.0 } else { window },
+            duration_seconds: if measured { window } else { 0.0 },
             counts: Some(Counts {
                 sent: self.sent,
                 succeeded: self.succeeded,
                 failed: self.sent - self.succeeded,
                 errors,
                 token_count_source: sources,
-                token_count_mismatches: self.mismatches,
                 warmup: 0,
+                prompt_token_mismatches: self.prompt_mismatches,
+                output_length_mismatches: self.length_mismatches,
             }),
-            throughput: Some(Throughput {
+            throughput: measured.then(|| Throughput {
                 requests_per_second: per_s(self.succeeded),
                 input_tokens_per_second: per_s(self.input_total),
                 output_tokens_per_second: per_s(self.output_total),
                 max_output_tokens_per_second: self.per_second.iter().copied().max().unwrap_or(0) as f64,
             }),
-            ttft_ms: Some(dist_ms(&self.ttft)),
-            first_byte_ms: Some(dist_ms(&self.first_byte)),
-            e2e_ms: Some(dist_ms(&self.e2e)),
-            tpot_ms: Some(dist_ms(&self.tpot)),
-            ntpot_ms: Some(dist_ms(&self.ntpot)),
-            itl_ms: Some(dist_ms(&self.itl)),
-            itl_chunk_ms: Some(dist_ms(&self.itl_chunk)),
-            schedule_lag_ms: Some(dist_ms(&self.lag)),
-            ttft_from_intended_ms: Some(dist_ms(&self.ttft_intended)),
-            e2e_from_intended_ms: Some(dist_ms(&self.e2e_intended)),
-            input_tokens: Some(dist(&self.input_tokens, 1.0)),
-            output_tokens: Some(dist(&self.output_tokens, 1.0)),
-            goodput: Some(Goodput {
+            ttft_ms: dist_ms(&self.ttft),
+            first_byte_ms: dist_ms(&self.first_byte),
+            e2e_ms: dist_ms(&self.e2e),
+            tpot_ms: dist_ms(&self.tpot),
+            ntpot_ms: dist_ms(&self.ntpot),
+            itl_ms: dist_ms(&self.itl),
+            itl_chunk_ms: dist_ms(&self.itl_chunk),
+            schedule_lag_ms: dist_ms(&self.lag),
+            ttft_from_intended_ms: dist_ms(&self.ttft_intended),
+            e2e_from_intended_ms: dist_ms(&self.e2e_intended),
+            input_tokens: dist(&self.input_tokens, 1.0),
+            dataset_input_tokens: dist(&self.dataset_input_tokens, 1.0),
+            output_tokens: dist(&self.output_tokens, 1.0),
+            goodput: (self.sent > 0).then(|| Goodput {
                 ttft_ms: self.slo.ttft_ms.unwrap_or(0.0),
                 tpot_ms: self.slo.tpot_ms.unwrap_or(0.0),
                 e2e_ms: self.slo.e2e_ms.unwrap_or(0.0),
                 good_requests: self.good,
-                good_requests_per_second: per_s(self.good),
-                fraction: if self.sent == 0 { 0.0 } else { self.good as f64 / self.sent as f64 },
+                good_requests_per_second: if measured { per_s(self.good) } else { 0.0 },
+                fraction: self.good as f64 / self.sent as f64,
             }),
             cached_prompt_tokens: self.cached,
             server_metrics: Default::default(),
-            per_token_ms: Some(dist_ms(&self.per_token)),
+            per_token_ms: dist_ms(&self.per_token),
         }
     }
 }
 
-fn dist_ms(h: &Histogram<u64>) -> Distribution {
+fn dist_ms(h: &Histogram<u64>) -> Option<Distribution> {
     dist(h, 1e-3)
 }
 
-/// Percentiles of `h`, each value × `scale`.
-fn dist(h: &Histogram<u64>, scale: f64) -> Distribution {
+/// Percentiles of `h`, each value × `scale`; None when it has no sample.
+fn dist(h: &Histogram<u64>, scale: f64) -> Option<Distribution> {
     if h.is_empty() {
-        return Distribution::default();
+        return None;
     }
     let q = |p: f64| h.value_at_quantile(p) as f64 * scale;
-    Distribution {
+    Some(Distribution {
         count: h.len(),
         mean: h.mean() * scale,
         min: h.min() as f64 * scale,
@@ -416,7 +440,7 @@ fn dist(h: &Histogram<u64>, scale: f64) -> Distribution {
         p10: q(0.10),
         p25: q(0.25),
         p75: q(0.75),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -434,6 +458,7 @@ pub(crate) mod tests {
                 last_token_us: 250_000,
                 end_us: 260_000,
                 input_tokens: 10,
+                dataset_input_tokens: 10,
                 output_tokens: 4,
                 cached_tokens: 0,
                 chunks: 3,
@@ -441,7 +466,9 @@ pub(crate) mod tests {
                 status: 200,
                 error: None,
                 token_source: TokenSource::Usage,
-                token_mismatch: false,
+                prompt_mismatch: false,
+                length_mismatch: false,
+                streamed: true,
                 waited_for_slot: false,
             },
             chunks: vec![(100_000, 1), (150_000, 2), (250_000, 1)],
@@ -454,7 +481,7 @@ pub(crate) mod tests {
         for v in 1..=1000 {
             rec(&mut h, v);
         }
-        let d = dist(&h, 1.0);
+        let d = dist(&h, 1.0).unwrap();
         let got = [d.p0_1, d.p1, d.p5, d.p10, d.p25, d.p50, d.p75, d.p90, d.p95, d.p99, d.p999];
         assert_eq!(got, [1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 750.0, 900.0, 950.0, 990.0, 999.0]);
         assert_eq!((d.min, d.max, d.count), (1.0, 1000.0, 1000));
@@ -527,14 +554,45 @@ pub(crate) mod tests {
         assert_eq!(itl.count, 3);
         assert!((itl.max - 100.0).abs() < 0.1 && itl.min <= 0.001, "{itl:?}");
         assert!((s.tpot_ms.unwrap().mean - 33.33).abs() < 0.1);
-        // One chunk (not streamed): no TPOT, no ITL.
+        // One chunk (not streamed): no TTFT (the whole answer arrives at its end), no TPOT, no
+        // ITL: absent, not zero; e2e and NTPOT are measured.
         let mut o = example();
         o.chunks = vec![(260_000, 4)];
+        o.record.streamed = false;
         let mut a = StageAggregate::new(Slo { tpot_ms: Some(1.0), ..Slo::default() });
         a.record(&o);
         let s = a.finish("x", Offered::default());
-        assert_eq!(s.tpot_ms.unwrap().count, 0);
+        assert_eq!(
+            (s.ttft_ms, s.tpot_ms, s.itl_ms, s.itl_chunk_ms, s.ttft_from_intended_ms),
+            (None, None, None, None, None)
+        );
+        assert_eq!(s.e2e_ms.unwrap().count, 1);
+        assert_eq!(s.ntpot_ms.unwrap().count, 1);
         assert_eq!(s.goodput.unwrap().good_requests, 1, "a TPOT threshold does not apply without a TPOT");
+    }
+
+    #[test]
+    fn nothing_measured_is_absent_and_a_stop_closes_the_window() {
+        // Nothing sent: no window, no rates, no goodput, no distribution.
+        let s = StageAggregate::new(Slo::default()).finish("x", Offered::default());
+        assert_eq!(s.duration_seconds, 0.0);
+        assert_eq!(s.offered.as_ref().unwrap().achieved_rate, None);
+        assert!(s.throughput.is_none() && s.goodput.is_none() && s.e2e_ms.is_none() && s.schedule_lag_ms.is_none());
+        // Every request failed: counts and rates, but no latency.
+        let mut a = StageAggregate::new(Slo::default());
+        let mut failed = example();
+        failed.record.error = Some(ErrorKind::from_status(400));
+        a.record(&failed);
+        let s = a.finish("x", Offered::default());
+        assert!(s.e2e_ms.is_none() && s.ttft_ms.is_none() && s.tpot_ms.is_none());
+        assert_eq!(s.throughput.unwrap().requests_per_second, 0.0);
+        // Stopped before any answer: the window runs from the stage start to the stop.
+        let mut a = StageAggregate::new(Slo::default());
+        a.record_cancelled(3, 2_000_000);
+        let s = a.finish("x", Offered::default());
+        assert_eq!(s.duration_seconds, 2.0);
+        assert_eq!(s.offered.unwrap().achieved_rate, Some(1.5));
+        assert_eq!(s.counts.unwrap().errors.get("cancelled"), Some(&3));
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct Work {
     pub prompt: Prompt,
     /// Output tokens to ask for.
     pub max_tokens: u32,
+    /// The prompt's tokens as the dataset counted them (0: not known).
+    pub input_tokens: u32,
     /// Index of the model (in the stage's list) to send it to.
     pub model: u16,
     /// A conversation's later turns, each sent once the previous answer is complete, with the
@@ -82,7 +84,14 @@ impl Sender for Client {
         stream: bool,
         ignore_eos: bool,
     ) -> Sent {
-        let req = Request { model: &model, prompt: &work.prompt, max_tokens: work.max_tokens, ignore_eos, stream };
+        let req = Request {
+            model: &model,
+            prompt: &work.prompt,
+            max_tokens: work.max_tokens,
+            prompt_tokens: work.input_tokens,
+            ignore_eos,
+            stream,
+        };
         let mut sent = Client::send(self, &req, &id, timing).await;
         sent.outcome.record.model = work.model;
         sent
@@ -292,7 +301,7 @@ pub async fn run_stage<S: Sender>(
     let mut shared =
         Arc::try_unwrap(shared).ok().expect("every request task ended").into_inner().expect("not poisoned");
     // Requests cut by a stop were sent: they count as failed ("cancelled"), not as never sent.
-    shared.agg.record_cancelled(cancelled);
+    shared.agg.record_cancelled(cancelled, start.elapsed().as_micros() as u64);
     offered.dropped = dropped;
     let host = host::Sample::now().since(&host_before);
     offered.client_cpu_seconds = host.client_cpu_seconds;
@@ -489,6 +498,8 @@ impl<S: Sender> Ctx<S> {
             work = Work {
                 prompt: Prompt::Chat(history.clone()),
                 max_tokens: next.max_tokens,
+                // A later turn's prompt is the history, counted by nobody before it is sent.
+                input_tokens: 0,
                 model: m,
                 turns: Arc::default(),
             };

@@ -157,7 +157,7 @@ pub fn summarise(samples: &[Sample], from: f64, to: f64, min_interval: f64) -> B
                     (Some(a), Some(b)) if b.0 > a.0 => total / (b.0 - a.0),
                     _ => 0.0,
                 };
-                stats("counter", &rates, mean)
+                stats("counter", &rates, mean).map(|s| ServerSeries { total: Some(total), ..s })
             }
             Kind::Histogram => {
                 let (s, c) = (format!("{name}_sum"), format!("{name}_count"));
@@ -167,11 +167,15 @@ pub fn summarise(samples: &[Sample], from: f64, to: f64, min_interval: f64) -> B
                     .collect();
                 let means: Vec<f64> =
                     pts.windows(2).filter(|w| w[1].1 > w[0].1).map(|w| (w[1].0 - w[0].0) / (w[1].1 - w[0].1)).collect();
-                let mean = match (pts.first(), pts.last()) {
-                    (Some(a), Some(b)) if b.1 > a.1 => (b.0 - a.0) / (b.1 - a.1),
-                    _ => f64::NAN,
+                let (mean, observed) = match (pts.first(), pts.last()) {
+                    (Some(a), Some(b)) if b.1 > a.1 => ((b.0 - a.0) / (b.1 - a.1), b.1 - a.1),
+                    _ => (f64::NAN, 0.0),
                 };
-                if mean.is_nan() { None } else { stats("histogram", &means, mean) }
+                if mean.is_nan() {
+                    None
+                } else {
+                    stats("histogram", &means, mean).map(|s| ServerSeries { total: Some(observed), ..s })
+                }
             }
         };
         if let Some(s) = series {
@@ -190,6 +194,7 @@ fn stats(kind: &str, v: &[f64], mean: f64) -> Option<ServerSeries> {
         max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         last,
         samples: v.len() as u64,
+        total: None,
     })
 }
 

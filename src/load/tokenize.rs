@@ -48,6 +48,42 @@ impl Tokenizer {
     pub fn count(&self, text: &str) -> u32 {
         self.inner.encode_fast(text, false).map_or(0, |e| e.len() as u32)
     }
+
+    /// Tokens the tokenizer adds around any text (a BOS, …): what a server that tokenizes a
+    /// completions prompt with this tokenizer counts beyond [`Tokenizer::count`].
+    pub fn added_special_tokens(&self) -> u32 {
+        let with = self.inner.encode_fast("a", true).map_or(0, |e| e.len() as u32);
+        with.saturating_sub(self.count("a"))
+    }
+
+    /// Up to `limit` words (a space, then ASCII letters) that add exactly one token each to a text
+    /// made of them, in vocabulary order (for BPE, the most frequent merges first). Synthetic
+    /// prompts are built from them so that a prompt of N tokens is N tokens *as the server counts
+    /// them*, whatever the vocabulary: a fixed English word list is one token each in Llama's and
+    /// GPT's vocabularies but two or three in a small one.
+    pub fn one_token_words(&self, limit: usize) -> Vec<String> {
+        let mut vocab: Vec<(String, u32)> = self.inner.get_vocab(false).into_iter().collect();
+        vocab.sort_by_key(|(_, id)| *id);
+        let mut words = Vec::new();
+        for (_, id) in vocab {
+            let Ok(text) = self.inner.decode(&[id], true) else { continue };
+            let word = text.trim_start();
+            if word.len() < 2 || !word.bytes().all(|b| b.is_ascii_alphabetic()) {
+                continue;
+            }
+            let w = format!(" {word}");
+            // Its cost inside a text of such words: a tokenizer that marks a text's start (a
+            // SentencePiece `▁` prefix) charges the first word more, and that is the prompt's, not
+            // the word's.
+            if self.count(&w.repeat(2)) == self.count(&w) + 1 && self.count(&w.repeat(3)) == self.count(&w) + 2 {
+                words.push(w);
+                if words.len() == limit {
+                    break;
+                }
+            }
+        }
+        words
+    }
 }
 
 /// Where Hugging Face's hub cache may be, in the order its tools look.

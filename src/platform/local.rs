@@ -7,6 +7,8 @@
 //! - `vllm`, `sglang`, `tgi`, `triton` and `jetstream` servers are *simulated*: the model ×
 //!   accelerator's profile from the hardware table, its tensor parallelism and replicas, on real
 //!   time (no `time_scale`). `runtime.json` says so; `--platform kube` runs the real server.
+//! - With `--servers real` (or `local_server: REAL` in the catalog), a `vllm` server is the real
+//!   `vllm serve` with its Deployment's own arguments, as a process: see [`real_server`].
 //! - A gateway is not simulated: the load goes to the model server directly (`runtime.json` says so).
 //!
 //! Each simulator runs on a tokio runtime of its own, dropped with it: the load engine's tasks
@@ -24,6 +26,8 @@ use async_trait::async_trait;
 use clap::Parser as _;
 use serde_json::json;
 
+pub mod real_server;
+
 use super::{Deployment, OnStage, Platform, PlatformError, Snapshot, Target};
 use crate::{
     load::{
@@ -32,6 +36,7 @@ use crate::{
         scrape::get,
         session::{Outcome, Session},
     },
+    schema::LocalServer,
     sim::Server,
     sim::args::SimArgs,
 };
@@ -43,6 +48,8 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
 pub struct LocalPlatform {
     hardware: Option<PathBuf>,
     ready_timeout: Duration,
+    /// `--servers`: overrides each catalog's `local_server`.
+    servers: Option<LocalServer>,
 }
 
 /// A running simulator and the runtime it runs on (the deployment's handle).
@@ -72,13 +79,48 @@ struct SimLine {
 impl LocalPlatform {
     /// A platform whose simulators read profiles from `hardware` (default: the built-in table).
     pub fn new(hardware: Option<PathBuf>) -> std::io::Result<LocalPlatform> {
-        Ok(LocalPlatform { hardware, ready_timeout: READY_TIMEOUT })
+        Ok(LocalPlatform { hardware, ready_timeout: READY_TIMEOUT, servers: None })
     }
 
     /// Changes how long a server may take to become ready.
     pub fn with_ready_timeout(mut self, t: Duration) -> Self {
         self.ready_timeout = t;
         self
+    }
+
+    /// Runs real servers, or simulates them, whatever the catalogs say (None: as they say).
+    pub fn with_servers(mut self, servers: Option<LocalServer>) -> Self {
+        self.servers = servers;
+        self
+    }
+
+    /// Whether this snapshot's model server runs for real: `--servers`, else its catalog's
+    /// `local_server`. A `simulator` server is always the simulator.
+    fn runs_real(&self, snap: &Snapshot) -> bool {
+        let ms = snap.benchmark.config.clone().unwrap_or_default().model_server.unwrap_or_default();
+        let chosen = self.servers.unwrap_or(ms.local_server());
+        chosen == LocalServer::Real && snap.server().is_some_and(|s| s.kind != "simulator")
+    }
+
+    /// Starts the real server of `snap` (see [`real_server`]).
+    async fn deploy_real(&self, snap: &Snapshot, target: &Target, stop: &Stop) -> Result<Deployment, PlatformError> {
+        let server = snap
+            .server()
+            .ok_or_else(|| PlatformError::Snapshot(format!("{}: no model-server Deployment", snap.dir.display())))?;
+        let diagnostics = snap.dir.join("diagnostics");
+        let real = real_server::RealServer::start(&server, &diagnostics, self.ready_timeout, stop).await?;
+        let mut runtime = json!({
+            "platform": "local",
+            "url": real.url,
+            "model_server": format!("{}, real: its own server as a local process", server.kind),
+            "server_command": real.command,
+            "server_log": real.log,
+        });
+        if let Target::Gateway { .. } = target {
+            runtime["load_balancer"] =
+                json!("gateway not run on the local platform: the load goes to the model server directly");
+        }
+        Ok(Deployment { url: real.url.clone(), runtime, handle: Box::new(tokio::sync::Mutex::new(real)) })
     }
 
     /// The simulator's arguments for this snapshot, and how they were chosen.
@@ -171,6 +213,9 @@ impl Platform for LocalPlatform {
                 handle: Box::new(()),
             });
         }
+        if self.runs_real(snap) {
+            return self.deploy_real(snap, &target, stop).await;
+        }
         let (args, how) = self.sim_args(snap)?;
         let cfg = args.to_config().map_err(|e| PlatformError::Deploy(format!("simulator: {e:#}")))?;
         let describe =
@@ -230,7 +275,11 @@ impl Platform for LocalPlatform {
     }
 
     async fn tear_down(&self, _snap: &Snapshot, dep: Deployment) -> Result<(), PlatformError> {
-        // Dropping the server stops it: its listener and engine tasks are aborted.
+        // A real server's process group is asked to end, then killed; dropping a simulator stops
+        // it (its listener and engine tasks are aborted).
+        if let Some(real) = dep.handle.downcast_ref::<tokio::sync::Mutex<real_server::RealServer>>() {
+            real.lock().await.stop().await;
+        }
         drop(dep.handle);
         Ok(())
     }

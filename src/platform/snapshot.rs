@@ -66,6 +66,9 @@ pub struct ServerDeployment {
     pub replicas: u32,
     /// The container's `args`.
     pub args: Vec<String>,
+    /// The container's environment variables that have a literal `value` (those from Secrets or
+    /// fields are the cluster's to fill in).
+    pub env: Vec<(String, String)>,
 }
 
 /// A benchmark's snapshot, read.
@@ -160,6 +163,13 @@ impl Snapshot {
             kind: d.annotation("inferbench.dev/model-server-kind").unwrap_or_default().to_owned(),
             replicas: spec.get("replicas").and_then(|r| r.as_u64()).unwrap_or(1) as u32,
             args: strings(container.get("args")),
+            env: container
+                .get("env")
+                .and_then(|e| e.as_sequence())
+                .into_iter()
+                .flatten()
+                .filter_map(|v| Some((v.get("name")?.as_str()?.to_owned(), v.get("value")?.as_str()?.to_owned())))
+                .collect(),
         })
     }
 

@@ -167,6 +167,7 @@ pub fn file(path: &Path, v: &Value) -> LpgFile {
                         max: g("Max"),
                         last: f64::NAN,
                         samples: 0,
+                        total: None,
                     };
                     (name.clone(), series)
                 })
@@ -178,7 +179,7 @@ pub fn file(path: &Path, v: &Value) -> LpgFile {
         offered: Some(Offered {
             requested_rate: if rate == 0.0 { f64::INFINITY } else { rate },
             process: "poisson".into(),
-            achieved_rate: num(&m["throughput_rps"]).unwrap_or_else(|| per_s(sent as f64)),
+            achieved_rate: Some(num(&m["throughput_rps"]).unwrap_or_else(|| per_s(sent as f64))),
             ..Default::default()
         }),
         duration_seconds: secs,

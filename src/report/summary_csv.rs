@@ -100,7 +100,7 @@ pub fn csv(run: &Run) -> Result<Vec<u8>, String> {
                 c.succeeded.to_string(),
                 c.failed.to_string(),
                 super::table::error_kinds(&c),
-                cell(o.achieved_rate),
+                cell(o.achieved_rate.unwrap_or(f64::NAN)),
                 cell(t.requests_per_second),
                 cell(t.input_tokens_per_second),
                 cell(t.output_tokens_per_second),

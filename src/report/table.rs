@@ -23,7 +23,7 @@ pub fn brief(rows: &[Row<'_>]) -> String {
     t.load_style(UTF8_BORDERS_ONLY);
     let with_benchmark = rows.iter().any(|r| !r.benchmark.is_empty());
     let mut header =
-        vec!["stage", "sent", "ok", "req/s", "out tok/s", "TTFT p50", "TTFT p99", "TPOT p50", "e2e p50", "goodput"];
+        vec!["stage", "sent", "ok", "ok req/s", "out tok/s", "TTFT p50", "TTFT p99", "TPOT p50", "e2e p50", "goodput"];
     if with_benchmark {
         header.insert(0, "benchmark");
     }
@@ -34,16 +34,17 @@ pub fn brief(rows: &[Row<'_>]) -> String {
             Err(note) => cells.push(note.clone()),
             Ok(s) => {
                 let c = s.counts.clone().unwrap_or_default();
-                let ms = |d: Option<Distribution>, p99: bool| {
-                    let d = d.unwrap_or_default();
-                    format!("{:.1} ms", if p99 { d.p99 } else { d.p50 })
+                // Not measured (nothing succeeded, or not streamed: no TTFT): "-", never 0.
+                let ms = |d: Option<Distribution>, p99: bool| match d.filter(|d| d.count > 0) {
+                    Some(d) => format!("{:.1} ms", if p99 { d.p99 } else { d.p50 }),
+                    None => "-".into(),
                 };
                 cells.extend([
                     s.name.clone(),
                     c.sent.to_string(),
                     c.succeeded.to_string(),
-                    format!("{:.2}", s.offered.as_ref().map_or(0.0, |o| o.achieved_rate)),
-                    format!("{:.0}", s.throughput.map_or(0.0, |t| t.output_tokens_per_second)),
+                    num(s.throughput.map_or(f64::NAN, |t| t.requests_per_second), 2),
+                    num(s.throughput.map_or(f64::NAN, |t| t.output_tokens_per_second), 0),
                     ms(s.ttft_ms, false),
                     ms(s.ttft_ms, true),
                     ms(s.tpot_ms, false),
@@ -111,7 +112,7 @@ pub fn full(run: &Run) -> String {
 
 /// Requests sent per second of the window (what the client achieved of the offered load).
 pub fn achieved_qps(s: &StageResult) -> f64 {
-    s.offered.as_ref().map_or(f64::NAN, |o| o.achieved_rate)
+    s.offered.as_ref().and_then(|o| o.achieved_rate).unwrap_or(f64::NAN)
 }
 
 /// `v` with `decimals` decimals; "-" when unknown (NaN).

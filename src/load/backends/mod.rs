@@ -48,6 +48,9 @@ pub struct Request<'a> {
     pub prompt: &'a Prompt,
     /// Output tokens asked for.
     pub max_tokens: u32,
+    /// The prompt's tokens as the dataset counted them (0: not known). Not sent: the client
+    /// checks the server's count against it.
+    pub prompt_tokens: u32,
     /// Ask for exactly `max_tokens` (`ignore_eos`, `min_tokens` where the API has them).
     pub ignore_eos: bool,
     /// Stream the answer.

@@ -60,7 +60,8 @@ fn content(s: &StageResult) -> Value {
         "prompt_tokens": {"total": input, "cached": s.cached_prompt_tokens},
         "output_len": stats(s.output_tokens, 1.0),
         "output_tokens": {"total": output},
-        "token_count_mismatches": c.token_count_mismatches,
+        "prompt_token_mismatches": c.prompt_token_mismatches,
+        "output_length_mismatches": c.output_length_mismatches,
     });
     if g.ttft_ms + g.tpot_ms + g.e2e_ms > 0.0 {
         successes["goodput_metrics"] = json!({

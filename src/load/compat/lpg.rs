@@ -51,7 +51,8 @@ fn file(cx: &Context<'_>, s: &StageResult) -> Value {
     let o = s.offered.clone().unwrap_or_default();
     let (input, output) = totals(s);
     let secs = s.duration_seconds.max(f64::MIN_POSITIVE);
-    let rate = if o.users > 0 || o.requested_rate.is_infinite() { o.achieved_rate } else { o.requested_rate };
+    let rate =
+        if o.users > 0 || o.requested_rate.is_infinite() { o.achieved_rate.unwrap_or(0.0) } else { o.requested_rate };
     let mut m = Map::new();
     let mut put = |k: &str, v: Value| {
         m.insert(k.to_owned(), v);

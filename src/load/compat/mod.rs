@@ -71,7 +71,7 @@ pub fn rate_label(s: &StageResult) -> String {
     if o.requested_rate.is_infinite() {
         "inf".into()
     } else if o.users > 0 {
-        format!("{:.2}", o.achieved_rate)
+        format!("{:.2}", o.achieved_rate.unwrap_or(0.0))
     } else {
         format!("{:?}", o.requested_rate)
     }

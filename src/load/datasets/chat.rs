@@ -14,7 +14,7 @@ use std::sync::Arc;
 use rand::{SeedableRng, rngs::StdRng};
 use serde::Deserialize;
 
-use super::{Counter, Entry, Loaded, SYNTHETIC_ENTRIES, draw, words};
+use super::{Counter, Entry, Filler, Loaded, SYNTHETIC_ENTRIES, draw};
 use crate::{
     load::{
         backends::{Message, Prompt},
@@ -146,7 +146,12 @@ fn replay(messages: &[Message], counter: &Counter<'_>, max_out: u32) -> Option<E
 }
 
 /// Synthetic conversations: `turns` user messages each, lengths from the distributions.
-pub(super) fn synthetic_multi_turn(m: &MultiTurn, seed: u64, out: &mut Loaded) -> Result<(), String> {
+pub(super) fn synthetic_multi_turn(
+    m: &MultiTurn,
+    seed: u64,
+    filler: &Filler<'_>,
+    out: &mut Loaded,
+) -> Result<(), String> {
     let mut rng = StdRng::seed_from_u64(seed);
     let (input, output) = (m.input.unwrap_or_default(), m.output.unwrap_or_default());
     let n_turns = m.turns.unwrap_or(3).clamp(1, 100);
@@ -156,9 +161,10 @@ pub(super) fn synthetic_multi_turn(m: &MultiTurn, seed: u64, out: &mut Loaded) -
         let mut turns = Vec::with_capacity(n_turns as usize - 1);
         for _ in 1..n_turns {
             let (n, o) = (draw(&input, 128, &mut rng)?, draw(&output, 128, &mut rng)?);
-            turns.push(Turn { user: words(n, &mut rng), max_tokens: o });
+            turns.push(Turn { user: filler.text(n, &mut rng).0, max_tokens: o });
         }
-        let first = Message { role: "user".into(), content: words(n, &mut rng) };
+        let (content, n) = filler.text(n, &mut rng);
+        let first = Message { role: "user".into(), content };
         out.entries.push(Entry {
             prompt: Prompt::Chat(vec![first]),
             input_tokens: n,

@@ -48,6 +48,7 @@ impl Sender for Fake {
             first_token_us: us(self.service / 2),
             last_token_us: us(self.service),
             end_us: us(self.service),
+            dataset_input_tokens: 0,
             input_tokens: 10,
             output_tokens: 4,
             cached_tokens: 0,
@@ -56,7 +57,9 @@ impl Sender for Fake {
             status: 200,
             error: None,
             token_source: TokenSource::Usage,
-            token_mismatch: false,
+            prompt_mismatch: false,
+            length_mismatch: false,
+            streamed: true,
             waited_for_slot: timing.waited_for_slot,
         };
         Sent { outcome: Outcome { record, chunks: vec![(us(self.service / 2), 4)] }, text: String::new(), error: None }
@@ -66,7 +69,7 @@ impl Sender for Fake {
 struct Same;
 impl Prompts for Same {
     fn get(&self, _i: u64) -> Work {
-        Work { prompt: Prompt::Text("x".into()), max_tokens: 4, model: 0, turns: Arc::default() }
+        Work { prompt: Prompt::Text("x".into()), max_tokens: 4, input_tokens: 1, model: 0, turns: Arc::default() }
     }
 }
 
@@ -230,6 +233,7 @@ impl Sender for Echo {
             first_token_us: 10_000,
             last_token_us: 30_000,
             end_us: 30_000,
+            dataset_input_tokens: 0,
             input_tokens: 4,
             output_tokens: 4,
             cached_tokens: 0,
@@ -238,7 +242,9 @@ impl Sender for Echo {
             status: 200,
             error: None,
             token_source: TokenSource::Usage,
-            token_mismatch: false,
+            prompt_mismatch: false,
+            length_mismatch: false,
+            streamed: true,
             waited_for_slot: false,
         };
         Sent { outcome: Outcome { record, chunks: vec![(10_000, 4)] }, text: format!("answer to {last}"), error: None }
@@ -249,7 +255,7 @@ struct Conversation;
 impl Prompts for Conversation {
     fn get(&self, _i: u64) -> Work {
         let turns = vec![Turn { user: "q1".into(), max_tokens: 7 }, Turn { user: "q2".into(), max_tokens: 9 }];
-        Work { prompt: Prompt::Text("q0".into()), max_tokens: 5, model: 0, turns: turns.into() }
+        Work { prompt: Prompt::Text("q0".into()), max_tokens: 5, input_tokens: 1, model: 0, turns: turns.into() }
     }
 }
 
