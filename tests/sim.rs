@@ -70,7 +70,10 @@ async fn completions_answer_with_vllms_shape_and_usage() {
     assert_eq!(words(v["choices"][0]["text"].as_str().unwrap()), 7);
     assert_eq!(
         v["usage"],
-        json!({"prompt_tokens": 4, "completion_tokens": 7, "total_tokens": 11, "prompt_tokens_details": {"cached_tokens": 0}})
+        json!({
+            "prompt_tokens": 4, "completion_tokens": 7, "total_tokens": 11, "completion_tokens_details": null,
+            "prompt_tokens_details": {"cached_tokens": 0, "created_cache_tokens": null, "multimodal_tokens": null},
+        })
     );
     // Token ids are a prompt too; the text is deterministic for the same request.
     let ids = json!({"prompt": [1, 2, 3], "max_tokens": 3, "ignore_eos": true});
@@ -87,7 +90,7 @@ async fn completion_streams_end_with_finish_reason_optional_usage_and_done() {
     let req = json!({"prompt": "Say something", "max_tokens": 5, "ignore_eos": true, "stream": true});
     let (status, headers, body) = post(&s, "/v1/completions", req.clone()).await;
     assert_eq!(status, 200);
-    assert_eq!(headers["content-type"], "text/event-stream");
+    assert_eq!(headers["content-type"], "text/event-stream; charset=utf-8");
     let f = frames(&body);
     assert_eq!(f.len(), 5 + 1, "one chunk per token, then [DONE]: {f:?}");
     assert_eq!(f.last().unwrap(), "[DONE]");
@@ -160,21 +163,27 @@ async fn non_streamed_chat_and_eos_draws() {
 async fn bad_requests_get_the_status_and_error_body_of_the_real_server() {
     let s = server(&["--max-model-len", "64", "--lora-modules", "sql-lora=/adapters/sql", "--enable-lora"]).await;
     let cases = [
-        ("not json", 400, "invalid JSON request body"),
+        ("not json", 400, "'type': 'json_invalid', 'loc': 'body.0', 'msg': 'JSON decode error'"),
         (r#"{"prompt": "x", "model": "nope"}"#, 404, "The model `nope` does not exist."),
         (r#"{"prompt": "x", "max_tokens": 0}"#, 400, "max_tokens must be at least 1, got 0."),
         (r#"{"prompt": "x", "n": 2}"#, 400, "n must be 1"),
-        (r#"{"max_tokens": 3}"#, 400, "missing field `prompt`"),
+        (r#"{"max_tokens": 3}"#, 400, "Either prompt or prompt_embeds must be provided and non-empty."),
         (
             r#"{"prompt": "x", "max_tokens": 2, "min_tokens": 3}"#,
             400,
             "min_tokens must be less than or equal to max_tokens=2",
         ),
-        (r#"{"prompt": ""}"#, 400, "The prompt is empty."),
+        (r#"{"prompt": ""}"#, 400, "Either prompt or prompt_embeds must be provided and non-empty."),
     ];
     let client = reqwest::Client::new();
     for (body, status, msg) in cases {
-        let r = client.post(format!("{}/v1/completions", s.url())).body(body).send().await.unwrap();
+        let r = client
+            .post(format!("{}/v1/completions", s.url()))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), status, "{body}");
         let v: Value = r.json().await.unwrap();
         assert!(v["error"]["message"].as_str().unwrap().contains(msg), "{body}: {v}");
@@ -183,7 +192,15 @@ async fn bad_requests_get_the_status_and_error_body_of_the_real_server() {
     let huge = "word ".repeat(100_000);
     let (status, _, body) = post(&s, "/v1/completions", json!({"prompt": huge, "max_tokens": 10})).await;
     assert_eq!(status, 400);
-    assert!(body.contains("maximum context length is 64 tokens. However, you requested 100011 tokens"), "{body}");
+    assert!(
+        body.contains("maximum context length is 64 tokens. However, your prompt contains at least 65 input tokens"),
+        "{body}"
+    );
+    // A prompt that fits with max_tokens past the context: max_tokens is cut to what is left.
+    let (status, _, body) =
+        post(&s, "/v1/completions", json!({"prompt": vec![1; 60], "max_tokens": 10, "ignore_eos": true})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["usage"]["completion_tokens"], 4);
     // A LoRA adapter's name is a model.
     let (status, _, body) =
         post(&s, "/v1/completions", json!({"prompt": "x", "model": "sql-lora", "max_tokens": 2})).await;
@@ -291,7 +308,7 @@ async fn metrics_parse_as_prometheus_text_and_count_what_was_served() {
             })
             .sum()
     };
-    assert_eq!(value("vllm:request_success_total", Some(("finish_reason", "length"))), 5.0);
+    assert_eq!(value("vllm:request_success_total", Some(("finished_reason", "length"))), 5.0);
     assert_eq!(value("vllm:generation_tokens_total", None), 20.0);
     // The prompt "a b c" is 3 tokens; the prefix cache has no full block of it.
     assert_eq!(value("vllm:prompt_tokens_total", None), 15.0);
@@ -396,7 +413,7 @@ async fn data_parallel_engines_share_the_load_and_report_per_engine_series() {
     assert_eq!((a.0, b.0), (200, 200));
     let text = reqwest::get(format!("{}/metrics", s.url())).await.unwrap().text().await.unwrap();
     for engine in ["0", "1"] {
-        let series = format!("vllm:request_success_total{{engine=\"{engine}\",finish_reason=\"length\",");
+        let series = format!("vllm:request_success_total{{engine=\"{engine}\",finished_reason=\"length\",");
         let line = text.lines().find(|l| l.starts_with(&series)).unwrap_or_else(|| panic!("{series} in {text}"));
         assert!(line.ends_with(" 1"), "each engine served one: {line}");
     }

@@ -475,7 +475,12 @@ impl Engine {
                 if s.published && !s.prompt_counted {
                     s.prompt_counted = true;
                     if let Some(m) = &self.metrics {
+                        let cached = u64::from(s.cached);
                         m.prompt_tokens.inc_by(s.prompt_len());
+                        m.prompt_by_source[0].inc_by(s.prompt_len() - cached);
+                        m.prompt_by_source[1].inc_by(cached);
+                        m.prompt_cached.inc_by(cached);
+                        m.prompt_cached_device.inc_by(cached);
                     }
                 }
             }
@@ -569,6 +574,15 @@ impl Engine {
             m.req_prompt.observe(f64::from(usage.prompt_tokens));
             m.req_gen.observe(f64::from(usage.completion_tokens));
             m.max_tokens.observe(f64::from(s.q.sub.max_tokens));
+            m.max_gen_tokens.observe(f64::from(s.q.sub.max_tokens));
+            m.params_n.observe(1.0);
+            // vLLM's per-request TPOT: the decode time over the tokens after the first.
+            let after_first = usage.completion_tokens.saturating_sub(1);
+            let decode = (now - first).as_secs_f64();
+            m.req_tpot.observe(if after_first > 0 { decode / f64::from(after_first) } else { 0.0 });
+            m.req_preemptions.observe(f64::from(usage.preemptions));
+            m.prefill_kv_computed
+                .observe(f64::from(usage.prompt_tokens - usage.cached_tokens.min(usage.prompt_tokens)));
         }
         let _ = s.q.tx.send(Event { tokens: s.last_new, at: now, done: Some(usage) });
     }
@@ -582,7 +596,9 @@ impl Engine {
     fn publish_gauges(&self) {
         if let Some(m) = &self.metrics {
             m.running.set(self.running.len() as i64);
-            m.waiting.set(self.handle.waiting.load(Ordering::Relaxed) as i64);
+            let waiting = self.handle.waiting.load(Ordering::Relaxed) as i64;
+            m.waiting.set(waiting);
+            m.waiting_capacity.set(waiting);
             m.kv_usage.set(self.kv.usage());
             m.gpu_cache_usage.set(self.kv.usage());
         }

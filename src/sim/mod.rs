@@ -21,6 +21,7 @@ mod saturation;
 pub mod tokens;
 
 use std::{
+    borrow::Cow,
     collections::BTreeMap,
     net::SocketAddr,
     sync::{
@@ -138,14 +139,19 @@ pub struct SimError {
     pub message: String,
     /// OpenAI-style error type (`BadRequestError`, `NotFoundError`, …).
     pub kind: &'static str,
-    /// The request field at fault, if any.
-    pub param: Option<&'static str>,
+    /// The request field at fault, if any (`body.max_tokens` for pydantic's errors).
+    pub param: Option<Cow<'static, str>>,
 }
 
 impl SimError {
     /// 400 Bad Request.
     pub fn bad_request(message: impl Into<String>, param: Option<&'static str>) -> Self {
-        Self { status: 400, message: message.into(), kind: "BadRequestError", param }
+        Self { status: 400, message: message.into(), kind: "BadRequestError", param: param.map(Cow::Borrowed) }
+    }
+
+    /// The request field at fault, if any.
+    pub fn param_name(&self) -> Option<&str> {
+        self.param.as_deref()
     }
 
     /// An error of `status` with the message a real server gives for it.
@@ -201,12 +207,12 @@ impl Simulator {
     pub fn start(cfg: SimConfig) -> Result<Arc<Simulator>, ConfigError> {
         cfg.check()?;
         let metrics = Metrics::new(cfg.max_model_len);
-        metrics.cache_config(cfg.engine.block_size, cfg.engine.kv_blocks, cfg.engine.prefix_caching);
         if !cfg.lora_adapters.is_empty() {
             metrics.lora_info(cfg.max_loras, "", "");
         }
         let (mut engines, mut tasks) = (vec![], vec![]);
         for i in 0..cfg.data_parallel as usize {
+            metrics.cache_config(i, cfg.engine.block_size, cfg.engine.kv_blocks, cfg.engine.prefix_caching);
             let (engine, handle) = Engine::new(cfg.engine.clone(), Some(metrics.engine(&cfg.served_models[0], i)));
             tasks.push(tokio::spawn(engine.run()));
             engines.push(handle);
@@ -257,6 +263,24 @@ impl Simulator {
         self.cfg.served_models.iter().chain(&self.cfg.lora_adapters).any(|m| m == name)
     }
 
+    /// The model name a request is answered as: its `model` if served (404 as vLLM if not),
+    /// else the first served name.
+    pub fn check_model(&self, model: Option<&str>) -> Result<String, SimError> {
+        match model {
+            Some(m) if !self.serves(m) => Err(SimError {
+                status: 404,
+                message: format!(
+                    "The model `{m}` does not exist. Valid aliases: {}.",
+                    self.cfg.served_models.join(", ")
+                ),
+                kind: "NotFoundError",
+                param: Some(Cow::Borrowed("model")),
+            }),
+            Some(m) => Ok(m.to_owned()),
+            None => Ok(self.cfg.served_models[0].clone()),
+        }
+    }
+
     /// Validates a request, draws its output length and faults, and submits it to the least
     /// loaded engine. `fault_header` is the request's `x-inferbench-fault` header.
     pub fn generate(&self, req: GenRequest, fault_header: Option<&str>) -> Result<Started, SimError> {
@@ -276,18 +300,7 @@ impl Simulator {
                 param: None,
             });
         }
-        let model = match req.model.clone() {
-            Some(m) if !self.serves(&m) => {
-                return Err(SimError {
-                    status: 404,
-                    message: format!("The model `{m}` does not exist."),
-                    kind: "NotFoundError",
-                    param: Some("model"),
-                });
-            }
-            Some(m) => m,
-            None => self.cfg.served_models[0].clone(),
-        };
+        let model = self.check_model(req.model.as_deref())?;
         let number = self.requests.fetch_add(1, Ordering::Relaxed);
         let mut faults = self.faults.read().expect("faults lock").plan(self.cfg.seed, number);
         if let Some(h) = fault_header {
@@ -324,7 +337,7 @@ impl Simulator {
         if req.min_tokens > max_tokens {
             return Err(SimError::bad_request(
                 format!("min_tokens must be less than or equal to max_tokens={max_tokens}, got {}.", req.min_tokens),
-                Some("min_tokens"),
+                None,
             ));
         }
         let hash = tokens::content_hash(self.cfg.seed, &req.prompt, max_tokens);
@@ -338,8 +351,7 @@ impl Simulator {
             self.engines.iter().enumerate().min_by_key(|(_, e)| e.load()).expect("at least one engine");
         let sub = Submission { prompt: req.prompt, block_hashes, output_len, finish, max_tokens };
         let rx = engine.submit(sub).map_err(|Rejected::QueueFull(n)| {
-            let engine = index.to_string();
-            self.metrics.rejected.with_label_values(&[self.cfg.served_models[0].as_str(), engine.as_str()]).inc();
+            self.metrics.count_rejection(&self.cfg.served_models[0], index);
             SimError {
                 status: 429,
                 message: format!("The server is overloaded: the waiting queue is full ({n} requests)."),

@@ -18,6 +18,7 @@ pub mod openai;
 pub mod ops;
 pub mod tgi;
 pub mod triton;
+pub mod validate;
 
 use std::{io, sync::Arc};
 
@@ -69,6 +70,9 @@ pub fn router(sim: Arc<Simulator>) -> Router {
         .route("/version", get(ops::version))
         .route("/metrics", get(ops::metrics))
         .route("/admin/faults", get(ops::get_faults).post(ops::post_faults))
+        // FastAPI's answers to an unknown route and a wrong method, as from vLLM.
+        .fallback(|| async { validate::detail(404, "Not Found") })
+        .method_not_allowed_fallback(|| async { validate::detail(405, "Method Not Allowed") })
         .layer(middleware::from_fn(echo_request_id))
         // Long-context prompts are megabytes of JSON; axum's default limit is 2 MB.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -247,9 +251,19 @@ fn error_body_response(e: io::Error) -> Response {
 /// The OpenAI error envelope (`{"error": {message, type, param, code}}`), as vLLM and most
 /// OpenAI-compatible servers answer.
 pub fn openai_error(e: &SimError) -> Response {
-    let body = serde_json::json!({
-        "error": { "message": e.message, "type": e.kind, "param": e.param, "code": e.status }
-    });
+    #[derive(serde::Serialize)]
+    struct Envelope<'a> {
+        error: Info<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct Info<'a> {
+        message: &'a str,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        param: Option<&'a str>,
+        code: u16,
+    }
+    let body = Envelope { error: Info { message: &e.message, kind: e.kind, param: e.param_name(), code: e.status } };
     json_response(e.status, to_json(&body))
 }
 

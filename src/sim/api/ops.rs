@@ -19,14 +19,20 @@ pub async fn health(State(sim): State<Arc<Simulator>>) -> StatusCode {
     if sim.is_ready() && !sim.engine_died() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
 }
 
-/// `GET /v1/models`: base models, then LoRA adapters (with their `parent`), as vLLM lists them.
+/// `GET /v1/models`: base models, then LoRA adapters (with their `parent`), as vLLM lists them
+/// (`root` is the name here, vLLM's is the model's path; the permission id is fixed per name).
 pub async fn models(State(sim): State<Arc<Simulator>>) -> Response {
     let base = &sim.cfg.served_models[0];
     let card = |id: &str, parent: Option<&str>| {
         serde_json::json!({
             "id": id, "object": "model", "created": sim.created, "owned_by": "vllm",
             "root": parent.unwrap_or(id), "parent": parent, "max_model_len": sim.cfg.max_model_len,
-            "permission": [],
+            "permission": [{
+                "id": format!("modelperm-{:016x}", crate::sim::tokens::content_hash(0, &crate::sim::tokens::encode(id), 0)),
+                "object": "model_permission", "created": sim.created, "allow_create_engine": false,
+                "allow_sampling": true, "allow_logprobs": true, "allow_search_indices": false, "allow_view": true,
+                "allow_fine_tuning": false, "organization": "*", "group": null, "is_blocking": false,
+            }],
         })
     };
     let data: Vec<_> = sim
