@@ -1,0 +1,357 @@
+//! inferbench against a server it did not write: a real vLLM (its CPU build, serving a tiny
+//! random-weight Llama built offline by `scripts/real-vllm`). The load engine for completions and
+//! chat, streamed and not, with the model's own tokenizer; a request vLLM refuses; `/metrics`
+//! summarised per stage; the client's figures against the server's own clock and counters; and
+//! `inferbench run --servers real` on the local platform, then `inferbench report` on it.
+//!
+//! The server: `INFERBENCH_REAL_VLLM_URL` (scripts/test starts one while the tests build), else
+//! one started here with `scripts/real-vllm serve` on port 18765 and left running for the next
+//! test run (`scripts/real-vllm stop 18765` ends it). A machine where vLLM cannot be installed or
+//! started fails these tests with the script's reason; they are never skipped.
+//!
+//! The tests share the one server and compare its global counters with one load's requests, so
+//! they take turns (`SERVER`).
+
+use std::{
+    io::Read as _,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::{Mutex, OnceLock},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_inferbench");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// The port a server started by these tests listens on.
+const OWN_PORT: u16 = 18765;
+/// The model name `scripts/real-vllm serve` gives.
+const MODEL: &str = "tiny-llama";
+
+/// The real vLLM: its URL, the model folder (its `tokenizer.json`), and the `vllm` binary.
+struct Real {
+    url: String,
+    model_dir: PathBuf,
+    vllm: PathBuf,
+}
+
+/// One test at a time talks to the server.
+static SERVER: Mutex<()> = Mutex::new(());
+
+fn script(args: &[&str]) -> Output {
+    Command::new("bash").arg(format!("{ROOT}/scripts/real-vllm")).args(args).output().unwrap()
+}
+
+/// Whether `GET /health` of `url` (http://HOST:PORT) answers 200.
+fn healthy(url: &str) -> bool {
+    use std::io::Write as _;
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let Ok(mut conn) = std::net::TcpStream::connect(addr) else { return false };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    if conn.write_all(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).is_ok() && head.ends_with(b"200")
+}
+
+/// The server, started (or waited for) once.
+fn real() -> &'static Real {
+    static REAL: OnceLock<Real> = OnceLock::new();
+    REAL.get_or_init(|| {
+        let install = script(&["install"]);
+        let printed = String::from_utf8_lossy(&install.stdout).into_owned();
+        assert!(
+            install.status.success(),
+            "scripts/real-vllm install failed, so the real-vLLM tests cannot run:\n{}",
+            String::from_utf8_lossy(&install.stderr)
+        );
+        let mut lines = printed.lines();
+        let vllm = PathBuf::from(lines.next().expect("the vllm binary's path"));
+        let model_dir = PathBuf::from(lines.next().expect("the model folder"));
+        let url = match std::env::var("INFERBENCH_REAL_VLLM_URL").ok().filter(|u| !u.is_empty()) {
+            Some(url) => {
+                // scripts/test starts it in the background while the tests build.
+                let deadline = Instant::now() + Duration::from_secs(600);
+                while !healthy(&url) {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the real vLLM at {url} (INFERBENCH_REAL_VLLM_URL) did not answer /health within 600 s; its log is under ~/.cache/inferbench/real-vllm-*/run/"
+                    );
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                url
+            }
+            None => {
+                let url = format!("http://127.0.0.1:{OWN_PORT}");
+                if !healthy(&url) {
+                    let serve = script(&["serve", &OWN_PORT.to_string()]);
+                    assert!(
+                        serve.status.success(),
+                        "scripts/real-vllm serve {OWN_PORT} failed, so the real-vLLM tests cannot run:\n{}",
+                        String::from_utf8_lossy(&serve.stderr)
+                    );
+                }
+                url
+            }
+        };
+        Real { url, model_dir, vllm }
+    })
+}
+
+/// Runs `inferbench load --spec` with `body` after the target, model and tokenizer lines; results
+/// in `dir/NAME`.
+fn load(dir: &Path, name: &str, body: &str) -> (Output, PathBuf) {
+    let r = real();
+    let spec = dir.join(format!("{name}.pbtxt"));
+    std::fs::write(
+        &spec,
+        format!("url: \"{}\"\nmodels: \"{MODEL}\"\ntokenizer: \"{}\"\n{body}", r.url, r.model_dir.display()),
+    )
+    .unwrap();
+    let out = dir.join(name);
+    let o = Command::new(BIN)
+        .args(["load", "--spec", spec.to_str().unwrap(), "--output-dir", out.to_str().unwrap()])
+        .env_remove("INFERBENCH_URL")
+        .output()
+        .unwrap();
+    (o, out)
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn summary(dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+fn records(dir: &Path) -> Vec<Value> {
+    let mut jsonl = String::new();
+    zstd::Decoder::new(std::fs::File::open(dir.join("requests.jsonl.zst")).unwrap())
+        .unwrap()
+        .read_to_string(&mut jsonl)
+        .unwrap();
+    jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+#[test]
+fn completions_and_chat_streamed_and_not_count_tokens_as_vllm_does() {
+    let _turn = SERVER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().unwrap();
+    // Fixed lengths: exactly 64 prompt tokens asking for exactly 16; then sampled ones.
+    let fixed = "dataset { synthetic { input { mean: 64 min: 64 max: 64 } output { mean: 16 min: 16 max: 16 } } }";
+    let sampled = "dataset { synthetic { input { mean: 100 stddev: 40 min: 20 max: 300 } output { mean: 12 stddev: 6 min: 4 max: 40 } } }";
+    for (api, stream, dataset) in [
+        ("OPENAI_COMPLETIONS", true, fixed),
+        ("OPENAI_COMPLETIONS", false, fixed),
+        ("OPENAI_CHAT_COMPLETIONS", true, fixed),
+        ("OPENAI_CHAT_COMPLETIONS", false, fixed),
+        ("OPENAI_COMPLETIONS", true, sampled),
+        ("OPENAI_CHAT_COMPLETIONS", true, sampled),
+    ] {
+        let name = format!("{api}-{stream}-{}", if dataset == fixed { "fixed" } else { "sampled" }).to_lowercase();
+        let (o, out) = load(
+            dir.path(),
+            &name,
+            &format!(
+                "api: {api}\nstreaming: {stream}\nignore_eos: true\nnum_prompts: 12\nconcurrency {{ users: 4 }}\n{dataset}\n"
+            ),
+        );
+        assert!(o.status.success(), "{name}: {}", text(&o));
+        let s = &summary(&out)["stages"][0];
+        let c = &s["counts"];
+        assert_eq!((u(&c["sent"]), u(&c["succeeded"])), (12, 12), "{name}: {c}");
+        // Every count from the server's usage, and both exact checks clean.
+        assert_eq!(u(&c["token_count_source"]["usage"]), 12, "{name}: {c}");
+        assert_eq!(u(&c["prompt_token_mismatches"]), 0, "{name}: vLLM counted the prompt otherwise: {c}");
+        assert_eq!(u(&c["output_length_mismatches"]), 0, "{name}: vLLM did not honour the length: {c}");
+        let recs = records(&out);
+        for r in &recs {
+            let (server, dataset) = (u(&r["input_tokens"]), u(&r["dataset_input_tokens"]));
+            if api == "OPENAI_COMPLETIONS" {
+                // The tiny model's tokenizer adds no BOS: the server's count is the dataset's.
+                assert_eq!(server, dataset, "{name}: {r}");
+            } else {
+                // The chat template's role markers: a fixed overhead for one user message.
+                assert!(server > dataset, "{name}: {r}");
+                assert_eq!(server - dataset, u(&recs[0]["input_tokens"]) - u(&recs[0]["dataset_input_tokens"]));
+            }
+            if dataset == 64 || name.ends_with("fixed") {
+                assert_eq!((dataset, u(&r["output_tokens"])), (64, 16), "{name}: exactly the asked lengths: {r}");
+            }
+        }
+        if name.ends_with("sampled") {
+            let lens: std::collections::BTreeSet<u64> = recs.iter().map(|r| u(&r["dataset_input_tokens"])).collect();
+            assert!(lens.len() > 3, "{name}: sampled lengths vary: {lens:?}");
+        }
+        // A streamed answer has a first token; a whole body has none (absent, never e2e or 0).
+        assert_eq!(s.get("ttft_ms").is_some(), stream, "{name}: {s}");
+        assert_eq!(s.get("tpot_ms").is_some(), stream, "{name}: {s}");
+        assert!(s["e2e_ms"]["count"].as_u64() == Some(12), "{name}: {s}");
+        let line = String::from_utf8_lossy(&o.stdout).lines().find(|l| l.starts_with("users-4")).unwrap().to_owned();
+        if !stream {
+            assert!(line.contains("TTFT p50        - p99        - ms"), "{name}: {line}");
+        }
+    }
+}
+
+#[test]
+fn a_prompt_beyond_max_model_len_is_the_400_vllm_answers() {
+    let _turn = SERVER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().unwrap();
+    // 2 500 tokens against --max-model-len 2048.
+    let (o, out) = load(
+        dir.path(),
+        "too-long",
+        "api: OPENAI_COMPLETIONS\nnum_prompts: 3\nconcurrency { users: 1 }\ndataset { max_input_length: 4000 synthetic { input { mean: 2500 } output { mean: 8 } } }\n",
+    );
+    assert_eq!(o.status.code(), Some(1), "every request failed: {}", text(&o));
+    let s = &summary(&out)["stages"][0];
+    assert_eq!(u(&s["counts"]["errors"]["http_4xx"]), 3, "{s}");
+    assert_eq!(u(&s["counts"]["failed"]), 3, "{s}");
+    for absent in ["e2e_ms", "ttft_ms", "tpot_ms", "output_tokens"] {
+        assert!(s.get(absent).is_none(), "{absent} was not measured: {s}");
+    }
+    assert!(records(&out).iter().all(|r| r["status"] == 400), "vLLM answers 400");
+    let line = String::from_utf8_lossy(&o.stdout).lines().find(|l| l.starts_with("users-1")).unwrap().to_owned();
+    assert!(line.contains("TTFT p50        - p99        - ms  TPOT p50       - ms"), "{line}");
+}
+
+/// Mean of a record field over successful requests, in ms (µs fields).
+fn mean_ms(recs: &[Value], field: &str) -> f64 {
+    let ok: Vec<&Value> = recs.iter().filter(|r| r.get("error").is_none()).collect();
+    ok.iter().map(|r| r[field].as_f64().unwrap()).sum::<f64>() / ok.len() as f64 / 1000.0
+}
+
+#[test]
+fn the_clients_figures_agree_with_vllms_own_clock_and_counters() {
+    let _turn = SERVER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().unwrap();
+    let (o, out) = load(
+        dir.path(),
+        "rates",
+        "api: OPENAI_COMPLETIONS\nstreaming: true\nignore_eos: true\nnum_prompts: 40\nrates { request_rates: [4, 16] }\narrival: CONSTANT\nserver_metrics { interval_seconds: 1 }\ndataset { synthetic { input { mean: 128 } output { mean: 32 } } }\n",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let sum = summary(&out);
+    let recs = records(&out);
+    let mut report = String::new();
+    for s in sum["stages"].as_array().unwrap() {
+        let name = s["name"].as_str().unwrap();
+        let stage: Vec<Value> = recs.iter().filter(|r| r["stage"] == name).cloned().collect();
+        assert_eq!(stage.len(), 40, "{name}");
+        let m = &s["server_metrics"];
+        let total = |k: &str| m[k]["total"].as_f64().unwrap_or_else(|| panic!("{name}: no {k} total in {m}"));
+        let mean = |k: &str| m[k]["mean"].as_f64().unwrap() * 1000.0;
+        // Counters: exactly the tokens and requests of this stage.
+        let out_tokens: u64 = stage.iter().map(|r| u(&r["output_tokens"])).sum();
+        let in_tokens: u64 = stage.iter().map(|r| u(&r["input_tokens"])).sum();
+        assert_eq!(total("vllm:generation_tokens_total"), out_tokens as f64, "{name}");
+        assert_eq!(total("vllm:prompt_tokens_total"), in_tokens as f64, "{name}");
+        assert_eq!(total("vllm:request_success_total"), 40.0, "{name}");
+        assert_eq!(total("vllm:e2e_request_latency_seconds"), 40.0, "{name}: the histogram timed each request");
+        // The server's clock: its TTFT and e2e start when its API server has the request and end
+        // when its engine has the token; the client's start before the request is written and end
+        // when the bytes are read. So the client's means are at least the server's, and exceed
+        // them by the cost of loopback, HTTP and SSE framing, and vLLM's own detokenising and
+        // serialising after its clock stops (measured here: see the bound below).
+        let (c_ttft, s_ttft) = (mean_ms(&stage, "first_token_us"), mean("vllm:time_to_first_token_seconds"));
+        let (c_e2e, s_e2e) = (mean_ms(&stage, "end_us"), mean("vllm:e2e_request_latency_seconds"));
+        report.push_str(&format!(
+            "{name}: TTFT client {c_ttft:.2} ms server {s_ttft:.2} ms; e2e client {c_e2e:.2} ms server {s_e2e:.2} ms\n"
+        ));
+        for (what, c, s) in [("TTFT", c_ttft, s_ttft), ("e2e", c_e2e, s_e2e)] {
+            assert!(c >= s, "{name}: the client's mean {what} {c:.2} ms is below the server's {s:.2} ms\n{report}");
+            assert!(
+                c - s <= GAP_BOUND_MS,
+                "{name}: the client's mean {what} {c:.2} ms exceeds the server's {s:.2} ms by more than {GAP_BOUND_MS} ms\n{report}"
+            );
+        }
+    }
+    eprintln!("{report}");
+}
+
+/// The most the client's mean TTFT or e2e may exceed vLLM's own. Measured on this 2-core machine:
+/// see the issue note; vLLM's API server (Python) detokenises, frames and writes each token after
+/// its engine clock stops, on the same two cores the client runs on.
+const GAP_BOUND_MS: f64 = 25.0;
+
+#[test]
+fn run_servers_real_runs_vllm_on_the_local_platform_and_report_shows_it() {
+    let _turn = SERVER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let r = real();
+    let dir = tempfile::tempdir().unwrap();
+    let model = r.model_dir.display();
+    let catalog = format!(
+        r#"benchmarks {{
+  name: "real-local"
+  config {{
+    model_server {{
+      accelerator: "cpu"
+      vllm {{ model: "{model}" }}
+      env {{ name: "VLLM_CPU_KVCACHE_SPACE" value: "1" }}
+      env {{ name: "HF_HUB_OFFLINE" value: "1" }}
+      extra_args: ["--max-model-len", "2048", "--dtype", "bfloat16", "--enforce-eager"]
+    }}
+    load_balancer {{ k8s_service {{}} }}
+    benchmark_tool {{ load {{
+      api: OPENAI_COMPLETIONS
+      models: "{model}"
+      tokenizer: "{model}"
+      ignore_eos: true
+      num_prompts: 16
+      rates {{ request_rates: [8] }}
+      dataset {{ synthetic {{ input {{ mean: 64 }} output {{ mean: 16 }} }} }}
+    }} }}
+  }}
+}}
+"#
+    );
+    std::fs::write(dir.path().join("real.pbtxt"), catalog).unwrap();
+    let output = dir.path().join("output");
+    let o = Command::new(BIN)
+        .args(["run", dir.path().join("real.pbtxt").to_str().unwrap(), "--servers", "real"])
+        .args(["--output", output.to_str().unwrap(), "--ready-timeout", "600"])
+        .env("INFERBENCH_VLLM", &r.vllm)
+        .current_dir(ROOT)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let run_dir = std::fs::read_dir(&output).unwrap().next().unwrap().unwrap().path();
+    let id = run_dir.file_name().unwrap().to_str().unwrap().to_owned();
+    let bench = run_dir.join(format!("real-local-{id}"));
+    let results = bench.join("results");
+    let runtime: Value = serde_json::from_slice(&std::fs::read(results.join("runtime.json")).unwrap()).unwrap();
+    assert_eq!(runtime["model_server"], "vllm, real: its own server as a local process", "{runtime}");
+    assert_eq!(runtime["server_command"][1], "serve", "{runtime}");
+    let log = std::fs::read_to_string(bench.join("diagnostics/model-server.log")).unwrap();
+    assert!(log.contains("vLLM") || log.contains("vllm"), "the server's own log: {log}");
+    let s = &summary(&results)["stages"][0];
+    assert_eq!(u(&s["counts"]["succeeded"]), 16, "{s}");
+    assert_eq!(u(&s["counts"]["prompt_token_mismatches"]), 0, "{s}");
+    assert_eq!(s["server_metrics"]["vllm:generation_tokens_total"]["total"].as_f64(), Some(16.0 * 16.0), "{s}");
+    let metrics: Value = serde_json::from_slice(&std::fs::read(results.join("server_metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["failed_scrapes"], 0, "{metrics}");
+    assert!(
+        metrics["samples"].as_array().unwrap().iter().any(|x| x["values"].get("vllm:kv_cache_usage_perc").is_some())
+    );
+    // The server is gone after tear-down.
+    let port = runtime["url"].as_str().unwrap().rsplit(':').next().unwrap().to_owned();
+    assert!(std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err(), "torn down");
+
+    let rep = Command::new(BIN).args(["report", run_dir.to_str().unwrap()]).output().unwrap();
+    assert!(rep.status.success(), "{}", text(&rep));
+    let html = std::fs::read_to_string(run_dir.join("report/index.html")).unwrap();
+    assert!(html.contains("real-local"), "the report names the benchmark");
+    assert!(
+        html.contains("vllm:num_requests_running") || html.contains("running batch"),
+        "server metrics in the report"
+    );
+}
