@@ -422,6 +422,13 @@ fn bad_requests() -> Vec<Req> {
             &json!({"model": MODEL, "messages": hi, "max_tokens": 3, "stream": true, "stream_options": 5}),
         ),
         post("completions n 0", c, &json!({"model": MODEL, "prompt": "Hello", "max_tokens": 3, "n": 0})),
+        post("completions n null", c, &json!({"model": MODEL, "prompt": "Hello", "max_tokens": 3, "n": null})),
+        post(
+            "completions ignore_eos null",
+            c,
+            &json!({"model": MODEL, "prompt": "Hello", "max_tokens": 3, "ignore_eos": null}),
+        ),
+        post("chat min_tokens null", ch, &json!({"model": MODEL, "messages": hi, "max_tokens": 3, "min_tokens": null})),
         post(
             "completions min_tokens over max_tokens",
             c,
@@ -538,6 +545,14 @@ async fn answers_have_vllms_fields_and_counts() {
             true,
         ),
         (post("chat", ch, &json!({"model": MODEL, "messages": hi, "max_tokens": 5, "ignore_eos": true})), false),
+        (
+            post(
+                "chat nulls where chat takes them",
+                ch,
+                &json!({"model": MODEL, "messages": hi, "max_tokens": 2, "ignore_eos": true, "n": null, "temperature": null, "stream": null}),
+            ),
+            false,
+        ),
         (
             post(
                 "chat max_completion_tokens",

@@ -84,6 +84,25 @@ impl<'de> Deserialize<'de> for StreamOptions {
     }
 }
 
+/// A field vLLM declares without `| None`: `null` fails serde, so the slow path answers with
+/// pydantic's error.
+struct NotNull<T>(Option<T>);
+
+impl<T> Default for NotNull<T> {
+    fn default() -> Self {
+        NotNull(None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for NotNull<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Option::<T>::deserialize(d)? {
+            Some(v) => Ok(NotNull(Some(v))),
+            None => Err(serde::de::Error::custom("null where vLLM takes none")),
+        }
+    }
+}
+
 /// Both endpoints' fields in one struct (no `flatten`: it buffers every field and costs
 /// microseconds per request).
 #[derive(Deserialize)]
@@ -93,9 +112,13 @@ struct Common {
     model: Option<String>,
     max_tokens: Option<i64>,
     max_completion_tokens: Option<i64>,
-    min_tokens: Option<i64>,
-    ignore_eos: Option<bool>,
-    n: Option<i64>,
+    #[serde(default)]
+    min_tokens: NotNull<i64>,
+    #[serde(default)]
+    ignore_eos: NotNull<bool>,
+    /// Nullable in chat, not in completions: a chat `"n": null` takes the slow path, which drops it.
+    #[serde(default)]
+    n: NotNull<i64>,
     stream: Option<bool>,
     stream_options: Option<StreamOptions>,
     temperature: Option<f64>,
@@ -229,7 +252,7 @@ impl Common {
 
     /// vLLM's `SamplingParams` checks, in its order, up to `max_tokens` (which needs the prompt).
     fn check_sampling(&self) -> Result<(), SimError> {
-        if let Some(n) = self.n {
+        if let Some(n) = self.n.0 {
             if n < 1 {
                 return Err(value_error(format!("n must be at least 1, got {n}.")));
             }
@@ -306,7 +329,7 @@ impl Common {
                 Some(&v),
             ));
         }
-        let min_tokens = self.min_tokens.unwrap_or(0);
+        let min_tokens = self.min_tokens.0.unwrap_or(0);
         if min_tokens < 0 {
             return Err(value_error(format!("min_tokens must be greater than or equal to 0, got {min_tokens}.")));
         }
@@ -320,7 +343,7 @@ impl Common {
             prompt,
             max_tokens: Some(max_tokens),
             min_tokens: min_tokens as u32,
-            ignore_eos: self.ignore_eos.unwrap_or(false),
+            ignore_eos: self.ignore_eos.0.unwrap_or(false),
         })
     }
 

@@ -552,6 +552,8 @@ pub fn check_fields(body: &mut Map<String, Value>, fields: &[Field]) -> Vec<PyEr
             }
         }
     }
+    // A null where it is allowed is the default: dropped, so serde reads the rest.
+    body.retain(|k, v| !(v.is_null() && fields.iter().any(|&(name, _, nullable, _)| name == k && nullable)));
     errors
 }
 
