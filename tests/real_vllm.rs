@@ -350,8 +350,9 @@ fn run_servers_real_runs_vllm_on_the_local_platform_and_report_shows_it() {
     assert!(rep.status.success(), "{}", text(&rep));
     let html = std::fs::read_to_string(run_dir.join("report/index.html")).unwrap();
     assert!(html.contains("real-local"), "the report names the benchmark");
-    assert!(
-        html.contains("vllm:num_requests_running") || html.contains("running batch"),
-        "server metrics in the report"
-    );
+    // The server's own figures beside the client's, per stage: 16 requests, 256 output tokens.
+    let view = &html[html.find("<table class=\"server-view\">").expect("the server's view in the report")..];
+    let row = &view[view.find("<tr><td>rate-8</td>").expect("a row for the stage")..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.ends_with("<td class=\"n\">16</td><td class=\"n\">256</td>"), "{row}");
 }

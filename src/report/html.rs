@@ -14,6 +14,7 @@ use super::{
     stats,
     table::{self, ms, num},
 };
+use crate::schema::{Distribution, StageResult};
 
 const STYLE: &str = r#"
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #1d232a; background: #fafbfc; }
@@ -271,6 +272,43 @@ fn comparison(h: &mut String, c: &Comparison) {
     }
 }
 
+/// The model server's own figures per stage (from its `/metrics`, over each stage's window) beside
+/// the client's: the server's clock starts when it has the request and stops when its engine has
+/// the token, so the client's means are at least its own, by the network and framing cost.
+fn server_view(h: &mut String, stages: &[StageResult]) {
+    if stages.iter().all(|s| s.server_metrics.is_empty()) {
+        return;
+    }
+    let m = |s: &StageResult, names: &[&str], scale: f64| {
+        names.iter().find_map(|n| s.server_metrics.get(*n)).map_or(f64::NAN, |x| x.mean * scale)
+    };
+    let total = |s: &StageResult, name: &str| s.server_metrics.get(name).and_then(|x| x.total).unwrap_or(f64::NAN);
+    let client = |d: Option<Distribution>| d.filter(|d| d.count > 0).map_or(f64::NAN, |d| d.mean);
+    h.push_str(
+        "<table class=\"server-view\"><caption>The server's own figures (its /metrics over each stage) beside the client's means</caption>\
+         <thead><tr><th>stage</th><th>TTFT ms server</th><th>TTFT ms client</th><th>e2e ms server</th><th>e2e ms client</th>\
+         <th>queue ms</th><th>running (mean)</th><th>waiting (mean)</th><th>KV cache %</th><th>requests</th><th>output tokens</th></tr></thead><tbody>\n",
+    );
+    for s in stages {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(&s.name),
+            ms(m(s, &["vllm:time_to_first_token_seconds", "sglang:time_to_first_token_seconds"], 1e3)),
+            ms(client(s.ttft_ms)),
+            ms(m(s, &["vllm:e2e_request_latency_seconds"], 1e3)),
+            ms(client(s.e2e_ms)),
+            ms(m(s, &["vllm:request_queue_time_seconds"], 1e3)),
+            num(m(s, &["vllm:num_requests_running", "sglang:num_running_reqs", "tgi_batch_current_size"], 1.0), 1),
+            num(m(s, &["vllm:num_requests_waiting", "sglang:num_queue_reqs", "tgi_queue_size"], 1.0), 1),
+            num(m(s, &["vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "sglang:token_usage"], 100.0), 1),
+            num(total(s, "vllm:e2e_request_latency_seconds"), 0),
+            num(total(s, "vllm:generation_tokens_total"), 0),
+        );
+    }
+    h.push_str("</tbody></table>\n");
+}
+
 fn benchmark(h: &mut String, b: &Bench, link: &dyn Fn(&Path) -> String) {
     let state = b.state_label();
     let _ = writeln!(
@@ -319,6 +357,7 @@ fn benchmark(h: &mut String, b: &Bench, link: &dyn Fn(&Path) -> String) {
                     s.first_error.as_deref().map(|e| format!(": {}", esc(e))).unwrap_or_default()
                 );
             }
+            server_view(h, b.stages());
             h.push_str("<details><summary>Raw files</summary><ul>");
             for f in &r.files {
                 let shown = f.strip_prefix(&b.dir).unwrap_or(f).display().to_string();
