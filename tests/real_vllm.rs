@@ -4,10 +4,9 @@
 //! summarised per stage; the client's figures against the server's own clock and counters; and
 //! `inferbench run --servers real` on the local platform, then `inferbench report` on it.
 //!
-//! The server: `INFERBENCH_REAL_VLLM_URL` (scripts/test starts one while the tests build), else
-//! one started here with `scripts/real-vllm serve` on port 18765 and left running for the next
-//! test run (`scripts/real-vllm stop 18765` ends it). A machine where vLLM cannot be installed or
-//! started fails these tests with the script's reason; they are never skipped.
+//! The server: see `common/real_vllm.rs` (scripts/test starts one while the tests build; a machine
+//! where vLLM cannot be installed or started fails these tests with the script's reason; they are
+//! never skipped).
 //!
 //! The tests share the one server and compare its global counters with one load's requests, so
 //! they take turns (`SERVER`).
@@ -16,90 +15,20 @@ use std::{
     io::Read as _,
     path::{Path, PathBuf},
     process::{Command, Output},
-    sync::{Mutex, OnceLock},
-    time::{Duration, Instant},
+    sync::Mutex,
 };
 
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_inferbench");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-/// The port a server started by these tests listens on.
-const OWN_PORT: u16 = 18765;
-/// The model name `scripts/real-vllm serve` gives.
-const MODEL: &str = "tiny-llama";
 
-/// The real vLLM: its URL, the model folder (its `tokenizer.json`), and the `vllm` binary.
-struct Real {
-    url: String,
-    model_dir: PathBuf,
-    vllm: PathBuf,
-}
+#[path = "common/real_vllm.rs"]
+mod real_vllm;
+use real_vllm::{MODEL, real};
 
 /// One test at a time talks to the server.
 static SERVER: Mutex<()> = Mutex::new(());
-
-fn script(args: &[&str]) -> Output {
-    Command::new("bash").arg(format!("{ROOT}/scripts/real-vllm")).args(args).output().unwrap()
-}
-
-/// Whether `GET /health` of `url` (http://HOST:PORT) answers 200.
-fn healthy(url: &str) -> bool {
-    use std::io::Write as _;
-    let addr = url.trim_start_matches("http://").trim_end_matches('/');
-    let Ok(mut conn) = std::net::TcpStream::connect(addr) else { return false };
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-    if conn.write_all(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).is_err()
-    {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    conn.read_exact(&mut head).is_ok() && head.ends_with(b"200")
-}
-
-/// The server, started (or waited for) once.
-fn real() -> &'static Real {
-    static REAL: OnceLock<Real> = OnceLock::new();
-    REAL.get_or_init(|| {
-        let install = script(&["install"]);
-        let printed = String::from_utf8_lossy(&install.stdout).into_owned();
-        assert!(
-            install.status.success(),
-            "scripts/real-vllm install failed, so the real-vLLM tests cannot run:\n{}",
-            String::from_utf8_lossy(&install.stderr)
-        );
-        let mut lines = printed.lines();
-        let vllm = PathBuf::from(lines.next().expect("the vllm binary's path"));
-        let model_dir = PathBuf::from(lines.next().expect("the model folder"));
-        let url = match std::env::var("INFERBENCH_REAL_VLLM_URL").ok().filter(|u| !u.is_empty()) {
-            Some(url) => {
-                // scripts/test starts it in the background while the tests build.
-                let deadline = Instant::now() + Duration::from_secs(600);
-                while !healthy(&url) {
-                    assert!(
-                        Instant::now() < deadline,
-                        "the real vLLM at {url} (INFERBENCH_REAL_VLLM_URL) did not answer /health within 600 s; its log is under ~/.cache/inferbench/real-vllm-*/run/"
-                    );
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-                url
-            }
-            None => {
-                let url = format!("http://127.0.0.1:{OWN_PORT}");
-                if !healthy(&url) {
-                    let serve = script(&["serve", &OWN_PORT.to_string()]);
-                    assert!(
-                        serve.status.success(),
-                        "scripts/real-vllm serve {OWN_PORT} failed, so the real-vLLM tests cannot run:\n{}",
-                        String::from_utf8_lossy(&serve.stderr)
-                    );
-                }
-                url
-            }
-        };
-        Real { url, model_dir, vllm }
-    })
-}
 
 /// Runs `inferbench load --spec` with `body` after the target, model and tokenizer lines; results
 /// in `dir/NAME`.

@@ -20,30 +20,21 @@
 //! simulator" → "Differences from vLLM 0.32 that stay"). Any other difference fails the test, and
 //! so does an allow-list entry that no longer matches anything (the list stays the true one).
 //!
-//! The real server: `INFERBENCH_REAL_VLLM_URL` (scripts/test starts one while the tests build),
-//! else one started with `scripts/real-vllm serve 18765` and left running for the next run (the
-//! convention of tests/real_vllm.rs; `scripts/real-vllm stop 18765` ends it). A machine where it
-//! cannot be had fails these tests with the script's reason: they are never skipped.
+//! The real server: see `common/real_vllm.rs` (a machine where it cannot be had fails these tests
+//! with the script's reason: they are never skipped).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    io::Read as _,
-    process::Command,
-    sync::OnceLock,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use clap::Parser;
 use inferbench::{load::scrape::WATCHED, sim::Server};
 use serde_json::{Value, json};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-/// The port a server started by these tests listens on (shared with tests/real_vllm.rs).
-const OWN_PORT: u16 = 18765;
-/// The model name `scripts/real-vllm serve` gives.
-const MODEL: &str = "tiny-llama";
-/// `--max-model-len` of `scripts/real-vllm serve`.
-const MAX_MODEL_LEN: usize = 2048;
+#[path = "common/real_vllm.rs"]
+mod real_vllm;
+use real_vllm::{MAX_MODEL_LEN, MODEL, real};
 
 // ---------------------------------------------------------------------------------------------
 // The differences that stay (each also in the README, "Differences from vLLM 0.32 that stay").
@@ -111,55 +102,9 @@ async fn sim() -> Server {
     Server::bind(args.to_config().unwrap(), "127.0.0.1:0".parse().unwrap()).await.unwrap()
 }
 
-/// Whether `GET /health` of `url` (http://HOST:PORT) answers 200.
-fn healthy(url: &str) -> bool {
-    use std::io::Write as _;
-    let addr = url.trim_start_matches("http://").trim_end_matches('/');
-    let Ok(mut conn) = std::net::TcpStream::connect(addr) else { return false };
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-    if conn.write_all(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).is_err()
-    {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    conn.read_exact(&mut head).is_ok() && head.ends_with(b"200")
-}
-
-/// The real vLLM's URL, started (or waited for) once.
-fn real() -> &'static str {
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        if let Some(url) = std::env::var("INFERBENCH_REAL_VLLM_URL").ok().filter(|u| !u.is_empty()) {
-            let deadline = Instant::now() + Duration::from_secs(600);
-            while !healthy(&url) {
-                assert!(
-                    Instant::now() < deadline,
-                    "the real vLLM at {url} (INFERBENCH_REAL_VLLM_URL) did not answer /health within 600 s; its log is under ~/.cache/inferbench/real-vllm-*/run/"
-                );
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            return url.trim_end_matches('/').to_owned();
-        }
-        let url = format!("http://127.0.0.1:{OWN_PORT}");
-        if !healthy(&url) {
-            let serve = Command::new("bash")
-                .arg(format!("{ROOT}/scripts/real-vllm"))
-                .args(["serve", &OWN_PORT.to_string()])
-                .output()
-                .unwrap();
-            assert!(
-                serve.status.success(),
-                "scripts/real-vllm serve {OWN_PORT} failed, so the conformance test cannot run:\n{}",
-                String::from_utf8_lossy(&serve.stderr)
-            );
-        }
-        url
-    })
-}
-
 /// The real server's URL, found or started off the async runtime.
 async fn real_url() -> String {
-    tokio::task::spawn_blocking(|| real().to_owned()).await.unwrap()
+    tokio::task::spawn_blocking(|| real().url.clone()).await.unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
