@@ -2,12 +2,17 @@
 //! controller-manager, scheduler: `scripts/local-cluster.sh`, started on first use and shared by
 //! these tests) and the node emulator (`inferbench dev node`, started by this test binary and
 //! ended with it), as a user runs it: a child process.
+//!
+//! The node runs vLLM images as a real vLLM (`--real-vllm`) from fixed paths under
+//! `.cache/kube-test-real-vllm/` that only the real-vLLM test fills (symbolic links to what
+//! `scripts/real-vllm install` installs), so the other tests never need vLLM installed.
 
 use std::{
+    collections::BTreeMap,
     io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
-    sync::{OnceLock, mpsc},
+    sync::{Mutex, MutexGuard, OnceLock, mpsc},
 };
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -38,16 +43,23 @@ fn cluster() -> &'static Cluster {
             .lines()
             .find_map(|l| l.strip_prefix("export KUBECONFIG=").map(|p| PathBuf::from(p.trim_matches(['\'', '"']))))
             .expect("`up` prints export KUBECONFIG=…");
-        start_node(&kubeconfig, &state.join("node"));
+        start_node(&kubeconfig, &state.join("node"), &real_vllm_links());
         Cluster { kubeconfig }
     })
 }
 
+/// Where the node looks for the real vLLM: (the `vllm` program, the model folder); symbolic
+/// links the real-vLLM test makes.
+fn real_vllm_links() -> (PathBuf, PathBuf) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/kube-test-real-vllm");
+    (dir.join("vllm"), dir.join("model"))
+}
+
 /// Starts the node emulator from a thread that never ends: the child carries PR_SET_PDEATHSIG,
 /// which fires when its *spawning thread* exits, so it goes exactly when this test process does.
-fn start_node(kubeconfig: &Path, state: &Path) {
+fn start_node(kubeconfig: &Path, state: &Path, (vllm, model): &(PathBuf, PathBuf)) {
     let (tx, rx) = mpsc::channel();
-    let (kubeconfig, state) = (kubeconfig.to_owned(), state.to_owned());
+    let (kubeconfig, state, vllm, model) = (kubeconfig.to_owned(), state.to_owned(), vllm.clone(), model.clone());
     std::thread::spawn(move || {
         use std::os::unix::process::CommandExt as _;
         let mut cmd = Command::new(BIN);
@@ -55,6 +67,9 @@ fn start_node(kubeconfig: &Path, state: &Path) {
             .args(["--label", "cloud.google.com/gke-accelerator=nvidia-l4"])
             .arg("--state-dir")
             .arg(&state)
+            .arg("--real-vllm")
+            .arg(&model)
+            .env("INFERBENCH_VLLM", &vllm)
             .env("KUBECONFIG", &kubeconfig)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -116,6 +131,82 @@ fn sim_benchmark(name: &str, extra_model_server: &str, load: &str) -> String {
 }}
 "#
     )
+}
+
+/// A TGI model server (the node simulates its image), which references the Hugging Face token.
+fn tgi_benchmark(name: &str, extra_model_server: &str, load: &str) -> String {
+    sim_benchmark(name, extra_model_server, load).replace(
+        "simulator { model: \"meta-llama/Llama-2-7b-hf\" time_scale: 0.01 seed: 1 }",
+        "tgi { model: \"meta-llama/Llama-2-7b-hf\" }",
+    )
+}
+
+/// Held by the tests that depend on whether Secret `hf-token` exists in `default`.
+fn hf_token_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Creates (or replaces) the Secret `name` in `default` with `data`.
+fn put_default_secret(name: &str, data: &[(&str, &str)]) {
+    use kube::api::{Patch, PatchParams};
+    let (rt, client) = client();
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, "default");
+    let data: BTreeMap<&str, &str> = data.iter().copied().collect();
+    let secret =
+        serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data});
+    let _ = rt.block_on(api.delete(name, &Default::default()));
+    rt.block_on(api.patch(name, &PatchParams::apply("inferbench-test").force(), &Patch::Apply(&secret))).unwrap();
+}
+
+fn delete_default_secret(name: &str) {
+    let (rt, client) = client();
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, "default");
+    let _ = rt.block_on(api.delete(name, &Default::default()));
+}
+
+/// The live processes (pid, environment) of the pod `pod`'s containers: every process whose
+/// environment says POD_NAME=pod (children inherit it).
+fn processes_of_pod(pod: &str) -> Vec<(u32, BTreeMap<String, String>)> {
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(raw) = std::fs::read(e.path().join("environ")) else { continue };
+        let env: BTreeMap<String, String> = raw
+            .split(|b| *b == 0)
+            .filter_map(|kv| std::str::from_utf8(kv).ok()?.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+            .collect();
+        let zombie = std::fs::read_to_string(e.path().join("stat"))
+            .is_ok_and(|st| st.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')));
+        if env.get("POD_NAME").map(String::as_str) == Some(pod) && !zombie {
+            out.push((pid, env));
+        }
+    }
+    out
+}
+
+/// Asserts that `needle` is in no file under `dir` (zstd files decompressed).
+fn assert_nowhere_under(dir: &Path, needle: &str) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            assert_nowhere_under(&path, needle);
+            continue;
+        }
+        let mut bytes = std::fs::read(&path).unwrap();
+        if path.extension().is_some_and(|x| x == "zst") {
+            bytes = zstd::decode_all(&bytes[..]).unwrap();
+        }
+        let found = bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+        assert!(!found, "the secret value is written in {}", path.display());
+    }
+}
+
+/// The model server pods of namespace `ns`.
+fn model_server_pods(ns: &str) -> Vec<Pod> {
+    let (rt, client) = client();
+    let pods: Api<Pod> = Api::namespaced(client, ns);
+    rt.block_on(pods.list(&kube::api::ListParams::default().labels("app=model-server"))).unwrap().items
 }
 
 struct Run {
@@ -255,11 +346,16 @@ fn a_server_that_never_becomes_ready_times_out_with_diagnostics() {
         "vllm { model: \"meta-llama/Llama-2-7b-hf\" tensor_parallelism: \"64\" }",
     );
     assert!(catalog.contains("vllm"), "{catalog}");
+    // With no Hugging Face token in `default`: a warning, repeated in the reason (a gated model's
+    // server fails without it).
+    let _hf = hf_token_lock();
+    delete_default_secret("hf-token");
     let r = Run::new(&catalog);
     let o = r.run(&["--ready-timeout", "3"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let reason = r.run_json()["benchmarks"]["greedy"]["reason"].as_str().unwrap().to_owned();
     assert!(reason.contains("did not become ready") && reason.contains("not done after 3 s"), "{reason}");
+    assert!(reason.contains("\nnote: no Secret hf-token in namespace default"), "{reason}");
     assert!(reason.contains("Insufficient nvidia.com/gpu"), "the scheduler's reason is shown: {reason}");
     let saved = std::fs::read_to_string(r.bench_dir("greedy").join("diagnostics/deploy.txt")).unwrap();
     assert!(saved.contains("FailedScheduling") && saved.contains("PodScheduled false"), "{saved}");
@@ -513,21 +609,41 @@ fn more_than_100_mb_of_results_arrive_intact_through_the_api() {
     let _ = rt.block_on(nsapi.delete(&ns, &Default::default()));
 }
 
-/// A kubeconfig for a service account bound to nothing but deploy/rbac.yaml's ClusterRole.
+/// A kubeconfig for a service account bound to nothing but deploy/rbac.yaml's roles (its
+/// ClusterRole, and its Role in `default` for the Hugging Face token).
 fn least_privilege_kubeconfig(dir: &Path) -> PathBuf {
     use k8s_openapi::api::{
         core::v1::{Secret, ServiceAccount},
-        rbac::v1::{ClusterRole, ClusterRoleBinding},
+        rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
     };
     use kube::api::{Patch, PatchParams};
+    use serde::Deserialize as _;
     let (rt, client) = client();
     let pp = PatchParams::apply("inferbench-test").force();
-    let role: serde_yaml_ng::Value = serde_yaml_ng::from_str(
-        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rbac.yaml")).unwrap(),
-    )
-    .unwrap();
-    let roles: Api<ClusterRole> = Api::all(client.clone());
-    rt.block_on(roles.patch("inferbench", &pp, &Patch::Apply(&role))).unwrap();
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rbac.yaml")).unwrap();
+    let mut kinds = vec![];
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let obj = serde_yaml_ng::Value::deserialize(doc).unwrap();
+        let kind = obj["kind"].as_str().unwrap().to_owned();
+        let name = obj["metadata"]["name"].as_str().unwrap().to_owned();
+        match kind.as_str() {
+            "ClusterRole" => {
+                let api: Api<ClusterRole> = Api::all(client.clone());
+                rt.block_on(api.patch(&name, &pp, &Patch::Apply(&obj))).unwrap();
+            }
+            "Role" => {
+                let ns = obj["metadata"]["namespace"].as_str().unwrap();
+                let api: Api<Role> = Api::namespaced(client.clone(), ns);
+                rt.block_on(api.patch(&name, &pp, &Patch::Apply(&obj))).unwrap();
+            }
+            other => panic!("deploy/rbac.yaml: unexpected kind {other}"),
+        }
+        kinds.push((kind, name));
+    }
+    assert_eq!(
+        kinds,
+        [("ClusterRole".to_owned(), "inferbench".to_owned()), ("Role".to_owned(), "inferbench-hf-token".to_owned())]
+    );
     let ns = "inferbench-rbac-test";
     let nsapi: Api<Namespace> = Api::all(client.clone());
     rt.block_on(nsapi.patch(
@@ -545,6 +661,12 @@ fn least_privilege_kubeconfig(dir: &Path) -> PathBuf {
         "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": ns}]});
     let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
     rt.block_on(bindings.patch("inferbench-test-runner", &pp, &Patch::Apply(&binding))).unwrap();
+    let binding = serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "inferbench-test-runner-hf-token", "namespace": "default"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "inferbench-hf-token"},
+        "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": ns}]});
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), "default");
+    rt.block_on(bindings.patch("inferbench-test-runner-hf-token", &pp, &Patch::Apply(&binding))).unwrap();
     // Kubernetes 1.20 mints a token Secret per service account.
     let has_token = |s: Option<&ServiceAccount>| s.is_some_and(|s| s.secrets.as_ref().is_some_and(|v| !v.is_empty()));
     let sa = rt
@@ -572,19 +694,270 @@ fn least_privilege_kubeconfig(dir: &Path) -> PathBuf {
 
 #[test]
 fn the_documented_rbac_is_enough_for_a_run() {
-    let r = Run::new(&sim_benchmark("rbac", "", "num_prompts: 10 rates { request_rates: [40] }"));
+    let _hf = hf_token_lock();
+    // A model server that references the Hugging Face token (a TGI image, simulated by the node).
+    let r = Run::new(&tgi_benchmark("rbac", "", "num_prompts: 10 rates { request_rates: [40] }"));
     let kubeconfig = least_privilege_kubeconfig(r.dir.path());
+    // Without the Secret in `default`: a warning, and the (public-model) run goes on.
+    delete_default_secret("hf-token");
     let o = r.cmd(&[]).env("KUBECONFIG", &kubeconfig).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("warning: ")
+            && text(&o).contains("no Secret hf-token in namespace default")
+            && text(&o).contains("kubectl create secret generic hf-token -n default --from-literal=token=hf_..."),
+        "{}",
+        text(&o)
+    );
     assert_eq!(r.run_json()["benchmarks"]["rbac"]["state"], "done");
     assert!(namespaces_of(&r.run_id()).is_empty());
-    // And it is no more than that: the account cannot, say, read secrets.
+    // With it: read from `default` and copied into the benchmark's namespace, with these rights only.
+    let token = "hf_rbac_test_value_5c9e";
+    put_default_secret("hf-token", &[("token", token)]);
+    let r2 = Run::new(&tgi_benchmark("rbac2", "", "num_prompts: 10 rates { request_rates: [40] }"));
+    let o = r2.cmd(&[]).env("KUBECONFIG", &kubeconfig).output().unwrap();
+    delete_default_secret("hf-token");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("no Secret hf-token") && !text(&o).contains(token), "{}", text(&o));
+    assert_eq!(r2.run_json()["benchmarks"]["rbac2"]["state"], "done");
+    assert!(namespaces_of(&r2.run_id()).is_empty());
+    // And it is no more than that: the account cannot read any other Secret, nor list them.
     let (rt, client) = {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let c = rt.block_on(inferbench::platform::kube::client_for(&kubeconfig)).unwrap();
         (rt, c)
     };
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, "kube-system");
-    let denied = rt.block_on(secrets.list(&Default::default()));
-    assert!(matches!(denied, Err(kube::Error::Api(e)) if e.code == 403), "secrets are not readable");
+    use k8s_openapi::api::core::v1::Secret;
+    let forbidden = |r: Result<_, kube::Error>| matches!(r, Err(kube::Error::Api(e)) if e.code == 403);
+    let system: Api<Secret> = Api::namespaced(client.clone(), "kube-system");
+    assert!(forbidden(rt.block_on(system.list(&Default::default())).map(|_| ())), "kube-system's secrets");
+    let default: Api<Secret> = Api::namespaced(client.clone(), "default");
+    assert!(forbidden(rt.block_on(default.list(&Default::default())).map(|_| ())), "listing default's secrets");
+    assert!(forbidden(rt.block_on(default.get("default-token")).map(|_| ())), "another secret of default");
+    let hf = rt.block_on(default.get_opt("hf-token"));
+    assert!(matches!(hf, Ok(None)), "hf-token itself is readable (gone now: 404, not 403): {hf:?}");
+}
+
+#[test]
+fn the_hf_token_in_default_reaches_the_model_server_and_nothing_else() {
+    let _hf = hf_token_lock();
+    let token = "hf_kube_test_value_0d41f7";
+    // A second key, which nothing references: not copied.
+    put_default_secret("hf-token", &[("token", token), ("unused", "hf_unused_value_93b2")]);
+    let r = Run::new(&tgi_benchmark("hftoken", "", "num_prompts: 5 rates { request_rates: [40] }"));
+    let o = r.run(&["--skip-tear-down"]);
+    delete_default_secret("hf-token");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains(token) && !text(&o).contains("no Secret hf-token"), "{}", text(&o));
+    let ns = format!("hftoken-{}", r.run_id());
+    // The rendered reference is the implicit default: optional.
+    let manifest = std::fs::read_to_string(r.bench_dir("hftoken").join("manifests/10-model-server.yaml")).unwrap();
+    assert!(manifest.contains("name: \"hf-token\"") && manifest.contains("optional: true"), "{manifest}");
+    // The copy: in the benchmark's namespace, the referenced key only, labelled as the run's.
+    let (rt, client) = client();
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, &ns);
+    let copy = rt.block_on(secrets.get("hf-token")).unwrap();
+    let data = copy.data.clone().unwrap();
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["token"]);
+    assert_eq!(data["token"].0, token.as_bytes());
+    let labels = copy.metadata.labels.clone().unwrap();
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "inferbench");
+    assert_eq!(labels["inferbench/run-id"], r.run_id());
+    assert_eq!(copy.metadata.annotations.unwrap()["inferbench.dev/copied-from"], "default/hf-token");
+    // The model server's process has it, as HF_TOKEN and HUGGING_FACE_HUB_TOKEN (the node resolves
+    // the secretKeyRef in the pod's own namespace, as a kubelet does).
+    let pods = model_server_pods(&ns);
+    assert_eq!(pods.len(), 1);
+    let procs = processes_of_pod(pods[0].metadata.name.as_deref().unwrap());
+    assert!(!procs.is_empty(), "the model server's process runs");
+    for (pid, env) in &procs {
+        assert_eq!(env.get("HF_TOKEN").map(String::as_str), Some(token), "process {pid}");
+        assert_eq!(env.get("HUGGING_FACE_HUB_TOKEN").map(String::as_str), Some(token), "process {pid}");
+    }
+    // And nowhere in what the run wrote.
+    assert_nowhere_under(&r.out(), token);
+    delete_namespace(&ns);
+}
+
+#[test]
+fn a_named_hf_token_secret_that_is_missing_fails_before_anything_is_created() {
+    // Named in the catalog, the token is required: no Secret, or no such key, fails at once.
+    let name = format!("hf-token-missing-{}", std::process::id());
+    let r = Run::new(&tgi_benchmark(
+        "nosecret",
+        &format!("hf_token_secret {{ name: \"{name}\" }}"),
+        "num_prompts: 5 rates { request_rates: [40] }",
+    ));
+    let t0 = std::time::Instant::now();
+    let o = r.run(&["--ready-timeout", "600"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(t0.elapsed().as_secs() < 60, "it fails at once, not at the timeout");
+    let reason = r.run_json()["benchmarks"]["nosecret"]["reason"].as_str().unwrap().to_owned();
+    for part in [
+        format!("needs Secret {name} (key token) in namespace default"),
+        "there is no such Secret".to_owned(),
+        format!("kubectl create secret generic {name} -n default --from-literal=token=hf_..."),
+    ] {
+        assert!(reason.contains(&part), "{part:?} in: {reason}");
+    }
+    assert!(namespaces_of(&r.run_id()).is_empty(), "nothing was created");
+    assert!(!r.bench_dir("nosecret").join("diagnostics").exists());
+    let manifest = std::fs::read_to_string(r.bench_dir("nosecret").join("manifests/10-model-server.yaml")).unwrap();
+    assert!(manifest.contains("optional: false"), "{manifest}");
+
+    // The Secret is there, but not its key.
+    put_default_secret(&name, &[("other", "hf_not_the_key_1f0a")]);
+    let r = Run::new(&tgi_benchmark(
+        "nokey",
+        &format!("hf_token_secret {{ name: \"{name}\" key: \"token\" }}"),
+        "num_prompts: 5 rates { request_rates: [40] }",
+    ));
+    let o = r.run(&[]);
+    delete_default_secret(&name);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let reason = r.run_json()["benchmarks"]["nokey"]["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.contains(&format!("needs key token of Secret {name} in namespace default"))
+            && reason.contains("its keys: other")
+            && !reason.contains("hf_not_the_key_1f0a"),
+        "{reason}"
+    );
+    assert!(namespaces_of(&r.run_id()).is_empty());
+}
+
+/// A run that is interrupted (Ctrl-C: it tears down) if the test ends before it does.
+struct Interrupted(std::process::Child);
+
+impl Drop for Interrupted {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// `scripts/real-vllm install` (a CPU vLLM and a tiny model; minutes the first time), linked
+/// where the test node looks; returns the model folder.
+fn install_real_vllm() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let o = Command::new("bash").arg(root.join("scripts/real-vllm")).arg("install").output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    let tail: Vec<&str> = err.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+    assert!(
+        o.status.success(),
+        "the real vLLM could not be installed (`scripts/real-vllm install` exited with {}); this test needs it and does not skip:\n{}",
+        o.status,
+        tail.join("\n")
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "`scripts/real-vllm install` prints the vllm program and the model folder: {out}");
+    let (vllm, model) = (PathBuf::from(lines[0]), PathBuf::from(lines[1]));
+    let (vllm_link, model_link) = real_vllm_links();
+    std::fs::create_dir_all(vllm_link.parent().unwrap()).unwrap();
+    for (target, link) in [(&vllm, &vllm_link), (&model, &model_link)] {
+        let tmp = link.with_extension(format!("tmp-{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(target, &tmp).unwrap();
+        std::fs::rename(&tmp, link).unwrap();
+    }
+    model
+}
+
+#[test]
+fn a_real_vllm_serves_a_benchmark_through_the_whole_lifecycle() {
+    let model = install_real_vllm();
+    // Its own Secret name (so the hf-token tests run beside it): named, so required.
+    let secret = format!("hf-token-real-vllm-{}", std::process::id());
+    let token = "hf_real_vllm_test_value_7a3c";
+    put_default_secret(&secret, &[("token", token)]);
+    // The catalog's model is a hub name; the node serves the tiny local model under that name, and
+    // the load engine counts tokens with that model's own tokenizer (exact prompt counts).
+    let catalog = format!(
+        r#"benchmarks {{
+  name: "realvllm"
+  config {{
+    model_server {{
+      accelerator: "nvidia-l4"
+      vllm {{ model: "meta-llama/Llama-2-7b-hf" }}
+      hf_token_secret {{ name: "{secret}" }}
+    }}
+    load_balancer {{ k8s_service {{}} }}
+    benchmark_tool {{ load {{
+      dataset {{ synthetic {{ input {{ mean: 24 }} output {{ mean: 8 }} }} }}
+      tokenizer: "{}"
+      rates {{ request_rates: [3] }}
+      duration_seconds: 10
+      server_metrics {{ interval_seconds: 2 }}
+    }} }}
+  }}
+}}
+"#,
+        model.display()
+    );
+    let r = Run::new(&catalog);
+    // vLLM answers /health after 70-110 s here; the rendered startup probe allows 1800 s.
+    let mut child = Interrupted(spawn_until(&r, &["--ready-timeout", "900"], "[realvllm] ready at"));
+    let ns = format!("realvllm-{}", r.run_id());
+    let pods = model_server_pods(&ns);
+    assert_eq!(pods.len(), 1);
+    let pod = pods[0].metadata.name.clone().unwrap();
+    let procs = processes_of_pod(&pod);
+    // The server, and vLLM's engine process (and whatever else it starts): one process group.
+    assert!(
+        procs.len() >= 2,
+        "vLLM runs as a server and an engine process: {:?}",
+        procs.iter().map(|p| p.0).collect::<Vec<_>>()
+    );
+    let server = procs.iter().map(|(pid, _)| *pid).min().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{server}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    let served = format!("serve {} ", real_vllm_links().1.display());
+    assert!(
+        cmdline.contains(&served) && cmdline.contains("--served-model-name meta-llama/Llama-2-7b-hf"),
+        "a real vllm serve of the local folder, under the catalog's model name: {cmdline}"
+    );
+    for (pid, env) in &procs {
+        assert_eq!(env.get("HF_TOKEN").map(String::as_str), Some(token), "process {pid}");
+    }
+    let status = child.0.wait().unwrap();
+    delete_default_secret(&secret);
+    assert!(status.success(), "the run failed: {}", r.run_json());
+    assert_eq!(r.run_json()["benchmarks"]["realvllm"]["state"], "done");
+    // Torn down: the namespace, and every process of the pod with it.
+    assert!(namespaces_of(&r.run_id()).is_empty(), "left: {:?}", namespaces_of(&r.run_id()));
+    // Kubernetes 1.20 force-deletes the server's pod with the namespace (kubernetes#100101: the
+    // finished load pod's grace of 0 leaks into the next pod's deletion), so the namespace can be
+    // gone a moment before the node has stopped the pod: SIGTERM, a 2-second grace, then SIGKILL to
+    // the whole process group, as a kubelet does.
+    let t0 = std::time::Instant::now();
+    while !processes_of_pod(&pod).is_empty() && t0.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let left: Vec<String> = processes_of_pod(&pod)
+        .iter()
+        .map(|(pid, _)| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            format!("{pid}: {}", String::from_utf8_lossy(&cmd).replace('\0', " "))
+        })
+        .collect();
+    assert!(left.is_empty(), "processes of the deleted pod still run 20 s after: {left:#?}");
+    // The results are the real server's.
+    let dir = r.bench_dir("realvllm").join("results");
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    let stages = summary["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 1, "{summary}");
+    let counts = &stages[0]["counts"];
+    let succeeded = counts["succeeded"].as_u64().unwrap_or(0);
+    assert!(succeeded >= 15, "about 30 requests in 10 s at 3/s: {counts}");
+    assert_eq!(counts["sent"], counts["succeeded"], "{counts}");
+    assert_eq!(counts["token_count_source"]["usage"].as_u64(), Some(succeeded), "usage counts from vLLM: {counts}");
+    assert!(counts["prompt_token_mismatches"].as_u64().unwrap_or(0) == 0, "the tokenizer is the server's: {counts}");
+    let metrics = std::fs::read_to_string(dir.join("server_metrics.json")).unwrap();
+    assert!(metrics.contains("vllm:"), "vLLM's own metric families were scraped");
+    let runtime: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("runtime.json")).unwrap()).unwrap();
+    assert_eq!(runtime["model_server_pods"][0]["pod"], pod.as_str(), "{runtime}");
+    assert_nowhere_under(&r.out(), token);
 }

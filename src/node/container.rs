@@ -1,6 +1,10 @@
 //! From a container spec to a local process: which program an image stands for, its argv with
 //! `$(VAR)` expanded and mount paths rewritten to the pod's folders, its environment, and the
 //! spawn itself (own process group, dies with the emulator, stdout+stderr to the log file).
+//!
+//! With `--real-vllm MODEL_DIR`, a vLLM image runs a real `vllm serve MODEL_DIR` with the
+//! container's own flags ([`real_vllm`]): the model the pod asked for becomes the served model
+//! name, so requests naming it match.
 
 use std::{
     collections::BTreeMap,
@@ -35,6 +39,31 @@ pub struct Launch {
     pub mounts: Mounts,
 }
 
+/// What the emulator runs for which image.
+#[derive(Debug, Clone, Copy)]
+pub struct Programs<'a> {
+    /// Image names (repository, or its last component) run as `binary`.
+    pub ours: &'a [String],
+    /// The inferbench program.
+    pub binary: &'a Path,
+    /// `--real-vllm MODEL_DIR`: vLLM images run a real `vllm serve` of this local model folder.
+    pub real_vllm: Option<&'a Path>,
+}
+
+/// Environment variable naming the `vllm` program (else `vllm` on PATH).
+pub const VLLM_ENV: &str = "INFERBENCH_VLLM";
+
+/// Environment a real vLLM needs on this machine, unless the pod or the emulator's own
+/// environment sets it: a CPU KV cache of 1 GiB, and no hub access (nothing can be downloaded;
+/// the model is a local folder).
+const REAL_VLLM_ENV: &[(&str, &str)] = &[
+    ("VLLM_CPU_KVCACHE_SPACE", "1"),
+    ("HF_HUB_OFFLINE", "1"),
+    ("TRANSFORMERS_OFFLINE", "1"),
+    ("VLLM_NO_USAGE_STATS", "1"),
+    ("DO_NOT_TRACK", "1"),
+];
+
 /// Model servers the emulator stands in for with the simulator, by image repository.
 const SIMULATED: &[(&str, &str)] = &[
     ("vllm/vllm-openai", "vllm"),
@@ -59,7 +88,8 @@ pub fn repository(image: &str) -> &str {
 }
 
 /// The argv a container runs as, before `$(VAR)` expansion and path rewriting.
-pub fn program(c: &Container, ours: &[String], binary: &Path, pod_ip: Ipv4Addr) -> Result<Vec<String>, Waiting> {
+pub fn program(c: &Container, programs: Programs<'_>, pod_ip: Ipv4Addr) -> Result<Vec<String>, Waiting> {
+    let Programs { ours, binary, real_vllm: real } = programs;
     let image = c.image.clone().unwrap_or_default();
     // What a kubelet's reference parser refuses: empty, white space, upper case in the name.
     let name_part = image.split(['@', ':']).next().unwrap_or_default();
@@ -101,6 +131,21 @@ pub fn program(c: &Container, ours: &[String], binary: &Path, pod_ip: Ipv4Addr) 
         return Ok(argv);
     }
     if let Some((_, kind)) = SIMULATED.iter().find(|(r, _)| repo.ends_with(r)) {
+        if *kind == "vllm"
+            && let Some(dir) = real
+        {
+            let not_here = |why: String| Waiting {
+                reason: "ErrImagePull",
+                message: format!(
+                    "image {image}: the node emulator runs vLLM images as a real `vllm serve` (--real-vllm): {why}"
+                ),
+            };
+            let vllm = vllm_program().map_err(not_here)?;
+            if !dir.join("config.json").is_file() {
+                return Err(not_here(format!("{}: not a model folder (no config.json)", dir.display())));
+            }
+            return Ok(real_vllm(&args, &vllm, dir, pod_ip));
+        }
         return Ok(simulated(kind, &args, &bin, pod_ip));
     }
     Err(Waiting {
@@ -110,6 +155,86 @@ pub fn program(c: &Container, ours: &[String], binary: &Path, pod_ip: Ipv4Addr) 
             ours.join(", ")
         ),
     })
+}
+
+/// The `vllm` program: `$INFERBENCH_VLLM`, else `vllm` on PATH.
+pub fn vllm_program() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os(VLLM_ENV).filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        return if p.is_file() { Ok(p) } else { Err(format!("{VLLM_ENV}={}: no such program", p.display())) };
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("vllm"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("no vllm program: set {VLLM_ENV} or put vllm on PATH (scripts/real-vllm install)"))
+}
+
+/// `vllm serve MODEL_DIR` with the container's flags, changed only where this machine needs it:
+/// the model (`--model X` or a leading positional `X`) becomes the local folder, served as `X`
+/// (unless `--served-model-name` says otherwise); `--host` is the pod's address; tensor, pipeline
+/// and data parallelism are dropped (one CPU process); `--max-model-len` is capped at the
+/// folder's `max_position_embeddings`; `--dtype bfloat16` and `--enforce-eager` (no graph
+/// capture on a CPU) are added when not given. Every other flag is passed as written.
+pub fn real_vllm(args: &[String], vllm: &Path, dir: &Path, pod_ip: Ipv4Addr) -> Vec<String> {
+    const DROPPED: &[&str] =
+        &["--tensor-parallel-size", "-tp", "--pipeline-parallel-size", "-pp", "--data-parallel-size", "-dp"];
+    let limit: Option<u64> = std::fs::read(dir.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|c| c.get("max_position_embeddings")?.as_u64());
+    let mut it = args.iter().map(String::as_str).peekable();
+    // `vllm serve MODEL …` written as args (the image's entrypoint being `vllm`, or `vllm serve`).
+    if it.peek() == Some(&"serve") {
+        it.next();
+    }
+    let mut model = it.next_if(|a| !a.starts_with('-')).map(str::to_owned);
+    let mut kept: Vec<String> = vec![];
+    let (mut served, mut dtype, mut eager) = (false, false, false);
+    while let Some(a) = it.next() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with('-') => (f, Some(v.to_owned())),
+            _ => (a, None),
+        };
+        let rewritten = flag == "--model" || flag == "--host" || flag == "--max-model-len" || DROPPED.contains(&flag);
+        if !rewritten {
+            served |= flag == "--served-model-name";
+            dtype |= flag == "--dtype";
+            eager |= flag == "--enforce-eager";
+            kept.push(a.to_owned());
+            continue;
+        }
+        let value = inline.or_else(|| it.next_if(|n| !n.starts_with("--")).map(str::to_owned));
+        match flag {
+            "--model" => model = value.or(model),
+            "--max-model-len" => {
+                let asked = value.as_deref().and_then(|v| v.parse::<u64>().ok());
+                let len = match (asked, limit) {
+                    (Some(a), Some(l)) => Some(a.min(l).to_string()),
+                    (Some(a), None) => Some(a.to_string()),
+                    (None, _) => value,
+                };
+                if let Some(len) = len {
+                    kept.extend(["--max-model-len".to_owned(), len]);
+                }
+            }
+            _ => {} // --host (set below) and parallelism
+        }
+    }
+    let mut argv = vec![vllm.to_string_lossy().into_owned(), "serve".into(), dir.to_string_lossy().into_owned()];
+    argv.extend(kept);
+    argv.extend(["--host".to_owned(), pod_ip.to_string()]);
+    if let Some(m) = model.filter(|_| !served) {
+        argv.extend(["--served-model-name".to_owned(), m]);
+    }
+    if !dtype {
+        argv.extend(["--dtype".to_owned(), "bfloat16".to_owned()]);
+    }
+    if !eager {
+        argv.push("--enforce-eager".into());
+    }
+    argv
 }
 
 /// `inferbench sim` with a model server's flags mapped (unknown flags are dropped with their
@@ -285,11 +410,12 @@ pub async fn launch(
     pod: &Pod,
     c: &Container,
     volumes: &BTreeMap<String, PathBuf>,
-    (ours, binary): (&[String], &Path),
+    programs: Programs<'_>,
     pod_ip: Ipv4Addr,
     node: &str,
 ) -> Result<Launch, Waiting> {
-    let argv = program(c, ours, binary, pod_ip)?;
+    let argv = program(c, programs, pod_ip)?;
+    let real_vllm = programs.real_vllm.is_some() && argv.get(1).is_some_and(|a| a == "serve");
     let mut env = environment(client, pod, c, pod_ip, node).await?;
     let mut mounts: Mounts = vec![];
     for m in c.volume_mounts.iter().flatten() {
@@ -308,8 +434,20 @@ pub async fn launch(
     // Longest mount path first, so /etc/a/b wins over /etc/a.
     mounts.sort_by_key(|(m, _)| std::cmp::Reverse(m.len()));
     let argv = argv.iter().map(|a| rewrite_path(&expand(a, &env), &mounts)).collect();
-    for (k, v) in std::env::vars().filter(|(k, _)| k == "PATH" || k == "HOME" || k.starts_with("HF_")) {
+    // What tools need from the host (PATH, HOME, hub caches, vLLM settings), never a token: a
+    // pod's token comes from its own Secrets, as on a real node (a host's would hide a missing one).
+    let host = |k: &str| {
+        (k == "PATH" || k == "HOME" || k.starts_with("HF_") || k.starts_with("VLLM_"))
+            && k != "HF_TOKEN"
+            && k != "HUGGING_FACE_HUB_TOKEN"
+    };
+    for (k, v) in std::env::vars().filter(|(k, _)| host(k)) {
         env.entry(k).or_insert(v);
+    }
+    if real_vllm {
+        for (k, v) in REAL_VLLM_ENV {
+            env.entry((*k).to_owned()).or_insert_with(|| (*v).to_owned());
+        }
     }
     Ok(Launch { argv, env, mounts })
 }
@@ -349,6 +487,33 @@ pub fn signal_group(pid: u32, sig: i32) {
     }
 }
 
+/// Whether a process of group `pgid` is still alive (not a zombie), from /proc.
+pub fn group_alive(pgid: u32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return false };
+    dir.flatten().any(|e| {
+        if !e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())) {
+            return false;
+        }
+        // "pid (comm) state ppid pgrp …": the fields after the command's last ')'.
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { return false };
+        let Some((_, rest)) = stat.rsplit_once(") ") else { return false };
+        let mut f = rest.split(' ');
+        let (state, _ppid, pgrp) = (f.next(), f.next(), f.next());
+        state != Some("Z") && state != Some("X") && pgrp.and_then(|g| g.parse::<u32>().ok()) == Some(pgid)
+    })
+}
+
+/// Kills what is left of the container's process group and waits (at most `limit`) until none of
+/// it is alive: a process killed with a large address space (a model server's) takes a moment to
+/// go, and a kubelet reports a container stopped only once it is.
+pub async fn kill_group(pgid: u32, limit: std::time::Duration) {
+    signal_group(pgid, libc::SIGKILL);
+    let deadline = tokio::time::Instant::now() + limit;
+    while group_alive(pgid) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,6 +530,28 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn killing_a_group_waits_until_its_every_process_is_gone() {
+        // A shell whose child outlives it, and ignores SIGTERM.
+        let l = Launch {
+            argv: ["sh", "-c", "trap '' TERM; sleep 30 & echo started; wait"].map(String::from).into(),
+            env: std::env::vars().filter(|(k, _)| k == "PATH").collect(),
+            mounts: vec![],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let mut child = spawn(&l, dir.path(), &log).unwrap();
+        let pid = child.id().unwrap();
+        while !std::fs::read_to_string(&log).unwrap_or_default().contains("started") {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(group_alive(pid));
+        signal_group(pid, libc::SIGTERM);
+        kill_group(pid, std::time::Duration::from_secs(10)).await;
+        assert!(!group_alive(pid), "the group is gone, the sleeping child too");
+        let _ = child.wait().await;
+    }
+
     #[test]
     fn expand_follows_kubelet_rules() {
         let env = BTreeMap::from([("POD_IP".to_owned(), "127.0.1.2".to_owned())]);
@@ -378,6 +565,73 @@ mod tests {
         assert_eq!(rewrite_path("/results", &mounts), "/tmp/p/results");
         assert_eq!(rewrite_path("--out=/results/a.json", &mounts), "--out=/tmp/p/results/a.json");
         assert_eq!(rewrite_path("/resultsx", &mounts), "/resultsx");
+    }
+
+    #[test]
+    fn a_real_vllm_serves_the_local_folder_under_the_asked_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), r#"{"max_position_embeddings": 2048}"#).unwrap();
+        let args: Vec<String> = [
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "8000",
+            "--model",
+            "meta-llama/Llama-2-7b-hf",
+            "--tensor-parallel-size",
+            "2",
+            "--max-num-seqs",
+            "2048",
+            "--max-model-len=4096",
+            "--enable-prefix-caching",
+        ]
+        .map(String::from)
+        .into();
+        let ip = Ipv4Addr::new(127, 0, 1, 7);
+        let argv = real_vllm(&args, Path::new("/v/vllm"), dir.path(), ip);
+        let d = dir.path().to_str().unwrap();
+        assert_eq!(
+            argv,
+            [
+                "/v/vllm",
+                "serve",
+                d,
+                "--port",
+                "8000",
+                "--max-num-seqs",
+                "2048",
+                "--max-model-len",
+                "2048",
+                "--enable-prefix-caching",
+                "--host",
+                "127.0.1.7",
+                "--served-model-name",
+                "meta-llama/Llama-2-7b-hf",
+                "--dtype",
+                "bfloat16",
+                "--enforce-eager"
+            ]
+        );
+        // `vllm serve MODEL` as args, with the server's own name and settings kept.
+        let args: Vec<String> =
+            ["serve", "org/m", "--served-model-name", "x", "--dtype", "float32", "--max-model-len", "512"]
+                .map(String::from)
+                .into();
+        let argv = real_vllm(&args, Path::new("/v/vllm"), dir.path(), ip);
+        assert_eq!(
+            argv[3..],
+            [
+                "--served-model-name",
+                "x",
+                "--dtype",
+                "float32",
+                "--max-model-len",
+                "512",
+                "--host",
+                "127.0.1.7",
+                "--enforce-eager"
+            ]
+        );
     }
 
     #[test]

@@ -5,10 +5,13 @@
 //! - registers a Ready `Node` with GPU capacity and removes the not-ready taint ([`registration`]);
 //! - runs each pod's containers as **local processes** ([`container`]): our image → this binary
 //!   with the container's args; known model-server images (vLLM, SGLang, TGI) → `inferbench sim`
-//!   with their flags mapped; anything else → an `ErrImagePull`-like waiting state;
+//!   with their flags mapped, or, with `--real-vllm MODEL_DIR`, vLLM images → a real `vllm serve`
+//!   of that folder with the container's flags; anything else → an `ErrImagePull`-like waiting
+//!   state. A container is a process group: all of it is stopped when the pod goes;
 //! - gives each pod its own `127.0.x.y`, mounts volumes as folders (emptyDir, ConfigMap, Secret)
 //!   by rewriting mount paths in the argv, resolves env (`value`, `fieldRef`, ConfigMap/Secret
-//!   keys, `$(VAR)`), probes readiness/startup probes, and reports container states, restarts,
+//!   keys read from the pod's own namespace, `$(VAR)`; the host's own HF_TOKEN is never passed
+//!   on), probes readiness/startup probes, and reports container states, restarts,
 //!   exit codes and phases back ([`pods`], [`probes`]);
 //! - serves container logs and exec to the API server, over HTTPS, as a kubelet does
 //!   ([`kubelet`]): `kubectl logs` and inferbench's result download (exec of `inferbench results …` over
@@ -69,6 +72,16 @@ pub struct NodeArgs {
     /// The first pod address: pods get consecutive 127.0.x.y addresses from here.
     #[arg(long, default_value = "127.0.1.1")]
     pub first_pod_ip: std::net::Ipv4Addr,
+    /// Run vLLM images as a real `vllm serve MODEL_DIR` (a local model folder, served under the
+    /// model name the pod asks for) instead of simulating them. The program is $INFERBENCH_VLLM,
+    /// else `vllm` on PATH (`scripts/real-vllm install` prints both paths).
+    // Boxed: `inferbench dev`'s command enum holds these arguments inline (clippy: large_enum_variant).
+    #[arg(long, value_name = "MODEL_DIR", value_parser = parse_dir)]
+    pub real_vllm: Option<Box<PathBuf>>,
+}
+
+fn parse_dir(s: &str) -> Result<Box<PathBuf>, String> {
+    if s.is_empty() { Err("a folder is required".into()) } else { Ok(Box::new(PathBuf::from(s))) }
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -99,6 +112,17 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         Some(b) => b.clone(),
         None => std::env::current_exe().context("this program's path")?,
     };
+    if let Some(dir) = args.real_vllm.as_deref() {
+        // Checked again at each pod's start (a program installed later is picked up then).
+        match (container::vllm_program(), dir.join("config.json").is_file()) {
+            (Ok(vllm), true) => eprintln!("node: vLLM images run {} serve {}", vllm.display(), dir.display()),
+            (Err(why), _) => eprintln!("node: warning: --real-vllm: {why}; vLLM pods wait until there is one"),
+            (_, false) => eprintln!(
+                "node: warning: --real-vllm {}: no model folder there (no config.json); vLLM pods wait until there is one",
+                dir.display()
+            ),
+        }
+    }
     let node = Arc::new(Node { client, pods: pods::Registry::new(args.first_pod_ip), args, state_dir, binary });
     let server = kubelet::Server::start(node.clone()).await?;
     registration::register(&node, server.port()).await?;

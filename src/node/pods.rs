@@ -79,6 +79,8 @@ pub struct PodRun {
     pub spec: Vec<Container>,
     /// The containers' states.
     pub containers: Mutex<Vec<ContainerRun>>,
+    /// The grace period of the stop under way, when the deletion set one (else the spec's).
+    stop_grace: Mutex<Option<Duration>>,
     changed: Notify,
 }
 
@@ -275,6 +277,7 @@ async fn worker(node: Arc<Node>, mut rx: watch::Receiver<Latest>) {
                 })
                 .collect(),
         ),
+        stop_grace: Mutex::new(None),
         changed: Notify::new(),
     });
     node.pods.pods.lock().expect("pods").insert(uid.clone(), run.clone());
@@ -348,6 +351,13 @@ async fn worker(node: Arc<Node>, mut rx: watch::Receiver<Latest>) {
         };
         let stopping = *stop_tx.borrow();
         if deleting || gone || stopping {
+            // As a kubelet: the deletion's grace period (a forced deletion's 0 becomes the
+            // 2-second minimum), never more than the spec's.
+            if let Some(g) = rx.borrow().0.metadata.deletion_grace_period_seconds {
+                let spec = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
+                let g = g.clamp(MIN_GRACE_SECONDS, spec.clamp(MIN_GRACE_SECONDS, 30));
+                *run.stop_grace.lock().expect("grace") = Some(Duration::from_secs(g as u64));
+            }
             let _ = stop_tx.send(true);
             while tasks.join_next().await.is_some() {}
             if deleting && !gone {
@@ -427,6 +437,12 @@ fn missing(volume: &str, message: String) -> Waiting {
     Waiting { reason: "CreateContainerConfigError", message: format!("volume {volume:?}: {message}") }
 }
 
+/// A kubelet's least grace period: a pod deleted with 0 (forced) still gets SIGTERM and 2 s.
+const MIN_GRACE_SECONDS: i64 = 2;
+
+/// How long a killed container's processes may take to be gone.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
 /// One container's life: launch, run, restart per policy, stop when asked.
 struct ContainerCtx {
     node: Arc<Node>,
@@ -444,13 +460,17 @@ impl ContainerCtx {
         let mut backoff = Duration::from_secs(1);
         loop {
             let launch = loop {
-                let ours = (self.node.args.inferbench_images.as_slice(), self.node.binary.as_path());
+                let programs = container::Programs {
+                    ours: &self.node.args.inferbench_images,
+                    binary: &self.node.binary,
+                    real_vllm: self.node.args.real_vllm.as_deref().map(PathBuf::as_path),
+                };
                 match container::launch(
                     &self.node.client,
                     &self.pod,
                     &self.spec,
                     &self.volumes,
-                    ours,
+                    programs,
                     self.run.ip,
                     &self.node.args.name,
                 )
@@ -488,17 +508,21 @@ impl ContainerCtx {
                         c.started = self.spec.startup_probe.is_none();
                         c.streak = (false, 0);
                     });
+                    // The container is its process group (a vLLM's engine and workers are children
+                    // of its server): when the main process ends, whatever it left goes too, as
+                    // a runtime ends the container's cgroup.
                     tokio::select! {
                         st = child.wait() => {
+                            container::kill_group(pid, KILL_WAIT).await;
                             let code = st.ok().and_then(|s| s.code().or_else(|| std::os::unix::process::ExitStatusExt::signal(&s).map(|n| 128 + n))).unwrap_or(1);
                             (code, if code == 0 { "Completed".to_owned() } else { "Error".to_owned() })
                         }
                         _ = stopped(&mut stop) => {
+                            let grace = self.run.stop_grace.lock().expect("grace").unwrap_or(self.grace);
                             container::signal_group(pid, libc::SIGTERM);
-                            if tokio::time::timeout(self.grace, child.wait()).await.is_err() {
-                                container::signal_group(pid, libc::SIGKILL);
-                                let _ = child.wait().await;
-                            }
+                            let _ = tokio::time::timeout(grace, child.wait()).await;
+                            container::kill_group(pid, KILL_WAIT).await;
+                            let _ = child.wait().await;
                             self.run.update(self.index, |c| {
                                 c.ready = false;
                                 c.state = State::Terminated { exit_code: 143, reason: "Error".into(), started_at, finished_at: now() };

@@ -1,8 +1,10 @@
 //! The kube platform: a benchmark's snapshot run in its own namespace of a real cluster.
 //!
 //! deploy: claim the namespace (ours or absent; an earlier attempt of this run is deleted first)
-//! → server-side apply every object but the load Job → watch the model server Deployment until
-//! Available → resolve the target (the Service's ClusterIP — no cluster DNS needed — or the
+//! → read the Secrets the pods reference (the Hugging Face token) from namespace `default`
+//! ([`secrets`]; a required one missing fails here) → apply the Namespace → copy those Secrets
+//! into it → server-side apply every other object but the load Job → watch the model server
+//! Deployment until Available → resolve the target (the Service's ClusterIP — no cluster DNS needed — or the
 //! Gateway's address) into the `inferbench-runtime` ConfigMap, so the snapshot stays as written.
 //! run_load: apply the Job → watch its pod until the results are sealed (Ready) → download them
 //! through the API (exec; [`fetch`]) → release the pod → the Job completes.
@@ -13,6 +15,7 @@
 pub mod apply;
 pub mod diagnose;
 pub mod fetch;
+pub mod secrets;
 pub mod wait;
 
 use std::{
@@ -103,7 +106,15 @@ impl KubePlatform {
         let existed =
             matches!(apply::claim(&self.client, &snap.namespace, &self.opts.run_id).await?, apply::Claim::Leftover);
         apply::apply_all(&self.client, snap, |o| o.kind == "Namespace", false).await?;
-        let r = apply::apply_all(&self.client, snap, |_| true, true).await;
+        let r = async {
+            let prepared = secrets::prepare(&self.client, snap).await?;
+            for w in &prepared.warnings {
+                eprintln!("warning: {}: {w}", snap.namespace);
+            }
+            secrets::create(&self.client, &snap.namespace, &prepared, true).await?;
+            apply::apply_all(&self.client, snap, |_| true, true).await
+        }
+        .await;
         if !existed {
             apply::delete(&self.client, snap, self.opts.timeouts.delete).await?;
         }
@@ -125,11 +136,24 @@ impl KubePlatform {
         timeout: Duration,
         e: WaitError,
     ) -> PlatformError {
+        self.diagnose_wait_noted(snap, phase, what, timeout, e, "").await
+    }
+
+    /// [`Self::diagnose_wait`] with `notes` (lines) after the headline.
+    async fn diagnose_wait_noted(
+        &self,
+        snap: &Snapshot,
+        phase: &str,
+        what: &str,
+        timeout: Duration,
+        e: WaitError,
+        notes: &str,
+    ) -> PlatformError {
         let headline = match e {
             WaitError::Interrupted => return PlatformError::Interrupted,
-            WaitError::Timeout => format!("{what}: not done after {} s", timeout.as_secs()),
-            WaitError::Failed(why) => format!("{what}: {why}"),
-            WaitError::Api(why) => format!("{what}: {why}"),
+            WaitError::Timeout => format!("{what}: not done after {} s{notes}", timeout.as_secs()),
+            WaitError::Failed(why) => format!("{what}: {why}{notes}"),
+            WaitError::Api(why) => format!("{what}: {why}{notes}"),
         };
         let diag = diagnose::collect(&self.client, &snap.namespace).await;
         let text = self.failure(snap, phase, headline, Some(diag));
@@ -138,10 +162,27 @@ impl KubePlatform {
 
     async fn deploy_inner(&self, snap: &Snapshot, stop: &Stop, t0: Instant) -> Result<Deployment, PlatformError> {
         let ns = &snap.namespace;
-        let apply = apply::apply_all(&self.client, snap, |o| !(o.kind == "Job" && o.name == LOAD_JOB), false);
+        let apply = async {
+            // Secrets first, read before anything is created: a required one missing fails at once.
+            let prepared = secrets::prepare(&self.client, snap).await?;
+            for w in &prepared.warnings {
+                eprintln!("warning: {ns}: {w}");
+            }
+            apply::apply_all(&self.client, snap, |o| o.kind == "Namespace", false).await?;
+            secrets::create(&self.client, ns, &prepared, false).await?;
+            apply::apply_all(
+                &self.client,
+                snap,
+                |o| o.kind != "Namespace" && !(o.kind == "Job" && o.name == LOAD_JOB),
+                false,
+            )
+            .await?;
+            Ok::<_, PlatformError>(prepared.warnings)
+        };
+        let warnings;
         tokio::select! {
             r = tokio::time::timeout(self.opts.timeouts.apply, apply) => match r {
-                Ok(r) => { r?; }
+                Ok(r) => { warnings = r?; }
                 Err(_) => {
                     let t = self.opts.timeouts.apply;
                     return Err(self.diagnose_wait(snap, "deploy", "applying the manifests", t, WaitError::Timeout).await);
@@ -154,12 +195,16 @@ impl KubePlatform {
         let t = self.opts.timeouts.ready;
         for d in snap.objects.iter().filter(|o| o.kind == "Deployment") {
             if let Err(e) = wait::deployment_available(&self.client, ns, &d.name, t, stop).await {
-                let what = if d.name == "model-server" {
-                    "the model server did not become ready".to_owned()
+                let (what, notes) = if d.name == "model-server" {
+                    // A missing optional token is the likely cause of a gated model's failure.
+                    (
+                        "the model server did not become ready".to_owned(),
+                        warnings.iter().map(|w| format!("\nnote: {w}")).collect(),
+                    )
                 } else {
-                    format!("Deployment {} did not become ready", d.name)
+                    (format!("Deployment {} did not become ready", d.name), String::new())
                 };
-                return Err(self.diagnose_wait(snap, "deploy", &what, t, e).await);
+                return Err(self.diagnose_wait_noted(snap, "deploy", &what, t, e, &notes).await);
             }
         }
         let url = self.target_url(snap, stop).await?;
