@@ -166,7 +166,7 @@ fn the_clients_figures_agree_with_vllms_own_clock_and_counters() {
     let (o, out) = load(
         dir.path(),
         "rates",
-        "api: OPENAI_COMPLETIONS\nstreaming: true\nignore_eos: true\nnum_prompts: 40\nrates { request_rates: [4, 16] }\narrival: CONSTANT\nserver_metrics { interval_seconds: 1 }\ndataset { synthetic { input { mean: 128 } output { mean: 32 } } }\n",
+        "api: OPENAI_COMPLETIONS\nstreaming: true\nignore_eos: true\nnum_prompts: 30\nrates { request_rates: [2, 4] }\narrival: CONSTANT\nserver_metrics { interval_seconds: 1 }\ndataset { synthetic { input { mean: 128 } output { mean: 32 } } }\n",
     );
     assert!(o.status.success(), "{}", text(&o));
     let sum = summary(&out);
@@ -175,7 +175,7 @@ fn the_clients_figures_agree_with_vllms_own_clock_and_counters() {
     for s in sum["stages"].as_array().unwrap() {
         let name = s["name"].as_str().unwrap();
         let stage: Vec<Value> = recs.iter().filter(|r| r["stage"] == name).cloned().collect();
-        assert_eq!(stage.len(), 40, "{name}");
+        assert_eq!(stage.len(), 30, "{name}");
         let m = &s["server_metrics"];
         let total = |k: &str| m[k]["total"].as_f64().unwrap_or_else(|| panic!("{name}: no {k} total in {m}"));
         let mean = |k: &str| m[k]["mean"].as_f64().unwrap() * 1000.0;
@@ -184,8 +184,8 @@ fn the_clients_figures_agree_with_vllms_own_clock_and_counters() {
         let in_tokens: u64 = stage.iter().map(|r| u(&r["input_tokens"])).sum();
         assert_eq!(total("vllm:generation_tokens_total"), out_tokens as f64, "{name}");
         assert_eq!(total("vllm:prompt_tokens_total"), in_tokens as f64, "{name}");
-        assert_eq!(total("vllm:request_success_total"), 40.0, "{name}");
-        assert_eq!(total("vllm:e2e_request_latency_seconds"), 40.0, "{name}: the histogram timed each request");
+        assert_eq!(total("vllm:request_success_total"), 30.0, "{name}");
+        assert_eq!(total("vllm:e2e_request_latency_seconds"), 30.0, "{name}: the histogram timed each request");
         // The server's clock: its TTFT and e2e start when its API server has the request and end
         // when its engine has the token; the client's start before the request is written and end
         // when the bytes are read. So the client's means are at least the server's, and exceed
@@ -207,10 +207,16 @@ fn the_clients_figures_agree_with_vllms_own_clock_and_counters() {
     eprintln!("{report}");
 }
 
-/// The most the client's mean TTFT or e2e may exceed vLLM's own. Measured on this 2-core machine:
-/// see the issue note; vLLM's API server (Python) detokenises, frames and writes each token after
-/// its engine clock stops, on the same two cores the client runs on.
-const GAP_BOUND_MS: f64 = 25.0;
+/// The most the client's mean TTFT or e2e may exceed vLLM's own. vLLM's clock starts when its API
+/// server hands the request to the engine (after parsing and tokenizing it) and stops when the API
+/// server takes the token from the engine (before detokenizing, framing and writing it); the rest,
+/// and loopback and the client's parsing, is the gap. Measured on this 2-core machine while quiet,
+/// at 4 req/s: TTFT 7-11 ms, e2e 3-5 ms (means over 30 requests); the bound leaves room for the
+/// host's pauses (`inferbench dev pauses`: up to ~28 ms here). Past ~10 req/s the gap grows to
+/// 100-250 ms on 2 cores: vLLM's Python API server falls behind delivering tokens its engine has
+/// made (vLLM's own `vllm bench serve` sees the same: mean TTFT 118 ms at 16 req/s against its
+/// histograms' 12-15 ms), so the rates here stay below that knee.
+const GAP_BOUND_MS: f64 = 30.0;
 
 #[test]
 fn run_servers_real_runs_vllm_on_the_local_platform_and_report_shows_it() {
