@@ -384,7 +384,7 @@ impl<'a> Filler<'a> {
             (0..n.saturating_sub(self.offset).max(1)).map(|_| rng.random_range(0..self.words.len())).collect();
         let join = |picks: &[usize]| picks.iter().map(|&i| self.words[i].as_str()).collect::<String>();
         let mut text = join(&picks);
-        if self.additive.get() && made % VERIFY_EVERY != 0 && n > self.offset {
+        if self.additive.get() && !made.is_multiple_of(VERIFY_EVERY) && n > self.offset {
             return (text, n);
         }
         let mut got = t.count(&text);
