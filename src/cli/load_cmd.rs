@@ -289,6 +289,12 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.output_dir {
         eprintln!("inferbench load: wrote {}/summary.json, requests.jsonl.zst and server_metrics.json", dir.display());
     }
+    if let Some(slow) = out.slowest_scrape_seconds.filter(|s| *s >= SLOW_SCRAPE_SECONDS) {
+        eprintln!(
+            "inferbench load: a scrape of the server's /metrics took {:.0} ms: a server that renders its metrics where it streams its answers (vLLM's API server) stalls them meanwhile; if latencies look high, scrape less often (server_metrics {{ interval_seconds: … }})",
+            slow * 1e3
+        );
+    }
     let (sent, ok) = out.sent_ok();
     if let Some(dir) = args.output_dir.as_deref().filter(|_| args.hold_results && !stop.stopped()) {
         hold(dir, args.hold_timeout, &stop)?;
@@ -302,6 +308,9 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// A scrape this long is worth a warning (see `Scraped::slowest_scrape_seconds`).
+const SLOW_SCRAPE_SECONDS: f64 = 0.1;
 
 /// Seals the results and waits for `inferbench results release` (see [`handoff`]).
 fn hold(dir: &std::path::Path, timeout: u64, stop: &Stop) -> anyhow::Result<()> {

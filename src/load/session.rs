@@ -89,6 +89,8 @@ pub struct Outcome {
     pub recorded: u64,
     /// Every planned stage ran to its end (no stop cut it short).
     pub complete: bool,
+    /// The longest a scrape of the server's metrics took, in seconds (None: not scraped).
+    pub slowest_scrape_seconds: Option<f64>,
 }
 
 impl Outcome {
@@ -220,7 +222,8 @@ impl Session {
             }
         }
         let complete = queue.is_empty() && !stop.stopped();
-        Ok(Outcome { results, recorded, complete })
+        let slowest_scrape_seconds = scraper.as_ref().map(|s| s.scraped().slowest_scrape_seconds);
+        Ok(Outcome { results, recorded, complete, slowest_scrape_seconds })
     }
 
     /// The rate stages of a sweep, from its probe's measured throughput.
