@@ -1,5 +1,6 @@
 //! Speed of the spine on a generated catalog of 1 000 benchmarks in 5-deep inheritance chains:
-//! parse + resolve + validate (target ≤ 200 ms) and plan + render + snapshot (target ≤ 1 s).
+//! parse + resolve + validate (target ≤ 200 ms) and plan + render + snapshot (target ≤ 1 s); and
+//! one inheritance chain 10 000 deep, parse + resolve (target: well under 1 s).
 //!
 //!     cargo bench --bench catalog
 
@@ -45,6 +46,18 @@ benchmarks {{ name: "m{c}-l4" base_benchmark_name: "m{c}-l3" config {{ model_ser
     s
 }
 
+/// One chain: a root, then `depth - 1` children written children first, each overriding one field.
+fn deep_chain_text(depth: usize) -> String {
+    let mut s = String::new();
+    for i in (1..depth).rev() {
+        s += &format!(
+            "benchmarks {{ name: \"c{i}\" base_benchmark_name: \"c{}\" config {{ model_server {{ replicas: {i} }} }} }}\n",
+            i - 1
+        );
+    }
+    s + "benchmarks { name: \"c0\" config { model_server { accelerator: \"nvidia-l4\" vllm { model: \"m\" } } } }\n"
+}
+
 fn load(text: &str, hw: &HardwareTable) -> Loaded {
     let file = Arc::new(SourceFile::new("bench.pbtxt".into(), text.to_owned()));
     let catalog = Catalog::from_files(vec![file]).expect("parses");
@@ -60,6 +73,19 @@ fn bench(c: &mut Criterion) {
     assert_eq!(load(&text, &hw).resolved.len(), 1000);
 
     c.bench_function("parse+resolve+validate 1000 benchmarks, 5 deep", |b| b.iter(|| black_box(load(&text, &hw))));
+
+    let deep = deep_chain_text(10_000);
+    let mut g = c.benchmark_group("inheritance");
+    g.sample_size(10);
+    g.bench_function("parse+resolve one chain 10 000 deep", |b| {
+        b.iter(|| {
+            let file = Arc::new(SourceFile::new("deep.pbtxt".into(), deep.clone()));
+            let resolved = Catalog::from_files(vec![file]).expect("parses").resolve().expect("resolves");
+            assert_eq!(resolved.len(), 10_000);
+            black_box(resolved)
+        })
+    });
+    g.finish();
 
     let loaded = load(&text, &hw);
     let renderer = Renderer::builtin(RenderOptions::default()).unwrap();

@@ -105,7 +105,7 @@ fn positive_int(s: &str) -> Option<u64> {
 
 impl Checker<'_> {
     fn err(&mut self, rel: &str, msg: impl Into<String>) {
-        let (loc, path, owner) = self.catalog.origin(&self.r.chain, rel);
+        let (loc, path, owner) = self.catalog.origin(self.r.entry, rel);
         let mut d = Diagnostic::new(msg).at(loc).path(path).benchmark(&self.r.name);
         if owner != self.r.name {
             let here = self.catalog.entry(&self.r.name).and_then(|e| e.location("name"));

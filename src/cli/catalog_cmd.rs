@@ -66,8 +66,9 @@ pub fn list(a: &CatalogArgs) -> ExitCode {
     let rows: Vec<[String; 4]> = selected
         .iter()
         .map(|r| {
-            let chain: Vec<_> = r.chain.iter().map(|&i| loaded.catalog.entries[i].name.as_str()).collect();
-            let e = &loaded.catalog.entries[r.chain[0]];
+            let chain: Vec<_> =
+                loaded.catalog.ancestry(r.entry).map(|i| loaded.catalog.entries[i].name.as_str()).collect();
+            let e = &loaded.catalog.entries[r.entry];
             let loc = e.location("").map(|l| format!("{}:{}", l.file.display(), l.line)).unwrap_or_default();
             let ms = r.benchmark.config.as_ref().and_then(|c| c.model_server.clone()).unwrap_or_default();
             let server = format!(
