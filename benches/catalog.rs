@@ -8,10 +8,11 @@ use std::{hint::black_box, sync::Arc, time::Duration};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use inferbench::{
-    catalog::{Catalog, SourceFile, hardware::HardwareTable, validate},
+    catalog::{Catalog, SourceFile, validate},
     pipeline::{self, Loaded},
     plan::PlanOptions,
     render::{RenderOptions, Renderer},
+    schema::hardware::HardwareTable,
 };
 
 /// 200 chains of 5: a root and four children, each overriding something different.

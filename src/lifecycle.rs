@@ -9,9 +9,10 @@ use std::{
     sync::{Arc, Mutex},
     time::Instant,
 };
+use tokio_util::sync::CancellationToken;
 
 use crate::{
-    load::{output, runner::Stop},
+    load::output,
     platform::{Deployment, OnStage, Platform, PlatformError, Snapshot},
     results::store,
     schema::{Results, StageResult},
@@ -76,7 +77,7 @@ pub async fn run_all(
     run_id: String,
     jobs: Vec<Job>,
     opts: Options,
-    stop: Arc<Stop>,
+    stop: CancellationToken,
     events: Events,
 ) -> Vec<Finished> {
     use futures_util::FutureExt as _;
@@ -132,7 +133,7 @@ struct Ctx {
     platform: Arc<dyn Platform>,
     run_dir: PathBuf,
     run_id: String,
-    stop: Arc<Stop>,
+    stop: CancellationToken,
     events: Events,
     kept: Option<Arc<Mutex<Vec<Deployment>>>>,
 }
@@ -160,19 +161,19 @@ impl Ctx {
             let dir = job.dir.join(store::RESULTS);
             f.state = State::Done;
             f.reason = Some("done before: results exist, skipped".into());
-            f.results = std::fs::read_to_string(dir.join(crate::load::output::SUMMARY))
+            f.results = std::fs::read_to_string(dir.join(crate::schema::result_files::SUMMARY))
                 .ok()
-                .and_then(|t| store::parse_summary(&t).ok());
+                .and_then(|t| crate::schema::result_files::parse_summary(&t).ok());
             f.results_dir = Some(dir);
             let _ = self.record(&job, State::Done, None, None).await; // warned inside
             (self.events)(Event::Finished(&f));
             return f;
         }
-        if self.stop.stopped() {
+        if self.stop.is_cancelled() {
             f.reason = Some("not started: the run was interrupted".into());
             return f;
         }
-        let started = run_file::now();
+        let started = crate::schema::clock::now();
         if let Err(why) = self.claim(&job, &started).await {
             f.state = State::Skipped;
             f.reason = Some(why);
@@ -223,7 +224,7 @@ impl Ctx {
                 rec.started_at = Some(started);
                 rec.finished_at = None;
                 rec.seconds = None;
-                rec.updated_at = run_file::now();
+                rec.updated_at = crate::schema::clock::now();
                 Ok(())
             })
         });
@@ -254,7 +255,7 @@ impl Ctx {
             Ok(d) => d,
             Err(e) => {
                 store::discard(&staging);
-                return Err(if self.stop.stopped() { self.interrupted() } else { e.to_string() });
+                return Err(if self.stop.is_cancelled() { self.interrupted() } else { e.to_string() });
             }
         };
         (self.events)(Event::Ready(&job.name, &dep));
@@ -276,7 +277,7 @@ impl Ctx {
                 store::discard(&staging);
                 return Err(format!("{}{torn_note}", self.interrupted()));
             }
-            Err(_) if self.stop.stopped() => {
+            Err(_) if self.stop.is_cancelled() => {
                 store::discard(&staging);
                 return Err(format!("{}{torn_note}", self.interrupted()));
             }
@@ -303,10 +304,10 @@ impl Ctx {
                     rec.state = state;
                     rec.reason = reason;
                     rec.owner = None;
-                    rec.updated_at = run_file::now();
+                    rec.updated_at = crate::schema::clock::now();
                     if let Some((started, secs)) = timing {
                         rec.started_at = Some(started);
-                        rec.finished_at = secs.map(|_| run_file::now());
+                        rec.finished_at = secs.map(|_| crate::schema::clock::now());
                         rec.seconds = secs;
                     }
                 }

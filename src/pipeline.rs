@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::{
-    catalog::{Catalog, Diagnostics, Resolved, hardware::HardwareTable, select::FileSelection},
+    catalog::{Catalog, Diagnostics, Resolved, select::FileSelection},
     plan::{self, Plan, PlanOptions},
     render::{RenderError, Renderer},
+    schema::hardware::HardwareTable,
     snapshot::{
         self, Content, Outcome, SnapshotError,
         run_file::{self, BenchmarkRecord, Invocation, State},
@@ -114,7 +115,7 @@ pub fn record(
                 run.catalogs.push(c);
             }
         }
-        run.invocations.push(Invocation { at: run_file::now(), command: command.into(), args });
+        run.invocations.push(Invocation { at: crate::schema::clock::now(), command: command.into(), args });
         // A `running` left by a process that is gone (SIGKILL, a second Ctrl-C, a crash) was
         // interrupted, whether or not this invocation selects the benchmark again.
         for rec in run.benchmarks.values_mut().filter(|r| r.is_stale_running()) {
@@ -124,7 +125,7 @@ pub fn record(
                 rec.owner.map(|p| format!(" (pid {p})")).unwrap_or_default()
             ));
             rec.owner = None;
-            rec.updated_at = run_file::now();
+            rec.updated_at = crate::schema::clock::now();
         }
         for (p, r) in plan.benchmarks.iter().zip(reports) {
             let (state, reason) = match &r.outcome {
@@ -139,7 +140,7 @@ pub fn record(
             if rec.state != State::Done && rec.state != State::Running {
                 rec.state = state;
                 rec.reason = reason;
-                rec.updated_at = run_file::now();
+                rec.updated_at = crate::schema::clock::now();
             }
         }
         // Templates are never runs of their own: not recorded.
@@ -152,7 +153,7 @@ pub fn record(
             if matches!(rec.state, State::Pending | State::Skipped) {
                 rec.state = State::Skipped;
                 rec.reason = Some(s.reason.clone());
-                rec.updated_at = run_file::now();
+                rec.updated_at = crate::schema::clock::now();
             }
         }
     })

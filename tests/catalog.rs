@@ -4,8 +4,9 @@
 use std::{fs, path::PathBuf};
 
 use inferbench::{
-    catalog::{Catalog, hardware::HardwareTable, select::FileSelection, validate},
+    catalog::{Catalog, select::FileSelection, validate},
     pipeline,
+    schema::hardware::HardwareTable,
     schema::{load_balancer, model_server},
 };
 

@@ -576,7 +576,7 @@ fn more_than_100_mb_of_results_arrive_intact_through_the_api() {
     .unwrap();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     rt.block_on(pods.create(&PostParams::default(), &pod)).unwrap();
-    let stop = inferbench::load::runner::Stop::default();
+    let stop = tokio_util::sync::CancellationToken::new();
     let sealed = rt.block_on(inferbench::platform::kube::wait::load_sealed(
         &client,
         &ns,

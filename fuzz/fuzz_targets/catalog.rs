@@ -9,7 +9,8 @@
 use std::sync::Arc;
 
 use inferbench::{
-    catalog::{Catalog, SourceFile, hardware::HardwareTable, locate::Positions, validate},
+    catalog::{Catalog, SourceFile, validate},
+    schema::{hardware::HardwareTable, text::locate::Positions},
     plan::{self, PlanOptions},
     schema,
 };

@@ -1,15 +1,11 @@
 //! The catalog: text-format files of benchmarks → parsed, inheritance resolved, validated.
 //!
-//! Knows nothing of Kubernetes. The way in is [`Catalog::load`] (parse every selected file, report
+//! Knows nothing of Kubernetes. The text format itself (files, parsing, positions, diagnostics)
+//! is `inferbench-schema`'s [`text`](crate::schema::text) module. The way in is [`Catalog::load`] (parse every selected file, report
 //! every parse error), then [`Catalog::resolve`] (inheritance), then [`validate::validate`].
 
-pub mod diag;
-pub mod hardware;
 pub mod inherit;
-pub mod locate;
-pub mod parse;
 pub mod select;
-pub mod source;
 pub mod validate;
 
 use std::{
@@ -20,11 +16,13 @@ use std::{
 
 use prost_reflect::{DynamicMessage, Value};
 
-pub use diag::{Diagnostic, Diagnostics, Location};
-pub use source::{FileKind, SourceFile};
-
-use crate::schema;
-use locate::Positions;
+// The text format and its diagnostics are the contracts crate's (a snapshot's load spec and the
+// hardware table are read with them too); the catalog's API speaks them.
+pub use crate::schema::text::{Diagnostic, Diagnostics, FileKind, Location, SourceFile};
+use crate::schema::{
+    self,
+    text::{locate::Positions, parse},
+};
 
 /// One benchmark as written in one file.
 #[derive(Debug, Clone)]

@@ -8,7 +8,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{Catalog, Diagnostic, Diagnostics, Resolved, hardware::HardwareTable};
+use super::{Catalog, Diagnostic, Diagnostics, Resolved};
+use crate::schema::hardware::HardwareTable;
 use crate::schema::{
     self, BenchmarkTool, Dataset, LoadBalancer, LoadSpec, ModelServer, benchmark_tool, envoy, gateway, load_balancer,
     load_spec, model_server,

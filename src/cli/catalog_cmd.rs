@@ -4,8 +4,9 @@ use std::process::ExitCode;
 
 use super::{CatalogArgs, EXIT_INPUT, ShowArgs};
 use crate::{
-    catalog::{Catalog, Diagnostics, hardware::HardwareTable, select::split_by_name, validate},
+    catalog::{Catalog, Diagnostics, select::split_by_name, validate},
     pipeline,
+    schema::hardware::HardwareTable,
 };
 
 fn fail(d: &Diagnostics) -> ExitCode {

@@ -3,15 +3,16 @@
 //! `load --spec /etc/inferbench/load.pbtxt --output-dir /results` with the target in
 //! `INFERBENCH_URL`.
 
-use std::{io::Write as _, path::PathBuf, process::ExitCode, sync::Arc};
+use std::{io::Write as _, path::PathBuf, process::ExitCode};
+use tokio_util::sync::CancellationToken;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
 
 use crate::{
-    catalog::{SourceFile, parse},
-    load::{runner::Stop, session::Session},
+    load::session::Session,
     results::handoff,
+    schema::text::{SourceFile, parse},
     schema::{self, Api, Dataset, LoadSpec, RateList, Synthetic, dataset, load_spec::Pattern},
 };
 
@@ -233,7 +234,7 @@ pub fn load(args: &LoadArgs) -> ExitCode {
 
 fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let spec = args.to_spec()?;
-    let stop = Arc::new(Stop::default());
+    let stop = CancellationToken::new();
     let mut session = Session::prepare(spec.clone(), &stop).map_err(anyhow::Error::msg)?;
     if args.save_json_results == Some(true) {
         session.lpg_also_in = Some(std::env::current_dir()?);
@@ -261,7 +262,7 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
                 "inferbench load: stopping: no new requests; those in flight get up to {} s to finish, then what was measured is written (Ctrl-C again exits at once, writing nothing)",
                 crate::load::runner::STOP_GRACE.as_secs()
             );
-            stop.stop();
+            stop.cancel();
             signals.next().await;
             eprintln!("inferbench load: exiting now; no results written");
             std::process::exit(i32::from(super::EXIT_INTERRUPTED));
@@ -296,10 +297,10 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let (sent, ok) = out.sent_ok();
-    if let Some(dir) = args.output_dir.as_deref().filter(|_| args.hold_results && !stop.stopped()) {
+    if let Some(dir) = args.output_dir.as_deref().filter(|_| args.hold_results && !stop.is_cancelled()) {
         hold(dir, args.hold_timeout, &stop)?;
     }
-    if stop.stopped() {
+    if stop.is_cancelled() {
         return Ok(ExitCode::from(super::EXIT_INTERRUPTED));
     }
     if sent > 0 && ok == 0 {
@@ -313,13 +314,13 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
 const SLOW_SCRAPE_SECONDS: f64 = 0.1;
 
 /// Seals the results and waits for `inferbench results release` (see [`handoff`]).
-fn hold(dir: &std::path::Path, timeout: u64, stop: &Stop) -> anyhow::Result<()> {
+fn hold(dir: &std::path::Path, timeout: u64, stop: &CancellationToken) -> anyhow::Result<()> {
     let n = handoff::seal(dir).map_err(|e| anyhow::anyhow!("sealing {}: {e}", dir.display()))?;
     eprintln!(
         "inferbench load: {n} result files sealed in {}; holding until they are fetched (at most {timeout} s)",
         dir.display()
     );
-    if handoff::hold(dir, std::time::Duration::from_secs(timeout), &|| stop.stopped()) {
+    if handoff::hold(dir, std::time::Duration::from_secs(timeout), &|| stop.is_cancelled()) {
         eprintln!("inferbench load: results fetched; exiting");
     } else {
         eprintln!("inferbench load: nobody fetched the results; exiting");

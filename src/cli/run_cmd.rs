@@ -7,6 +7,7 @@
 //! file is written atomically, so nothing is corrupted either way.
 
 use std::{io::Write as _, process::ExitCode, sync::Arc};
+use tokio_util::sync::CancellationToken;
 
 use super::{
     EXIT_INPUT, RunArgs, generate_cmd,
@@ -17,7 +18,6 @@ use super::{EXIT_INTERRUPTED, Signals};
 use crate::schema::LocalServer;
 use crate::{
     lifecycle::{self, Event, Finished, Job, Options},
-    load::runner::Stop,
     platform::{
         Platform,
         kube::{KubeOptions, KubePlatform, Timeouts},
@@ -94,7 +94,7 @@ pub fn run(a: &RunArgs) -> ExitCode {
         parallelism,
         if a.skip_tear_down { "; deployments kept until the run ends (--skip-tear-down)" } else { "" }
     ));
-    let stop = Arc::new(Stop::default());
+    let stop = CancellationToken::new();
     {
         let stop = stop.clone();
         // Signal streams made once, before anything runs: a second Ctrl-C is never lost between
@@ -110,7 +110,7 @@ pub fn run(a: &RunArgs) -> ExitCode {
         rt.spawn(async move {
             signals.next().await;
             eprintln!("inferbench run: stopping: ending the load, tearing down (Ctrl-C again exits at once)");
-            stop.stop();
+            stop.cancel();
             signals.next().await;
             eprintln!("inferbench run: exiting now; resume with --run-id");
             std::process::exit(i32::from(EXIT_INTERRUPTED));
@@ -140,14 +140,14 @@ pub fn run(a: &RunArgs) -> ExitCode {
         },
         plan.run_dir.display()
     ));
-    if stop.stopped() {
+    if stop.is_cancelled() {
         say(&format!("interrupted: resume with --run-id {} (done benchmarks are skipped)", plan.run_id));
         return ExitCode::from(EXIT_INTERRUPTED);
     }
     if let Some(bucket) = bucket {
         match super::upload_cmd::upload_with(&rt, &plan.run_dir, bucket, &stop) {
             Ok(line) => say(&line),
-            Err(_) if stop.stopped() => {
+            Err(_) if stop.is_cancelled() => {
                 say(&format!(
                     "upload interrupted: resume it with inferbench upload {} --gcs-bucket {bucket}",
                     plan.run_dir.display()

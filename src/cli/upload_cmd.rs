@@ -3,6 +3,7 @@
 //! upload.
 
 use std::{path::PathBuf, process::ExitCode};
+use tokio_util::sync::CancellationToken;
 
 use clap::Args;
 
@@ -42,7 +43,7 @@ fn run(args: &UploadArgs) -> anyhow::Result<String> {
         .enable_all()
         .build()
         .map_err(|e| anyhow::anyhow!("could not start the async runtime: {e}"))?;
-    upload_with(&rt, &args.run_dir, &args.gcs_bucket, &crate::load::runner::Stop::default())
+    upload_with(&rt, &args.run_dir, &args.gcs_bucket, &CancellationToken::new())
 }
 
 /// Uploads `run_dir` to `bucket` on `rt`, a line per file on stderr; returns the totals line.
@@ -52,7 +53,7 @@ pub(crate) fn upload_with(
     rt: &tokio::runtime::Runtime,
     run_dir: &std::path::Path,
     bucket: &str,
-    stop: &crate::load::runner::Stop,
+    stop: &CancellationToken,
 ) -> anyhow::Result<String> {
     let args = UploadArgs { run_dir: run_dir.to_path_buf(), gcs_bucket: bucket.to_owned() };
     let progress = |done: usize, total: usize, rel: &str, skipped: bool| {
@@ -62,7 +63,7 @@ pub(crate) fn upload_with(
     let report = rt.block_on(async {
         tokio::select! {
             r = gcs::upload_run(&args.run_dir, &args.gcs_bucket, &progress) => r.map_err(anyhow::Error::from),
-            () = stop.wait() => Err(anyhow::anyhow!("interrupted")),
+            () = stop.cancelled() => Err(anyhow::anyhow!("interrupted")),
         }
     })?;
     let run_id = gcs::run_id_of(&args.run_dir)?;

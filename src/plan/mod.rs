@@ -1,7 +1,7 @@
 //! The plan: which benchmarks a run renders, under which run id, with which load, from which
 //! snapshot — decided before anything is written, and printed so the user sees it first.
 
-pub mod load;
+pub mod effective_spec;
 pub mod rates;
 
 use std::{
@@ -14,11 +14,10 @@ use rand::Rng as _;
 use crate::{
     catalog::{
         Catalog, Diagnostic, Diagnostics, Location, Resolved,
-        hardware::HardwareTable,
         select::split_by_name,
         validate::{self, MAX_NAMESPACE_LEN},
     },
-    schema::{LoadSpec, ModelServer, load_balancer, load_spec},
+    schema::{LoadSpec, ModelServer, hardware::HardwareTable, load_balancer, load_spec},
 };
 pub use rates::RatesOrigin;
 
@@ -186,7 +185,7 @@ pub fn build(
         }
         let cfg = r.benchmark.config.clone().unwrap_or_default();
         let ms = cfg.model_server.clone().unwrap_or_default();
-        let mut load = load::effective(cfg.benchmark_tool.as_ref(), &ms);
+        let mut load = effective_spec::effective(cfg.benchmark_tool.as_ref(), &ms);
         let rates = rates::fill(&mut load, &ms, hw);
         let namespace = format!("{}-{run_id}", r.name);
         let dir = run_dir.join(&namespace);

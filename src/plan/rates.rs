@@ -6,7 +6,7 @@
 //! dividing under-loaded multi-model benchmarks by that factor.
 
 use crate::{
-    catalog::hardware::HardwareTable,
+    schema::hardware::HardwareTable,
     schema::{LoadSpec, ModelServer, RateList, load_spec},
 };
 

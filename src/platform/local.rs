@@ -18,12 +18,11 @@
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
-    sync::Arc,
     time::Duration,
 };
+use tokio_util::sync::CancellationToken;
 
 use async_trait::async_trait;
-use clap::Parser as _;
 use serde_json::json;
 
 pub mod real_server;
@@ -32,7 +31,6 @@ use super::{Deployment, OnStage, Platform, PlatformError, Snapshot, Target};
 use crate::{
     load::{
         self,
-        runner::Stop,
         scrape::get,
         session::{Outcome, Session},
     },
@@ -68,14 +66,6 @@ impl Drop for SimDeployment {
     }
 }
 
-/// Clap wrapper: `SimArgs` is a flattened argument group.
-#[derive(clap::Parser)]
-#[command(no_binary_name = true)]
-struct SimLine {
-    #[command(flatten)]
-    sim: SimArgs,
-}
-
 impl LocalPlatform {
     /// A platform whose simulators read profiles from `hardware` (default: the built-in table).
     pub fn new(hardware: Option<PathBuf>) -> std::io::Result<LocalPlatform> {
@@ -103,7 +93,12 @@ impl LocalPlatform {
     }
 
     /// Starts the real server of `snap` (see [`real_server`]).
-    async fn deploy_real(&self, snap: &Snapshot, target: &Target, stop: &Stop) -> Result<Deployment, PlatformError> {
+    async fn deploy_real(
+        &self,
+        snap: &Snapshot,
+        target: &Target,
+        stop: &CancellationToken,
+    ) -> Result<Deployment, PlatformError> {
         let server = snap
             .server()
             .ok_or_else(|| PlatformError::Snapshot(format!("{}: no model-server Deployment", snap.dir.display())))?;
@@ -131,31 +126,31 @@ impl LocalPlatform {
         let ms = snap.benchmark.config.clone().unwrap_or_default().model_server.unwrap_or_default();
         let mut args = if server.kind == "simulator" {
             let argv = server.args.iter().skip_while(|a| *a == "sim");
-            SimLine::try_parse_from(argv)
-                .map_err(|e| {
-                    PlatformError::Snapshot(format!(
-                        "{}/manifests: the model-server's arguments are not the simulator's: {}",
-                        snap.dir.display(),
-                        e.to_string().trim()
-                    ))
-                })?
-                .sim
+            SimArgs::parse_args(argv).map_err(|e| {
+                PlatformError::Snapshot(format!(
+                    "{}/manifests: the model-server's arguments are not the simulator's: {}",
+                    snap.dir.display(),
+                    e.to_string().trim()
+                ))
+            })?
         } else {
             let model = ms.model().unwrap_or_default();
             let accel = ms.accelerator.clone().unwrap_or_default();
             // The profile named outright: a pair missing from the hardware table is an error, not
             // the default profile.
-            let mut argv = vec!["--model".to_owned(), model.to_owned(), "--profile".into(), format!("{model}@{accel}")];
-            argv.extend(["--tensor-parallelism".into(), ms.tensor_parallelism().to_string()]);
-            if let Ok(spec) = snap.load_spec() {
-                for m in spec.models.iter().filter(|m| m.as_str() != model) {
-                    argv.extend(["--served-model-name".into(), m.clone()]);
-                }
-                if !spec.models.is_empty() {
-                    argv.extend(["--served-model-name".into(), model.to_owned()]);
-                }
+            let mut args = SimArgs {
+                model: model.to_owned(),
+                profile: Some(format!("{model}@{accel}")),
+                tensor_parallelism: Some(ms.tensor_parallelism()),
+                ..SimArgs::default()
+            };
+            if let Ok(spec) = snap.load_spec()
+                && !spec.models.is_empty()
+            {
+                args.served_model_name = spec.models.iter().filter(|m| m.as_str() != model).cloned().collect();
+                args.served_model_name.push(model.to_owned());
             }
-            SimLine::try_parse_from(&argv).map_err(|e| PlatformError::Snapshot(e.to_string()))?.sim
+            args
         };
         if args.hardware.is_none() {
             args.hardware.clone_from(&self.hardware);
@@ -166,20 +161,20 @@ impl LocalPlatform {
 }
 
 /// Polls `url` until it answers `want` (0: any status), `timeout` passes, or `stop`.
-async fn wait_ready(url: &str, want: u16, timeout: Duration, stop: &Stop) -> Result<(), PlatformError> {
+async fn wait_ready(url: &str, want: u16, timeout: Duration, stop: &CancellationToken) -> Result<(), PlatformError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     // After a slow attempt, wait a whole period again rather than firing the missed ticks at once.
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            () = stop.wait() => return Err(PlatformError::Interrupted),
+            () = stop.cancelled() => return Err(PlatformError::Interrupted),
             _ = tick.tick() => {}
         }
         let last = match get(url, Duration::from_secs(5)).await {
             Ok((status, _)) if status == want || want == 0 => return Ok(()),
             Ok((status, _)) => format!("answered {status}"),
-            Err(e) => e,
+            Err(e) => e.to_string(),
         };
         if tokio::time::Instant::now() >= deadline {
             return Err(PlatformError::Deploy(format!("{url} was not ready after {} s ({last})", timeout.as_secs())));
@@ -193,7 +188,7 @@ impl Platform for LocalPlatform {
         "local"
     }
 
-    async fn deploy(&self, snap: &Snapshot, stop: &Stop) -> Result<Deployment, PlatformError> {
+    async fn deploy(&self, snap: &Snapshot, stop: &CancellationToken) -> Result<Deployment, PlatformError> {
         let target = snap.target()?;
         if let Target::External { url } = &target {
             if !url.starts_with("http://") {
@@ -258,7 +253,7 @@ impl Platform for LocalPlatform {
         snap: &Snapshot,
         dep: &Deployment,
         out: &Path,
-        stop: &Arc<Stop>,
+        stop: &CancellationToken,
         on_stage: OnStage,
     ) -> Result<Outcome, PlatformError> {
         let mut spec = snap.load_spec()?;
@@ -267,11 +262,10 @@ impl Platform for LocalPlatform {
             let stop = stop.clone();
             tokio::task::spawn_blocking(move || Session::prepare(spec, &stop))
                 .await
-                .map_err(|e| PlatformError::Load(e.to_string()))?
-                .map_err(PlatformError::Load)?
+                .map_err(|e| PlatformError::Load(e.to_string()))??
         };
         let name = snap.name.clone();
-        session.run(Some(out), stop, &mut |s| on_stage(&name, s)).await.map_err(PlatformError::Load)
+        Ok(session.run(Some(out), stop, &mut |s| on_stage(&name, s)).await?)
     }
 
     async fn tear_down(&self, _snap: &Snapshot, dep: Deployment) -> Result<(), PlatformError> {

@@ -9,15 +9,13 @@ pub mod local;
 pub mod snapshot;
 
 use std::{path::Path, sync::Arc};
+use tokio_util::sync::CancellationToken;
 
 use async_trait::async_trait;
 
 pub use snapshot::{Snapshot, Target};
 
-use crate::{
-    load::{runner::Stop, session::Outcome},
-    schema::StageResult,
-};
+use crate::{load::session::Outcome, schema::StageResult};
 
 /// Why a step failed; each message says what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -28,9 +26,12 @@ pub enum PlatformError {
     /// The model server did not come up.
     #[error("deploy: {0}")]
     Deploy(String),
-    /// The load engine could not run.
+    /// The load did not run to the end (the load pod failed, its results did not arrive).
     #[error("load: {0}")]
     Load(String),
+    /// The load engine, run in this process, could not start or keep its results.
+    #[error("load: {0}")]
+    Engine(#[from] crate::load::LoadError),
     /// Tearing down failed.
     #[error("tear down: {0}")]
     TearDown(String),
@@ -59,7 +60,7 @@ pub trait Platform: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// Brings the model server up and waits until it is ready (or `stop`).
-    async fn deploy(&self, snap: &Snapshot, stop: &Stop) -> Result<Deployment, PlatformError>;
+    async fn deploy(&self, snap: &Snapshot, stop: &CancellationToken) -> Result<Deployment, PlatformError>;
 
     /// Runs the load engine against `dep` with the snapshot's load spec, writing its result files
     /// into `out` (an empty staging folder; the lifecycle verifies and publishes it).
@@ -68,7 +69,7 @@ pub trait Platform: Send + Sync {
         snap: &Snapshot,
         dep: &Deployment,
         out: &Path,
-        stop: &Arc<Stop>,
+        stop: &CancellationToken,
         on_stage: OnStage,
     ) -> Result<Outcome, PlatformError>;
 

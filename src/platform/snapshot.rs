@@ -8,8 +8,10 @@ use serde::Deserialize as _;
 
 use super::PlatformError;
 use crate::{
-    catalog::{SourceFile, parse},
-    schema::{self, Benchmark, LoadSpec},
+    schema::{
+        self, Benchmark, LoadSpec, manifest,
+        text::{SourceFile, parse},
+    },
     snapshot::BENCHMARK_PBTXT,
 };
 
@@ -131,7 +133,7 @@ impl Snapshot {
     /// The load engine's spec: the `load-spec` ConfigMap's `load.pbtxt`, parsed. Errors name the
     /// manifest, the ConfigMap and the line in `load.pbtxt`.
     pub fn load_spec(&self) -> Result<LoadSpec, PlatformError> {
-        let cm = self.find("ConfigMap", "load-spec").ok_or_else(|| {
+        let cm = self.find("ConfigMap", manifest::LOAD_SPEC_CONFIGMAP).ok_or_else(|| {
             PlatformError::Snapshot(format!("{}: no ConfigMap load-spec in manifests/", self.dir.display()))
         })?;
         let text =
@@ -151,7 +153,7 @@ impl Snapshot {
 
     /// The model server Deployment, when there is one (none for an external server).
     pub fn server(&self) -> Option<ServerDeployment> {
-        let d = self.find("Deployment", "model-server")?;
+        let d = self.find("Deployment", manifest::MODEL_SERVER)?;
         let spec = d.value.get("spec")?;
         let container = spec.get("template")?.get("spec")?.get("containers")?.get(0)?;
         let strings = |v: Option<&serde_yaml_ng::Value>| -> Vec<String> {
@@ -160,7 +162,7 @@ impl Snapshot {
                 .unwrap_or_default()
         };
         Some(ServerDeployment {
-            kind: d.annotation("inferbench.dev/model-server-kind").unwrap_or_default().to_owned(),
+            kind: d.annotation(manifest::MODEL_SERVER_KIND).unwrap_or_default().to_owned(),
             replicas: spec.get("replicas").and_then(|r| r.as_u64()).unwrap_or(1) as u32,
             args: strings(container.get("args")),
             env: container
@@ -175,12 +177,12 @@ impl Snapshot {
 
     /// Where the load goes, from the load Job's annotations.
     pub fn target(&self) -> Result<Target, PlatformError> {
-        let job = self.find("Job", "load-engine").ok_or_else(|| {
+        let job = self.find("Job", manifest::LOAD_ENGINE).ok_or_else(|| {
             PlatformError::Snapshot(format!("{}: no Job load-engine in manifests/", self.dir.display()))
         })?;
-        let name = job.annotation("inferbench.dev/target-name").unwrap_or_default().to_owned();
-        let port = job.annotation("inferbench.dev/target-port").and_then(|p| p.parse().ok()).unwrap_or(0);
-        Ok(match job.annotation("inferbench.dev/target-kind") {
+        let name = job.annotation(manifest::TARGET_NAME).unwrap_or_default().to_owned();
+        let port = job.annotation(manifest::TARGET_PORT).and_then(|p| p.parse().ok()).unwrap_or(0);
+        Ok(match job.annotation(manifest::TARGET_KIND) {
             Some("external") => Target::External { url: name },
             Some("gateway") => Target::Gateway { name, port },
             _ => Target::Service { name, port },

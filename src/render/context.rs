@@ -11,14 +11,7 @@ use crate::{
     schema::{self, envoy, gateway, load_balancer, model_server},
 };
 
-/// Label keys every object carries; the platform only touches objects with them.
-pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-/// Label holding the run id.
-pub const RUN_ID_LABEL: &str = "inferbench/run-id";
-/// Label holding the benchmark name.
-pub const BENCHMARK_LABEL: &str = "inferbench/benchmark";
-/// Name of the ConfigMap the platform creates at run time with the load engine's target URL.
-pub const RUNTIME_CONFIGMAP: &str = "inferbench-runtime";
+use crate::schema::manifest::{BENCHMARK_LABEL, MANAGED_BY, RUN_ID_LABEL};
 
 /// Settings of the render that do not come from the catalog.
 #[derive(Debug, Clone)]
@@ -469,7 +462,7 @@ fn gateway_ctx(g: &schema::Gateway, namespace: &str, models: &[String]) -> Gatew
         }
         let mut label = dns_label(m);
         if !used.insert(label.clone()) {
-            let hash = &crate::snapshot::sha256_hex(m.as_bytes())[..8];
+            let hash = &crate::schema::hash::sha256_hex(m.as_bytes())[..8];
             label = format!("{}-{hash}", label[..label.len().min(54)].trim_end_matches('-'));
             used.insert(label.clone());
         }

@@ -2,7 +2,7 @@
 //! `summary.csv`, plots (SVG and PNG) and one self-contained `index.html`, optionally side by
 //! side with another run.
 //!
-//! Data flows one way: result files → [`load`] → the [`model`] → outputs ([`table`],
+//! Data flows one way: result files → [`read`] → the [`model`] → outputs ([`table`],
 //! [`summary_csv`], [`plots`], [`html`], [`compare`]) → [`write`] (the report folder, whole or
 //! not at all). Nothing here measures or recomputes a figure that `summary.json` already holds:
 //! the tables show the run's own numbers; only the comparison's noise test goes back to the
@@ -11,10 +11,10 @@
 pub mod compare;
 pub mod config_diff;
 pub mod html;
-pub mod load;
 pub mod lpg;
 pub mod model;
 pub mod plots;
+pub mod read;
 pub mod records;
 pub mod stats;
 pub mod summary_csv;
@@ -64,9 +64,9 @@ pub const PLOTS: &str = "plots";
 
 /// Reads the run (and the baseline), draws and writes the report.
 pub fn build(opts: &Options) -> Result<Report, ReportError> {
-    let run = load::run(&opts.run_dir)?;
+    let run = read::run(&opts.run_dir)?;
     let comparison = match &opts.compare {
-        Some(other) => Some(compare::compare(&run, &load::run(other)?)?),
+        Some(other) => Some(compare::compare(&run, &read::run(other)?)?),
         None => None,
     };
     let out = opts.out.clone().unwrap_or_else(|| run.dir.join("report"));

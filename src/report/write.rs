@@ -89,7 +89,7 @@ fn remove_stale(parent: &Path, name: &str) {
     for e in entries.flatten() {
         let f = e.file_name().to_string_lossy().into_owned();
         let Some(pid) = f.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else { continue };
-        if pid != std::process::id() && !crate::snapshot::run_file::pid_alive(pid) {
+        if pid != std::process::id() && !crate::schema::clock::pid_alive(pid) {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }

@@ -117,13 +117,13 @@ pub const STAGE_MARKER: &str = "inferbench-stage: ";
 /// One log line carrying a stage's result.
 pub fn stage_log_line(s: &crate::schema::StageResult) -> String {
     let one = crate::schema::Results { run: None, stages: vec![s.clone()] };
-    format!("{STAGE_MARKER}{}", crate::load::output::summary_json_line(&one))
+    format!("{STAGE_MARKER}{}", crate::schema::result_files::summary_json_line(&one))
 }
 
 /// The stage result of a log line written by [`stage_log_line`].
 pub fn parse_stage_log_line(line: &str) -> Option<crate::schema::StageResult> {
     let json = line.trim_end().strip_prefix(STAGE_MARKER)?;
-    crate::results::store::parse_summary(json).ok()?.stages.into_iter().next()
+    crate::schema::result_files::parse_summary(json).ok()?.stages.into_iter().next()
 }
 
 /// A writer that hashes and counts what passes through.

@@ -5,12 +5,15 @@
 //! of that benchmark removes — never a half `results/`.
 
 use std::{
-    io::{self, BufRead as _},
+    io,
     path::{Path, PathBuf},
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use crate::{load::output, schema::Results};
+use crate::schema::{
+    Results,
+    result_files::{self, REQUESTS, SUMMARY},
+};
 
 /// The folder name of complete results.
 pub const RESULTS: &str = "results";
@@ -29,6 +32,12 @@ pub struct StoreError {
     pub path: PathBuf,
     /// What is wrong.
     pub message: String,
+}
+
+impl From<result_files::FileError> for StoreError {
+    fn from(e: result_files::FileError) -> Self {
+        StoreError { path: e.path, message: e.message }
+    }
 }
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> StoreError + '_ {
@@ -53,7 +62,7 @@ pub fn discard_stale(bench_dir: &Path) -> Result<usize, StoreError> {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(rest) = name.strip_prefix(STAGING_PREFIX) else { continue };
         let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        let alive = pid.is_some_and(|p| p != std::process::id() && crate::snapshot::run_file::pid_alive(p));
+        let alive = pid.is_some_and(|p| p != std::process::id() && crate::schema::clock::pid_alive(p));
         if !alive {
             // Folders, and the files beside them (a kube download's archive).
             let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
@@ -85,17 +94,12 @@ pub struct Verified {
 /// Reads `summary.json` back and counts `requests.jsonl.zst`'s records: with `per_request` records
 /// on, every request sent has one, except those cut by a stop ("cancelled").
 pub fn verify(dir: &Path, per_request: bool) -> Result<Verified, StoreError> {
-    let summary = dir.join(output::SUMMARY);
+    let summary = dir.join(SUMMARY);
     let text = std::fs::read_to_string(&summary).map_err(io_err(&summary))?;
-    let results = parse_summary(&text).map_err(|message| StoreError { path: summary.clone(), message })?;
-    let requests = dir.join(output::REQUESTS);
-    let file = std::fs::File::open(&requests).map_err(io_err(&requests))?;
-    let decoder = zstd::Decoder::new(file).map_err(io_err(&requests))?;
-    let mut records = 0u64;
-    for line in io::BufReader::new(decoder).lines() {
-        line.map_err(io_err(&requests))?;
-        records += 1;
-    }
+    let results =
+        result_files::parse_summary(&text).map_err(|e| StoreError { path: summary.clone(), message: e.to_string() })?;
+    let requests = dir.join(REQUESTS);
+    let records = result_files::count_requests(&requests)?;
     let counts = results.stages.iter().filter_map(|s| s.counts.as_ref());
     let expected: u64 = counts.map(|c| c.sent - c.errors.get("cancelled").copied().unwrap_or(0)).sum();
     if per_request && records != expected {
@@ -107,20 +111,9 @@ pub fn verify(dir: &Path, per_request: bool) -> Result<Verified, StoreError> {
     Ok(Verified { results, records })
 }
 
-/// Parses a `summary.json`.
-pub fn parse_summary(text: &str) -> Result<Results, String> {
-    let desc = crate::schema::message("Results");
-    let mut de = serde_json::Deserializer::from_str(text);
-    let msg =
-        prost_reflect::DynamicMessage::deserialize(desc, &mut de).map_err(|e| format!("not a results summary: {e}"))?;
-    msg.transcode_to().map_err(|e| format!("not a results summary: {e}"))
-}
-
 /// Writes `runtime.json` into the staging folder.
 pub fn write_runtime(staging: &Path, runtime: &serde_json::Value) -> Result<(), StoreError> {
-    output::write_json(staging, RUNTIME, runtime)
-        .map(drop)
-        .map_err(|message| StoreError { path: staging.join(RUNTIME), message })
+    result_files::write_json(staging, RUNTIME, runtime).map(drop).map_err(StoreError::from)
 }
 
 /// Publishes a verified staging folder as `bench_dir/results` (synced, then renamed: all or
@@ -178,8 +171,8 @@ mod tests {
         let results =
             Results { stages: vec![StageResult { counts: Some(counts), ..Default::default() }], ..Default::default() };
         let lines: String = (0..records).map(|i| format!("{{\"i\": {i}}}\n")).collect();
-        std::fs::write(dir.join(output::REQUESTS), zstd::encode_all(lines.as_bytes(), 1).unwrap()).unwrap();
-        std::fs::write(dir.join(output::SUMMARY), output::summary_json(&results)).unwrap();
+        std::fs::write(dir.join(REQUESTS), zstd::encode_all(lines.as_bytes(), 1).unwrap()).unwrap();
+        std::fs::write(dir.join(SUMMARY), result_files::summary_json(&results)).unwrap();
         dir
     }
 
@@ -194,7 +187,7 @@ mod tests {
         let e = verify(&short, true).unwrap_err().to_string();
         assert!(e.contains("4 request records, but the summary counts 5 requests sent"), "{e}");
         assert!(verify(&short, false).is_ok(), "records off: not counted");
-        std::fs::write(short.join(output::SUMMARY), "{\"stages\": 3}").unwrap();
+        std::fs::write(short.join(SUMMARY), "{\"stages\": 3}").unwrap();
         let e = verify(&short, false).unwrap_err().to_string();
         assert!(e.contains("summary.json: not a results summary"), "{e}");
     }
@@ -204,7 +197,7 @@ mod tests {
         let bench = tempfile::tempdir().unwrap();
         let first = staged(bench.path(), 1, 0, 1);
         let dir = publish(&first, bench.path()).unwrap();
-        assert!(is_done(bench.path()) && dir.join(output::SUMMARY).is_file() && !first.exists());
+        assert!(is_done(bench.path()) && dir.join(SUMMARY).is_file() && !first.exists());
         let second = staged(bench.path(), 2, 0, 2);
         let e = publish(&second, bench.path()).unwrap_err().to_string();
         assert!(e.contains("results exist already"), "{e}");

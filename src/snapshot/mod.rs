@@ -17,7 +17,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use sha2::{Digest as _, Sha256};
+use crate::schema::hash::sha256_hex;
 
 /// Name of the checksum file inside `manifests/`.
 pub const SUMS: &str = "SHA256SUMS";
@@ -116,11 +116,6 @@ pub enum SnapshotError {
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SnapshotError + '_ {
     move |source| SnapshotError::Io { path: path.to_path_buf(), source }
-}
-
-/// Lower-case hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// The SHA256SUMS text of a content: manifests in name order, then `../benchmark.pbtxt`, then

@@ -14,6 +14,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use crate::schema::clock::{now, pid_alive};
+
 /// File name.
 pub const RUN_JSON: &str = "run.json";
 
@@ -84,11 +86,6 @@ impl BenchmarkRecord {
     }
 }
 
-/// Whether process `pid` exists (Linux: /proc; elsewhere assumed alive).
-pub fn pid_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") { pid != 0 && Path::new(&format!("/proc/{pid}")).exists() } else { true }
-}
-
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunFile {
@@ -120,11 +117,6 @@ pub struct Invocation {
     pub command: String,
     /// The command line arguments.
     pub args: Vec<String>,
-}
-
-/// Now, RFC 3339 UTC.
-pub fn now() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 /// Errors naming the file.

@@ -15,7 +15,7 @@ use kube::{
 };
 
 use super::super::{PlatformError, Snapshot};
-use crate::render::context::{MANAGED_BY, RUN_ID_LABEL};
+use crate::schema::manifest::{MANAGED_BY, RUN_ID_LABEL};
 
 /// The field manager of every apply.
 pub const FIELD_MANAGER: &str = "inferbench";

@@ -21,7 +21,7 @@ pub struct Fetched {
 }
 
 /// The container name of the load engine (templates/30-load-engine.yaml).
-pub const CONTAINER: &str = "load-engine";
+pub const CONTAINER: &str = crate::schema::manifest::LOAD_ENGINE;
 
 fn params() -> AttachParams {
     let mut ap = AttachParams::default().container(CONTAINER).stdin(false).stdout(true).stderr(true);

@@ -23,6 +23,7 @@ use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
+use tokio_util::sync::CancellationToken;
 
 use async_trait::async_trait;
 use futures_util::StreamExt as _;
@@ -35,11 +36,7 @@ use kube::{
 use serde_json::json;
 
 use super::{Deployment, OnStage, Platform, PlatformError, Snapshot, Target};
-use crate::{
-    load::{runner::Stop, session::Outcome},
-    render::context::RUNTIME_CONFIGMAP,
-    results::store,
-};
+use crate::{load::session::Outcome, schema::manifest::RUNTIME_CONFIGMAP};
 use wait::WaitError;
 
 /// Per-phase time limits.
@@ -87,7 +84,7 @@ pub struct KubePlatform {
 }
 
 /// The load Job's name (templates/30-load-engine.yaml).
-const LOAD_JOB: &str = "load-engine";
+const LOAD_JOB: &str = crate::schema::manifest::LOAD_ENGINE;
 
 /// Stage names already reported live.
 type Reported = Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
@@ -160,7 +157,12 @@ impl KubePlatform {
         if phase == "load" { PlatformError::Load(text) } else { PlatformError::Deploy(text) }
     }
 
-    async fn deploy_inner(&self, snap: &Snapshot, stop: &Stop, t0: Instant) -> Result<Deployment, PlatformError> {
+    async fn deploy_inner(
+        &self,
+        snap: &Snapshot,
+        stop: &CancellationToken,
+        t0: Instant,
+    ) -> Result<Deployment, PlatformError> {
         let ns = &snap.namespace;
         let apply = async {
             // Secrets first, read before anything is created: a required one missing fails at once.
@@ -188,7 +190,7 @@ impl KubePlatform {
                     return Err(self.diagnose_wait(snap, "deploy", "applying the manifests", t, WaitError::Timeout).await);
                 }
             },
-            () = stop.wait() => return Err(PlatformError::Interrupted),
+            () = stop.cancelled() => return Err(PlatformError::Interrupted),
         }
         let applied_s = t0.elapsed().as_secs_f64();
         // Every Deployment: the model server, and the endpoint picker of a gateway benchmark.
@@ -242,7 +244,7 @@ impl KubePlatform {
     }
 
     /// The load engine's target: the Service's ClusterIP, the Gateway's address, or the URL.
-    async fn target_url(&self, snap: &Snapshot, stop: &Stop) -> Result<String, PlatformError> {
+    async fn target_url(&self, snap: &Snapshot, stop: &CancellationToken) -> Result<String, PlatformError> {
         let ns = &snap.namespace;
         match snap.target()? {
             Target::External { url } => Ok(url),
@@ -331,7 +333,7 @@ impl KubePlatform {
         &self,
         snap: &Snapshot,
         out: &Path,
-        stop: &Stop,
+        stop: &CancellationToken,
         on_stage: OnStage,
     ) -> Result<Outcome, PlatformError> {
         let reported = Reported::default();
@@ -347,7 +349,12 @@ impl KubePlatform {
         Ok(outcome)
     }
 
-    async fn load_and_fetch(&self, snap: &Snapshot, out: &Path, stop: &Stop) -> Result<Outcome, PlatformError> {
+    async fn load_and_fetch(
+        &self,
+        snap: &Snapshot,
+        out: &Path,
+        stop: &CancellationToken,
+    ) -> Result<Outcome, PlatformError> {
         let ns = &snap.namespace;
         let t0 = Instant::now();
         let job = snap.objects.iter().find(|o| o.kind == "Job" && o.name == LOAD_JOB).ok_or_else(|| {
@@ -389,17 +396,17 @@ impl KubePlatform {
         let timings = json!({"load_until_sealed": load_s, "fetch": fetch_s, "fetched_bytes": fetched.bytes,
                              "fetched_files": fetched.files, "job": done});
         let _ = std::fs::write(out.join("kube.json"), serde_json::to_vec_pretty(&timings).unwrap_or_default());
-        let summary = out.join(crate::load::output::SUMMARY);
+        let summary = out.join(crate::schema::result_files::SUMMARY);
         let text = std::fs::read_to_string(&summary)
             .map_err(|e| PlatformError::Load(format!("{}: {e}", summary.display())))?;
-        let results =
-            store::parse_summary(&text).map_err(|e| PlatformError::Load(format!("{}: {e}", summary.display())))?;
+        let results = crate::schema::result_files::parse_summary(&text)
+            .map_err(|e| PlatformError::Load(format!("{}: {e}", summary.display())))?;
         let recorded = results.stages.iter().filter_map(|s| s.counts.as_ref()).map(|c| c.sent).sum();
         Ok(Outcome { results, recorded, complete: true, slowest_scrape_seconds: None })
     }
 
     /// Waits (briefly) for the Job to complete after the release; says how it ended.
-    async fn job_finished(&self, ns: &str, stop: &Stop) -> String {
+    async fn job_finished(&self, ns: &str, stop: &CancellationToken) -> String {
         let api: Api<Job> = Api::namespaced(self.client.clone(), ns);
         let cond = |j: Option<&Job>| -> bool {
             j.and_then(|j| j.status.as_ref()).is_some_and(|s| s.succeeded.unwrap_or(0) > 0 || s.failed.unwrap_or(0) > 0)
@@ -473,7 +480,7 @@ impl Platform for KubePlatform {
         "kube"
     }
 
-    async fn deploy(&self, snap: &Snapshot, stop: &Stop) -> Result<Deployment, PlatformError> {
+    async fn deploy(&self, snap: &Snapshot, stop: &CancellationToken) -> Result<Deployment, PlatformError> {
         let t0 = Instant::now();
         if let apply::Claim::Leftover = apply::claim(&self.client, &snap.namespace, &self.opts.run_id).await? {
             // An earlier attempt of this run (killed, or kept by --skip-tear-down): start clean.
@@ -495,7 +502,7 @@ impl Platform for KubePlatform {
         snap: &Snapshot,
         dep: &Deployment,
         out: &Path,
-        stop: &Arc<Stop>,
+        stop: &CancellationToken,
         on_stage: OnStage,
     ) -> Result<Outcome, PlatformError> {
         let _ = dep;

@@ -3,6 +3,7 @@
 //! pod that ends early fails the wait at once instead of running out the clock.
 
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use futures_util::StreamExt as _;
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Pod};
@@ -10,8 +11,6 @@ use kube::{
     Api, Client,
     runtime::{WatchStreamExt as _, watcher},
 };
-
-use crate::load::runner::Stop;
 
 /// How a wait ended badly.
 #[derive(Debug)]
@@ -96,7 +95,7 @@ pub async fn deployment_available(
     ns: &str,
     name: &str,
     timeout: Duration,
-    stop: &Stop,
+    stop: &CancellationToken,
 ) -> Result<(), WaitError> {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
@@ -143,7 +142,12 @@ pub enum LoadPod {
 
 /// Waits until a pod labelled `app=load-engine` is Ready (results sealed), or fails when it
 /// ends without becoming Ready.
-pub async fn load_sealed(client: &Client, ns: &str, timeout: Duration, stop: &Stop) -> Result<LoadPod, WaitError> {
+pub async fn load_sealed(
+    client: &Client,
+    ns: &str,
+    timeout: Duration,
+    stop: &CancellationToken,
+) -> Result<LoadPod, WaitError> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let mut events = std::pin::pin!(
         watcher(pods, watcher::Config::default().labels("app=load-engine")).default_backoff().applied_objects()
@@ -184,10 +188,10 @@ pub async fn load_sealed(client: &Client, ns: &str, timeout: Duration, stop: &St
 pub async fn bounded<T>(
     fut: impl std::future::Future<Output = Result<T, WaitError>>,
     timeout: Duration,
-    stop: &Stop,
+    stop: &CancellationToken,
 ) -> Result<T, WaitError> {
     tokio::select! {
         r = tokio::time::timeout(timeout, fut) => r.unwrap_or(Err(WaitError::Timeout)),
-        () = stop.wait() => Err(WaitError::Interrupted),
+        () = stop.cancelled() => Err(WaitError::Interrupted),
     }
 }

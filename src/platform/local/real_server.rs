@@ -17,8 +17,9 @@ use std::{
     process::Stdio,
     time::Duration,
 };
+use tokio_util::sync::CancellationToken;
 
-use super::{PlatformError, Stop, wait_ready};
+use super::{PlatformError, wait_ready};
 use crate::platform::snapshot::ServerDeployment;
 
 /// The environment variable naming the `vllm` binary (else `vllm` on `PATH`).
@@ -46,7 +47,7 @@ impl RealServer {
         server: &ServerDeployment,
         diagnostics: &Path,
         timeout: Duration,
-        stop: &Stop,
+        stop: &CancellationToken,
     ) -> Result<RealServer, PlatformError> {
         if server.kind != "vllm" {
             return Err(PlatformError::Deploy(format!(

@@ -1,0 +1,35 @@
+//! `inferbench load`: the load engine. A `LoadSpec` becomes [`stages`];
+//! each stage is run by the [`runner`] (open loop on [`arrivals`]' intended times, or closed-loop
+//! users), whose requests come from [`datasets`] (token counts by [`tokenize`]) and are sent and
+//! measured by the [`client`] through an API's [`backends`] ([`sse`] parsing stamped on arrival);
+//! the [`recorder`] aggregates them into `proto/results.proto`, [`records`] keeps each one, and
+//! [`output`] writes the files;
+//! [`scrape`] samples the server's `/metrics` alongside. A [`session`] ties one run together.
+//!
+//! [`compat`] writes the peers' result formats (LPG, `vllm bench serve`, inference-perf).
+//!
+//! Arrival times are waited for by the [`pacer`] (µs, not tokio's ms). [`host`] measures the
+//! client's CPU and the hypervisor's steal during each stage: why a client fell behind;
+//! [`pauses`] probes how often the machine stops a busy thread (the noise floor under lag).
+
+pub mod arrivals;
+pub mod backends;
+pub mod client;
+pub mod compat;
+pub mod datasets;
+mod error;
+pub mod host;
+pub mod output;
+pub mod pacer;
+pub mod pauses;
+pub(crate) mod pool;
+pub mod recorder;
+pub mod records;
+pub mod runner;
+pub mod scrape;
+pub mod session;
+pub mod sse;
+pub mod stages;
+pub mod tokenize;
+
+pub use error::{FileError, GetError, LoadError};

@@ -1,0 +1,330 @@
+//! One load run from a `LoadSpec`: prepared (stages planned, tokenizer and dataset loaded — the
+//! slow, fallible part, done before anything is sent), then run stage after stage with the
+//! server's metrics scraped alongside, results written after every stage. `inferbench load` and
+//! the local platform both run this, so a benchmark measured in-process and one measured in a pod
+//! are the same code.
+
+use crate::{FileError, LoadError};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+use tokio_util::sync::CancellationToken;
+
+use tokio::time::Instant;
+
+use super::{
+    client::Client,
+    compat,
+    datasets::{self, Sampled},
+    output,
+    records::Records,
+    runner::{Live, Load, StageSpec, run_stage},
+    scrape::Scraper,
+    stages,
+    tokenize::Tokenizer,
+};
+use inferbench_schema::{LoadSpec, RateList, Results, RunInfo, StageResult, Sweep, load_spec::Pattern, result_files};
+
+/// Connections opened before the first stage (see [`Client::warm`]): as many as arrivals in
+/// [`WARM_SPAN`] at the busiest planned rate (or one per closed-loop user), within these bounds.
+/// An open loop that meets a short stall with too few connections opens one per queued arrival
+/// at once, and the handshakes feed the backlog that caused them: measured at 24 000 req/s on
+/// 2 cores, 64 pooled connections left stalls of 25–116 ms at the start of most runs (lag p99
+/// 25–79 ms); 480 kept lag p99 under 1 ms.
+const WARM_CONNECTIONS: (usize, usize) = (8, 512);
+/// See [`WARM_CONNECTIONS`].
+const WARM_SPAN: f64 = 0.02;
+
+/// Connections worth opening before `stages` run.
+fn warm_connections(stages: &[StageSpec]) -> usize {
+    let want = |s: &StageSpec| -> f64 {
+        match &s.load {
+            // The cap bounds an open loop's requests in flight; closed loops have their users.
+            Load::Open { requested_rate, .. } => {
+                (requested_rate * WARM_SPAN).min(f64::from(s.max_concurrency.unwrap_or(u32::MAX)))
+            }
+            Load::Closed { users, .. } => f64::from(*users),
+        }
+    };
+    let most = stages.iter().map(want).fold(0.0, f64::max);
+    (most.ceil() as usize).clamp(WARM_CONNECTIONS.0, WARM_CONNECTIONS.1)
+}
+
+/// A load run ready to start.
+pub struct Session {
+    spec: LoadSpec,
+    stages: Vec<StageSpec>,
+    client: Arc<Client>,
+    prompts: Arc<Sampled>,
+    /// Dataset entries that could not be read and were skipped, and the first of them.
+    pub broken: (u64, Option<String>),
+    /// Also write LPG's files here (`--save-json-results`: LPG's own place, the working folder).
+    pub lpg_also_in: Option<PathBuf>,
+    /// The stage running now, for a progress display.
+    pub current: Arc<std::sync::Mutex<Option<Running>>>,
+}
+
+/// The stage running now.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// Its name.
+    pub name: String,
+    /// Its live counters.
+    pub live: Arc<Live>,
+    /// When it started.
+    pub started: std::time::Instant,
+    /// How long it runs, when bounded by time.
+    pub duration: Option<Duration>,
+    /// Requests it makes, when bounded by count.
+    pub requests: Option<u64>,
+    /// Its position among the stages (1-based) and how many are planned.
+    pub index: (usize, usize),
+}
+
+/// What a run produced.
+pub struct Outcome {
+    /// The summary (also written as `summary.json` when an output folder was given).
+    pub results: Results,
+    /// Requests measured, all stages.
+    pub recorded: u64,
+    /// Every planned stage ran to its end (no stop cut it short).
+    pub complete: bool,
+    /// The longest a scrape of the server's metrics took, in seconds (None: not scraped).
+    pub slowest_scrape_seconds: Option<f64>,
+}
+
+impl Outcome {
+    /// Requests sent and requests that succeeded, all stages.
+    pub fn sent_ok(&self) -> (u64, u64) {
+        self.results
+            .stages
+            .iter()
+            .filter_map(|s| s.counts.as_ref())
+            .fold((0, 0), |(a, b), c| (a + c.sent, b + c.succeeded))
+    }
+}
+
+impl Session {
+    /// Plans the stages and loads the tokenizer and the dataset. `spec.url` must be set.
+    pub fn prepare(spec: LoadSpec, stop: &CancellationToken) -> Result<Session, LoadError> {
+        let url = spec
+            .url
+            .clone()
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| LoadError::Spec("the load spec has no target URL".into()))?;
+        let stages = stages::plan(&spec, stop)?;
+        let tokenizer = spec.tokenizer.as_deref().filter(|t| !t.is_empty()).map(Tokenizer::load).transpose()?;
+        let mut dataset = spec.dataset.clone().unwrap_or_default();
+        if dataset.source.is_none() {
+            dataset.source = Some(inferbench_schema::dataset::Source::Synthetic(Default::default()));
+        }
+        let loaded = datasets::load(&dataset, tokenizer.as_ref(), spec.seed.unwrap_or(0))?;
+        let broken = (loaded.broken, loaded.first_broken.clone());
+        let timeout = Duration::from_secs_f64(spec.request_timeout_seconds.unwrap_or(600.0).max(0.001));
+        let mut client = Client::new(&url, spec.api(), timeout)?;
+        if let Some(t) = tokenizer {
+            client = client.with_tokenizer(Arc::new(t));
+        }
+        let client = Arc::new(client);
+        let prompts = Arc::new(Sampled::new(loaded, spec.models.len(), &spec.traffic_split, spec.seed.unwrap_or(0))?);
+        Ok(Session { spec, stages, client, prompts, broken, lpg_also_in: None, current: Arc::default() })
+    }
+
+    /// Stages planned.
+    pub fn stage_count(&self) -> usize {
+        self.stages.len()
+    }
+
+    /// The API's name.
+    pub fn api_name(&self) -> &'static str {
+        self.client.api_name()
+    }
+
+    /// Runs every stage (until `stop`), calling `on_stage` after each one's results are written
+    /// to `output_dir` (when given): a stage reported is a stage on disk.
+    pub async fn run(
+        mut self,
+        output_dir: Option<&Path>,
+        stop: &CancellationToken,
+        on_stage: &mut (dyn FnMut(&StageResult) + Send),
+    ) -> Result<Outcome, LoadError> {
+        let url = self.spec.url.clone().unwrap_or_default();
+        let mut results = Results {
+            run: Some(RunInfo {
+                tool_version: env!("CARGO_PKG_VERSION").into(),
+                url: url.clone(),
+                api: self.spec.api().as_str_name().into(),
+                models: self.spec.models.clone(),
+                started_at: inferbench_schema::clock::now(),
+                load_spec: format!("{}", prost_reflect::ReflectMessage::transcode_to_dynamic(&self.spec)),
+                metadata: self.spec.metadata.iter().map(|m| (m.key().to_owned(), m.value().to_owned())).collect(),
+            }),
+            stages: vec![],
+        };
+        let metrics = self.spec.server_metrics.clone().unwrap_or_default();
+        let scraper = metrics.enabled.unwrap_or(true).then(|| {
+            let murl = metrics
+                .url
+                .clone()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| format!("{}/metrics", url.trim_end_matches('/')));
+            Scraper::start(&murl, Duration::from_secs_f64(metrics.interval_seconds.unwrap_or(5.0).clamp(0.1, 3600.0)))
+        });
+        let records_wanted = self.spec.outputs.as_ref().and_then(|o| o.per_request_records).unwrap_or(true);
+        let mut records = vec![];
+        let mut first = 0;
+        let mut recorded = 0;
+        let mut queue: std::collections::VecDeque<StageSpec> = std::mem::take(&mut self.stages).into();
+        tokio::select! {
+            () = self.client.warm(warm_connections(queue.make_contiguous())) => {}
+            () = stop.cancelled() => {}
+        }
+        while let Some(stage) = queue.pop_front() {
+            if stop.is_cancelled() {
+                break;
+            }
+            let probe_stop = (stage.name == stages::SWEEP_PROBE).then(|| stage.stop.clone());
+            *self.current.lock().expect("current stage") = Some(Running {
+                name: stage.name.clone(),
+                live: stage.live.clone(),
+                started: std::time::Instant::now(),
+                duration: stage.duration,
+                requests: self.spec.num_prompts.filter(|n| *n > 0),
+                index: (results.stages.len() + 1, results.stages.len() + 1 + queue.len()),
+            });
+            let name = stage.name.clone();
+            // Server metrics are summarised over what the client measures: after the warm-up.
+            let began = Instant::now() + stage.warmup;
+            if let Some(s) = &scraper {
+                s.scrape_now().await;
+            }
+            let out = run_stage(self.client.clone(), self.prompts.clone(), stage, first).await;
+            if let Some(s) = &scraper {
+                s.scrape_now().await;
+            }
+            first += out.requests_made;
+            recorded += out.records.len() as u64;
+            let mut result = out.result;
+            if let Some(s) = &scraper {
+                result.server_metrics = s.summarise(&name, began, Instant::now()).into_iter().collect();
+            }
+            results.stages.push(result);
+            records.push((name, if records_wanted { out.records } else { Records::new() }));
+            // Written after every stage, so a crash later keeps the stages already measured.
+            output::off_runtime(|| -> Result<(), FileError> {
+                if let Some(dir) = output_dir {
+                    output::write(dir, &results, &records)?;
+                    if let Some(s) = &scraper {
+                        result_files::write_json(dir, result_files::SERVER_METRICS, &s.scraped())?;
+                    }
+                }
+                self.write_compat(output_dir, &results, results.stages.len() - 1)
+            })?;
+            on_stage(results.stages.last().expect("just pushed"));
+            if let (Some(stop), Some(Pattern::Sweep(sw))) = (probe_stop, &self.spec.pattern) {
+                queue.extend(self.sweep_stages(sw, results.stages.last().expect("just pushed"), &stop)?);
+            }
+        }
+        let complete = queue.is_empty() && !stop.is_cancelled();
+        let slowest_scrape_seconds = scraper.as_ref().map(|s| s.scraped().slowest_scrape_seconds);
+        Ok(Outcome { results, recorded, complete, slowest_scrape_seconds })
+    }
+
+    /// The rate stages of a sweep, from its probe's measured throughput.
+    fn sweep_stages(
+        &self,
+        sw: &Sweep,
+        probe: &StageResult,
+        stop: &CancellationToken,
+    ) -> Result<Vec<StageSpec>, LoadError> {
+        let saturation = probe.throughput.map_or(0.0, |t| t.requests_per_second);
+        let rates = stages::sweep_rates(sw, saturation);
+        if rates.is_empty() {
+            return Err(LoadError::Spec(format!(
+                "the sweep's probe measured no successful requests ({} sent): no rates to run",
+                probe.counts.as_ref().map_or(0, |c| c.sent)
+            )));
+        }
+        let spec = LoadSpec { pattern: Some(Pattern::Rates(RateList { request_rates: rates })), ..self.spec.clone() };
+        stages::plan(&spec, stop)
+    }
+
+    /// The peers' file formats of stage `i`, as the spec's `outputs` ask.
+    fn write_compat(&self, dir: Option<&Path>, results: &Results, i: usize) -> Result<(), FileError> {
+        let outputs = self.spec.outputs.clone().unwrap_or_default();
+        let (Some(run), Some(stage)) = (results.run.as_ref(), results.stages.get(i)) else { return Ok(()) };
+        let cx = compat::Context {
+            run,
+            api: self.spec.api(),
+            tokenizer: self
+                .spec
+                .tokenizer
+                .clone()
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| run.models.first().cloned().unwrap_or_default()),
+            file_prefix: outputs
+                .file_prefix
+                .clone()
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "benchmark-catalog".into()),
+            streaming: self.spec.streaming.unwrap_or(true),
+            ended: time::OffsetDateTime::now_utc(),
+        };
+        let put = |dir: &Path, name: &str, v: &serde_json::Value| -> Result<(), FileError> {
+            std::fs::create_dir_all(dir).map_err(|e| FileError { path: dir.to_path_buf(), message: e.to_string() })?;
+            result_files::write_json(dir, name, v).map(drop)
+        };
+        if outputs.lpg_json.unwrap_or(false) {
+            for (name, v) in compat::lpg::files(&cx, stage) {
+                if let Some(d) = dir {
+                    put(&d.join("lpg"), &name, &v)?;
+                }
+                if let Some(d) = &self.lpg_also_in {
+                    put(d, &name, &v)?;
+                }
+            }
+        }
+        if let Some(d) = dir {
+            if outputs.vllm_bench_json.unwrap_or(false) {
+                let (name, v) = compat::vllm_bench::file(&cx, stage);
+                put(&d.join("vllm-bench"), &name, &v)?;
+            }
+            if outputs.inference_perf_json.unwrap_or(false) {
+                let (name, v) = compat::inference_perf::file(&cx, i, stage);
+                put(&d.join("inference-perf"), &name, &v)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use inferbench_schema::{ClosedLoop, RateList};
+
+    fn planned(pattern: Pattern, cap: Option<u32>) -> Vec<StageSpec> {
+        let spec = LoadSpec {
+            pattern: Some(pattern),
+            models: vec!["m".into()],
+            duration_seconds: Some(10.0),
+            max_concurrency: cap,
+            num_prompts: Some(1000),
+            ..Default::default()
+        };
+        stages::plan(&spec, &Arc::default()).unwrap()
+    }
+
+    #[test]
+    fn connections_are_warmed_for_the_busiest_stage_within_bounds() {
+        let rates = |r: Vec<f64>, cap| planned(Pattern::Rates(RateList { request_rates: r }), cap);
+        assert_eq!(warm_connections(&rates(vec![2.0, 10.0], None)), 8, "slow loads: the floor");
+        assert_eq!(warm_connections(&rates(vec![1000.0, 12_000.0], None)), 240, "20 ms of the busiest rate");
+        assert_eq!(warm_connections(&rates(vec![100_000.0], None)), 512, "the ceiling");
+        assert_eq!(warm_connections(&rates(vec![f64::INFINITY], Some(100))), 100, "never past the cap");
+        let closed = planned(Pattern::Concurrency(ClosedLoop { users: vec![4, 50] }), None);
+        assert_eq!(warm_connections(&closed), 50, "one per user");
+    }
+}
