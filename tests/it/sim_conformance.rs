@@ -32,9 +32,7 @@ use clap::Parser;
 use inferbench::{load::scrape::WATCHED, sim::Server};
 use serde_json::{Value, json};
 
-#[path = "common/real_vllm.rs"]
-mod real_vllm;
-use real_vllm::{MAX_MODEL_LEN, MODEL, real};
+use crate::common::real_vllm::{MAX_MODEL_LEN, MODEL, real};
 
 // ---------------------------------------------------------------------------------------------
 // The differences that stay (each also in the README, "Differences from vLLM 0.32 that stay").

@@ -1,18 +1,17 @@
 //! The real vLLM the tests hold inferbench to (`scripts/real-vllm`: vLLM's CPU build serving a
 //! tiny random-weight Llama as `tiny-llama` with `--max-model-len 2048`), shared by the test
-//! binaries that need it (each uses part of it).
+//! modules that need it, one at a time ([`turn`]).
 //!
 //! The server: `INFERBENCH_REAL_VLLM_URL` (scripts/test starts one while the tests build, and this
 //! waits for its `/health`), else one started here with `scripts/real-vllm serve 18765` and left
 //! running for the next test run (`scripts/real-vllm stop 18765` ends it). A machine where vLLM
 //! cannot be installed or started fails the tests with the script's reason: never skipped.
-#![allow(dead_code)]
 
 use std::{
     io::{Read as _, Write as _},
     path::PathBuf,
     process::{Command, Output},
-    sync::OnceLock,
+    sync::{Mutex, MutexGuard, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -23,6 +22,13 @@ pub const OWN_PORT: u16 = 18765;
 pub const MODEL: &str = "tiny-llama";
 /// `--max-model-len` of `scripts/real-vllm serve`.
 pub const MAX_MODEL_LEN: usize = 2048;
+
+/// One test at a time talks to the server (it is one process on a machine of 2 cores: two tests
+/// at once would measure each other). Hold the guard for the whole test.
+pub fn turn() -> MutexGuard<'static, ()> {
+    static SERVER: Mutex<()> = Mutex::new(());
+    SERVER.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// The real vLLM: its URL (no trailing slash), the model folder (its `tokenizer.json`), and the
 /// `vllm` binary.

@@ -9,13 +9,12 @@
 //! never skipped).
 //!
 //! The tests share the one server and compare its global counters with one load's requests, so
-//! they take turns (`SERVER`).
+//! they take turns ([`turn`]).
 
 use std::{
     io::Read as _,
     path::{Path, PathBuf},
     process::{Command, Output},
-    sync::Mutex,
 };
 
 use serde_json::Value;
@@ -23,12 +22,7 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_inferbench");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-#[path = "common/real_vllm.rs"]
-mod real_vllm;
-use real_vllm::{MODEL, real};
-
-/// One test at a time talks to the server.
-static SERVER: Mutex<()> = Mutex::new(());
+use crate::common::real_vllm::{MODEL, real, turn};
 
 /// Runs `inferbench load --spec` with `body` after the target, model and tokenizer lines; results
 /// in `dir/NAME`.
@@ -72,7 +66,7 @@ fn u(v: &Value) -> u64 {
 
 #[test]
 fn completions_and_chat_streamed_and_not_count_tokens_as_vllm_does() {
-    let _turn = SERVER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     // Fixed lengths: exactly 64 prompt tokens asking for exactly 16; then sampled ones.
     let fixed = "dataset { synthetic { input { mean: 64 min: 64 max: 64 } output { mean: 16 min: 16 max: 16 } } }";
@@ -133,7 +127,7 @@ fn completions_and_chat_streamed_and_not_count_tokens_as_vllm_does() {
 
 #[test]
 fn a_prompt_beyond_max_model_len_is_the_400_vllm_answers() {
-    let _turn = SERVER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     // 2 500 tokens against --max-model-len 2048.
     let (o, out) = load(
@@ -161,7 +155,7 @@ fn mean_ms(recs: &[Value], field: &str) -> f64 {
 
 #[test]
 fn the_clients_figures_agree_with_vllms_own_clock_and_counters() {
-    let _turn = SERVER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     let (o, out) = load(
         dir.path(),
@@ -222,7 +216,7 @@ const GAP_BOUND_MS: f64 = 30.0;
 
 #[test]
 fn run_servers_real_runs_vllm_on_the_local_platform_and_report_shows_it() {
-    let _turn = SERVER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _turn = turn();
     let r = real();
     let dir = tempfile::tempdir().unwrap();
     let model = r.model_dir.display();

@@ -1,0 +1,3 @@
+//! Helpers more than one test module uses.
+
+pub mod real_vllm;

@@ -1,0 +1,26 @@
+//! Every integration test, in one binary: the crate and its dependencies are linked once (each
+//! of the 15 binaries this was linked all of it: 15 links and their disk), and the helpers are
+//! shared ([`common`]). Each module is one area, named as the old `tests/*.rs` files were, so
+//! `cargo test --test it kube::` runs what `cargo test --test kube` did.
+//!
+//! The tests that measure the real vLLM's timing (`real_vllm::`) share the server and the CPU:
+//! they take turns ([`common::real_vllm::turn`]), and `scripts/test` runs them on their own after
+//! the others, as they ran when each area was its own binary.
+
+mod common;
+
+mod catalog;
+mod cli;
+mod gcs;
+mod inherit_prop;
+mod kube;
+mod load_cli;
+mod load_client;
+mod real_vllm;
+mod render;
+mod report;
+mod run_local;
+mod sim;
+mod sim_cli;
+mod sim_conformance;
+mod snapshot;
