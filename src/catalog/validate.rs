@@ -82,7 +82,7 @@ static IMAGE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// Checks an image reference; `Err` says what is wrong.
-pub fn check_image(image: &str) -> Result<(), String> {
+fn check_image(image: &str) -> Result<(), String> {
     if image.len() > 255 {
         return Err(format!("image reference is {} characters, more than 255", image.len()));
     }

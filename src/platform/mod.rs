@@ -23,6 +23,9 @@ pub enum PlatformError {
     /// The snapshot cannot be read or does not describe something this platform runs.
     #[error("snapshot: {0}")]
     Snapshot(String),
+    /// The cluster cannot be reached (no configuration, a bad kubeconfig).
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// The model server did not come up.
     #[error("deploy: {0}")]
     Deploy(String),

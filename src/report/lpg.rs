@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::ReportError;
 use crate::schema::{Counts, Distribution, Offered, RunInfo, ServerSeries, StageResult, Throughput};
 
 /// One LPG file, read.
@@ -38,7 +39,11 @@ pub fn is_lpg(v: &Value) -> bool {
 /// `lpg/` (ours) and the folder itself that has any. Of each rate, LPG's `weighted` aggregate
 /// when there is one, else every model's file. Files that are not LPG results are ignored; an
 /// LPG-looking `.json` that does not parse is an error naming it.
-pub fn read_dir(results: &Path) -> Result<Vec<LpgFile>, String> {
+pub fn read_dir(results: &Path) -> Result<Vec<LpgFile>, ReportError> {
+    read_files(results).map_err(|message| ReportError { path: results.to_path_buf(), message })
+}
+
+fn read_files(results: &Path) -> Result<Vec<LpgFile>, String> {
     for dir in [results.join("json"), results.join("lpg"), results.to_path_buf()] {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
         let mut paths: Vec<PathBuf> = entries
@@ -276,7 +281,7 @@ mod tests {
         let names: Vec<&str> = files.iter().map(|f| f.stage.name.as_str()).collect();
         assert_eq!(names, ["rate-1", "rate-2"]);
         std::fs::write(json.join("p-vllm-3.0qps-20240101-130000-weighted.json"), "{broken").unwrap();
-        let e = read_dir(d.path()).unwrap_err();
+        let e = read_dir(d.path()).unwrap_err().to_string();
         assert!(
             e.contains("p-vllm-3.0qps-20240101-130000-weighted.json: not a latency-profile-generator result"),
             "{e}"

@@ -73,9 +73,10 @@ pub fn build(opts: &Options) -> Result<Report, ReportError> {
     let rendered: Vec<plots::Rendered> = plots::figures(&run)
         .par_iter()
         .map(plots::render)
-        .collect::<Result<_, String>>()
-        .map_err(|message| ReportError { path: out.join(PLOTS), message })?;
-    let csv = summary_csv::csv(&run).map_err(|message| ReportError { path: out.join("summary.csv"), message })?;
+        .collect::<Result<_, plots::DrawError>>()
+        .map_err(|e| ReportError { path: out.join(PLOTS), message: e.to_string() })?;
+    let csv =
+        summary_csv::csv(&run).map_err(|e| ReportError { path: out.join("summary.csv"), message: e.to_string() })?;
     let out_abs = std::path::absolute(&out).map_err(|e| ReportError { path: out.clone(), message: e.to_string() })?;
     let link = |p: &Path| relative_link(&out_abs, p);
     let page = html::page(&html::Page { run: &run, plots: &rendered, comparison: comparison.as_ref(), link: &link });

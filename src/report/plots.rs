@@ -322,8 +322,17 @@ fn register_font() {
     });
 }
 
+/// A figure that could not be drawn or encoded (the message names it).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct DrawError(String);
+
 /// Draws a figure as SVG and PNG.
-pub fn render(f: &Figure) -> Result<Rendered, String> {
+pub fn render(f: &Figure) -> Result<Rendered, DrawError> {
+    render_both(f).map_err(DrawError)
+}
+
+fn render_both(f: &Figure) -> Result<Rendered, String> {
     register_font();
     let mut svg = String::new();
     {

@@ -170,7 +170,7 @@ pub fn results(dir: &Path, kind: ResultsKind) -> Result<Results, ReportError> {
         let r = parse_summary(&text).map_err(|m| err(&summary, m.to_string()))?;
         (kind, r.run, r.stages)
     } else {
-        let lpg = lpg::read_dir(dir).map_err(|m| err(dir, m))?;
+        let lpg = lpg::read_dir(dir)?;
         if lpg.is_empty() {
             return Err(err(dir, format!("no {SUMMARY} and no latency-profile-generator result files")));
         }

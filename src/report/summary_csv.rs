@@ -68,10 +68,10 @@ pub fn header() -> Vec<String> {
 }
 
 /// The CSV text of a run.
-pub fn csv(run: &Run) -> Result<Vec<u8>, String> {
+pub fn csv(run: &Run) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(vec![]);
     let header = header();
-    w.write_record(&header).map_err(|e| e.to_string())?;
+    w.write_record(&header)?;
     for b in &run.benchmarks {
         let kind = b.results.as_ref().map_or(String::new(), |r| format!("{:?}", r.kind).to_lowercase());
         if b.stages().is_empty() {
@@ -80,7 +80,7 @@ pub fn csv(run: &Run) -> Result<Vec<u8>, String> {
             row[1] = b.state_label().into();
             row[2] = kind;
             *row.last_mut().expect("non-empty header") = b.reason.clone().unwrap_or_default();
-            w.write_record(&row).map_err(|e| e.to_string())?;
+            w.write_record(&row)?;
             continue;
         }
         for s in b.stages() {
@@ -123,8 +123,8 @@ pub fn csv(run: &Run) -> Result<Vec<u8>, String> {
                 n => row.extend([cell(o.client_cpu_seconds), n.to_string(), cell(o.host_steal_seconds)]),
             }
             row.push(b.reason.clone().unwrap_or_default());
-            w.write_record(&row).map_err(|e| e.to_string())?;
+            w.write_record(&row)?;
         }
     }
-    w.into_inner().map_err(|e| e.to_string())
+    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }

@@ -3,9 +3,10 @@
 //! shared ([`common`]). Each module is one area, named as the old `tests/*.rs` files were, so
 //! `cargo test --test it kube::` runs what `cargo test --test kube` did.
 //!
-//! The tests that measure the real vLLM's timing (`real_vllm::`) share the server and the CPU:
-//! they take turns ([`common::real_vllm::turn`]), and `scripts/test` runs them on their own after
-//! the others, as they ran when each area was its own binary.
+//! The tests that talk to the real vLLM (`real_vllm::`, `sim_conformance::`) share the server and
+//! count its tokens: they take turns ([`common::real_vllm::turn`]), and `scripts/test` runs them on
+//! their own after the others (a kube test beside them would be measured too), as they ran when
+//! each area was its own binary.
 
 mod common;
 

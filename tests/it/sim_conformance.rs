@@ -32,7 +32,7 @@ use clap::Parser;
 use inferbench::{load::scrape::WATCHED, sim::Server};
 use serde_json::{Value, json};
 
-use crate::common::real_vllm::{MAX_MODEL_LEN, MODEL, real};
+use crate::common::real_vllm::{MAX_MODEL_LEN, MODEL, real, turn};
 
 // ---------------------------------------------------------------------------------------------
 // The differences that stay (each also in the README, "Differences from vLLM 0.32 that stay").
@@ -238,7 +238,7 @@ impl Findings {
             allowed.iter().flat_map(|a| a.iter()).map(|(k, _)| *k).filter(|k| !self.used.contains(k)).collect();
         assert!(
             self.unexplained.is_empty() && stale.is_empty(),
-            "the simulator differs from vLLM 0.32 (fix it in src/sim, or allow-list it in tests/sim_conformance.rs and the README with the reason):\n  {}\nallow-list entries that no longer match a difference: {stale:?}",
+            "the simulator differs from vLLM 0.32 (fix it in src/sim, or allow-list it in tests/it/sim_conformance.rs and the README with the reason):\n  {}\nallow-list entries that no longer match a difference: {stale:?}",
             self.unexplained.join("\n  ")
         );
     }
@@ -399,7 +399,12 @@ fn bad_requests() -> Vec<Req> {
 }
 
 #[tokio::test]
+#[allow(
+    clippy::await_holding_lock,
+    reason = "the turn is held for the whole test on its own single-threaded runtime; the other holders are other tests' threads"
+)]
 async fn bad_requests_get_vllms_status_and_error_body() {
+    let _turn = turn();
     let (real, sim) = (real_url().await, sim().await);
     let mut found = Findings::default();
     for r in bad_requests() {
@@ -420,7 +425,12 @@ async fn bad_requests_get_vllms_status_and_error_body() {
 // Answers that succeed: status, media type, shape, and what both count alike.
 
 #[tokio::test]
+#[allow(
+    clippy::await_holding_lock,
+    reason = "the turn is held for the whole test on its own single-threaded runtime; the other holders are other tests' threads"
+)]
 async fn answers_have_vllms_fields_and_counts() {
+    let _turn = turn();
     let (real, sim) = (real_url().await, sim().await);
     let c = "/v1/completions";
     let ch = "/v1/chat/completions";
@@ -601,7 +611,12 @@ fn read_stream(body: &str) -> (Vec<&'static str>, BTreeMap<&'static str, BTreeMa
 }
 
 #[tokio::test]
+#[allow(
+    clippy::await_holding_lock,
+    reason = "the turn is held for the whole test on its own single-threaded runtime; the other holders are other tests' threads"
+)]
 async fn streams_send_vllms_events_one_token_per_chunk() {
+    let _turn = turn();
     let (real, sim) = (real_url().await, sim().await);
     let tokens = 5;
     let base_c =
@@ -751,7 +766,12 @@ fn matches(pattern: &str, name: &str) -> bool {
 }
 
 #[tokio::test]
+#[allow(
+    clippy::await_holding_lock,
+    reason = "the turn is held for the whole test on its own single-threaded runtime; the other holders are other tests' threads"
+)]
 async fn metrics_have_vllms_families_types_labels_and_buckets() {
+    let _turn = turn();
     let (real, sim) = (real_url().await, sim().await);
     // A request on each, so every series a request creates exists.
     let r = post(

@@ -5,7 +5,7 @@
 //!
 //! Every series carries `model_name` and `engine` labels, as vLLM V1 does; one engine per simulated
 //! data-parallel rank. Names, types, label names, buckets and help texts are vLLM 0.32's
-//! (`tests/sim_conformance.rs` compares them with a real vLLM); the families the simulator does not
+//! (`tests/it/sim_conformance.rs` compares them with a real vLLM); the families the simulator does not
 //! model are listed in the README ("Differences from vLLM 0.32 that stay").
 
 use prometheus::{

@@ -88,8 +88,17 @@ async fn exec_to(
     }
 }
 
+/// Results that could not be downloaded from the load pod, or the engine not released.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct FetchError(pub String);
+
 /// Downloads the sealed results of `pod` (folder `dir` inside it) into `staging`.
-pub async fn fetch(api: &Api<Pod>, pod: &str, dir: &str, staging: &Path) -> Result<Fetched, String> {
+pub async fn fetch(api: &Api<Pod>, pod: &str, dir: &str, staging: &Path) -> Result<Fetched, FetchError> {
+    download(api, pod, dir, staging).await.map_err(FetchError)
+}
+
+async fn download(api: &Api<Pod>, pod: &str, dir: &str, staging: &Path) -> Result<Fetched, String> {
     // Beside the staging folder, named after it: never among the results, and removed with it
     // as stale if this process dies mid-download.
     let mut name = staging.file_name().unwrap_or_default().to_os_string();
@@ -128,6 +137,10 @@ pub async fn fetch(api: &Api<Pod>, pod: &str, dir: &str, staging: &Path) -> Resu
 }
 
 /// Lets the holding engine exit (its Job completes).
-pub async fn release(api: &Api<Pod>, pod: &str, dir: &str) -> Result<(), String> {
+pub async fn release(api: &Api<Pod>, pod: &str, dir: &str) -> Result<(), FetchError> {
+    release_engine(api, pod, dir).await.map_err(FetchError)
+}
+
+async fn release_engine(api: &Api<Pod>, pod: &str, dir: &str) -> Result<(), String> {
     exec_to(api, pod, &["inferbench", "results", "release", dir], tokio::io::sink()).await.map(|_| ())
 }

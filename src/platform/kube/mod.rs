@@ -373,7 +373,7 @@ impl KubePlatform {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let tf = self.opts.timeouts.fetch;
         let fetched = wait::bounded(
-            async { fetch::fetch(&pods, &pod, &results_dir, out).await.map_err(WaitError::Failed) },
+            async { fetch::fetch(&pods, &pod, &results_dir, out).await.map_err(|e| WaitError::Failed(e.0)) },
             tf,
             stop,
         )
@@ -384,7 +384,7 @@ impl KubePlatform {
         };
         let fetch_s = t0.elapsed().as_secs_f64() - load_s;
         let released = wait::bounded(
-            async { fetch::release(&pods, &pod, &results_dir).await.map_err(WaitError::Failed) },
+            async { fetch::release(&pods, &pod, &results_dir).await.map_err(|e| WaitError::Failed(e.0)) },
             Duration::from_secs(60),
             stop,
         )
@@ -433,26 +433,29 @@ impl KubePlatform {
 }
 
 /// A client from the kubeconfig (KUBECONFIG, ~/.kube/config, `context`) or the in-cluster config.
-pub async fn client(context: Option<&str>) -> anyhow::Result<Client> {
-    use anyhow::Context as _;
+pub async fn client(context: Option<&str>) -> Result<Client, PlatformError> {
     install_crypto();
     let config = match context {
         Some(ctx) => {
             let opts = kube::config::KubeConfigOptions { context: Some(ctx.to_owned()), ..Default::default() };
-            kube::Config::from_kubeconfig(&opts).await.with_context(|| format!("kubeconfig context {ctx}"))?
+            kube::Config::from_kubeconfig(&opts)
+                .await
+                .map_err(|e| PlatformError::Cluster(format!("kubeconfig context {ctx}: {e}")))?
         }
-        None => kube::Config::infer().await.context("no Kubernetes configuration (set KUBECONFIG or --context)")?,
+        None => kube::Config::infer().await.map_err(|e| {
+            PlatformError::Cluster(format!("no Kubernetes configuration (set KUBECONFIG or --context): {e}"))
+        })?,
     };
-    Client::try_from(config).context("Kubernetes client")
+    Client::try_from(config).map_err(|e| PlatformError::Cluster(format!("Kubernetes client: {e}")))
 }
 
 /// A client for the kubeconfig file `path` (its current context).
-pub async fn client_for(path: &Path) -> anyhow::Result<Client> {
-    use anyhow::Context as _;
+pub async fn client_for(path: &Path) -> Result<Client, PlatformError> {
     install_crypto();
-    let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("{}", path.display()))?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-    Client::try_from(config).context("Kubernetes client")
+    let cluster = |e: &dyn std::fmt::Display| PlatformError::Cluster(format!("{}: {e}", path.display()));
+    let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| cluster(&e))?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.map_err(|e| cluster(&e))?;
+    Client::try_from(config).map_err(|e| cluster(&e))
 }
 
 /// Picks rustls' ring provider for the process: two providers are linked in (ring for kube,

@@ -1,7 +1,7 @@
 //! OpenAI `/v1/completions` and `/v1/chat/completions` as vLLM 0.32 serves them: its JSON shapes
 //! (every field it sends, `null` ones included), its extensions (`min_tokens`, `ignore_eos`) and
 //! its answers to bad requests ([`validate`](super::validate)), checked against a real vLLM by
-//! `tests/sim_conformance.rs`.
+//! `tests/it/sim_conformance.rs`.
 //!
 //! Streams: chat starts with a role-only chunk (`delta: {role: "assistant", content: ""}`), then one
 //! chunk per engine step (one token without `--tokens-per-step`); the chunk with the last tokens
