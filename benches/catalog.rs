@@ -9,7 +9,7 @@ use std::{hint::black_box, sync::Arc, time::Duration};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use inferbench::{
     catalog::{Catalog, SourceFile, validate},
-    pipeline::{self, Loaded},
+    generate::{self, Loaded},
     plan::PlanOptions,
     render::{RenderOptions, Renderer},
     schema::hardware::HardwareTable,
@@ -102,8 +102,8 @@ fn bench(c: &mut Criterion) {
                     name_regex: None,
                     overwrite_snapshot: false,
                 };
-                let plan = pipeline::plan(&loaded, &opts).unwrap();
-                let reports = pipeline::generate(&plan, &renderer, false);
+                let plan = generate::plan(&loaded, &opts).unwrap();
+                let reports = generate::generate(&plan, &renderer, false);
                 assert!(reports.iter().all(|r| r.outcome.is_ok()));
                 out
             },

@@ -3,8 +3,8 @@
 //! The pipeline, one way: `catalog` (parse, inherit, validate) → `plan` (run id, selection, load
 //! specs, generated rates) → `render` (tera → Kubernetes manifests) → `snapshot` (immutable
 //! folders under `output/`) → `platform` (local or Kubernetes: deploy, run the load, collect) →
-//! `results` → `report`. `pipeline` (generate) and `lifecycle` (run) are the two orchestrators the
-//! commands map to; `cli` wires them to commands.
+//! `results` → `report`. [`generate`] (catalog → snapshots) and [`run`] (snapshots → results) are
+//! the two orchestrators, named after the verbs a user types; `cli` wires them to commands.
 //!
 //! Below all of it are the workspace's other crates, re-exported here under their short names:
 //! [`schema`] (`inferbench-schema`: the contracts every crate speaks), and the leaves [`load`]
@@ -19,11 +19,11 @@ pub use inferbench_sim as sim;
 
 pub mod catalog;
 pub mod cli;
-pub mod lifecycle;
-pub mod pipeline;
+pub mod generate;
 pub mod plan;
 pub mod platform;
 pub mod render;
 pub mod report;
 pub mod results;
+pub mod run;
 pub mod snapshot;

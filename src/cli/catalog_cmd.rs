@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use super::{CatalogArgs, EXIT_INPUT, ShowArgs};
 use crate::{
     catalog::{Catalog, Diagnostics, select::split_by_name, validate},
-    pipeline,
+    generate,
     schema::hardware::HardwareTable,
 };
 
@@ -56,7 +56,7 @@ pub fn validate(a: &CatalogArgs) -> ExitCode {
 
 /// One line per benchmark.
 pub fn list(a: &CatalogArgs) -> ExitCode {
-    let loaded = match pipeline::load(&a.selection.files(), a.selection.hardware.as_deref()) {
+    let loaded = match generate::load(&a.selection.files(), a.selection.hardware.as_deref()) {
         Ok(l) => l,
         Err(d) => return fail(&d),
     };
@@ -100,7 +100,7 @@ pub fn list(a: &CatalogArgs) -> ExitCode {
 
 /// Text format of one benchmark.
 pub fn show(a: &ShowArgs) -> ExitCode {
-    let loaded = match pipeline::load(&a.selection.files(), a.selection.hardware.as_deref()) {
+    let loaded = match generate::load(&a.selection.files(), a.selection.hardware.as_deref()) {
         Ok(l) => l,
         Err(d) => return fail(&d),
     };

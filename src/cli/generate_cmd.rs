@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use super::{EXIT_INPUT, GenerateArgs};
 use crate::{
-    pipeline::{self, SnapshotReport},
+    generate::{self, SnapshotReport},
     plan::{Plan, PlanOptions},
     render::{RenderOptions, Renderer},
     snapshot::Outcome,
@@ -30,7 +30,7 @@ pub fn generate(a: &GenerateArgs, command: &str) -> ExitCode {
 /// prints each snapshot's outcome. `Err` is the exit code of an input error that stops everything;
 /// a single benchmark's failure is in its report.
 pub fn snapshots(a: &GenerateArgs, command: &str) -> Result<(Plan, Vec<SnapshotReport>), ExitCode> {
-    let loaded = match pipeline::load(&a.selection.files(), a.selection.hardware.as_deref()) {
+    let loaded = match generate::load(&a.selection.files(), a.selection.hardware.as_deref()) {
         Ok(l) => l,
         Err(d) => {
             eprintln!("{d}");
@@ -43,7 +43,7 @@ pub fn snapshots(a: &GenerateArgs, command: &str) -> Result<(Plan, Vec<SnapshotR
         name_regex: a.benchmark_name_regex.clone().filter(|r| !r.is_empty()),
         overwrite_snapshot: a.overwrite_snapshot,
     };
-    let plan = match pipeline::plan(&loaded, &opts) {
+    let plan = match generate::plan(&loaded, &opts) {
         Ok(p) => p,
         Err(d) => {
             eprintln!("{d}");
@@ -63,9 +63,9 @@ pub fn snapshots(a: &GenerateArgs, command: &str) -> Result<(Plan, Vec<SnapshotR
             return Err(ExitCode::from(EXIT_INPUT));
         }
     };
-    let reports = pipeline::generate(&plan, &renderer, a.overwrite_snapshot);
+    let reports = generate::generate(&plan, &renderer, a.overwrite_snapshot);
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Err(e) = pipeline::record(&plan, &reports, command, args) {
+    if let Err(e) = generate::record(&plan, &reports, command, args) {
         eprintln!("error: {e}");
         return Err(ExitCode::from(EXIT_INPUT));
     }

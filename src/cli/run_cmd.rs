@@ -17,12 +17,12 @@ use super::{
 use super::{EXIT_INTERRUPTED, Signals};
 use crate::schema::LocalServer;
 use crate::{
-    lifecycle::{self, Event, Finished, Job, Options},
     platform::{
         Platform,
         kube::{KubeOptions, KubePlatform, Timeouts},
         local::LocalPlatform,
     },
+    run::{self, Event, Finished, Job, Options},
     snapshot::run_file::State,
 };
 
@@ -117,8 +117,8 @@ pub fn run(a: &RunArgs) -> ExitCode {
         });
     }
     let opts = Options { parallelism, skip_tear_down: a.skip_tear_down };
-    let events: lifecycle::Events = Arc::new(print_event);
-    let finished = rt.block_on(lifecycle::run_all(
+    let events: run::Events = Arc::new(print_event);
+    let finished = rt.block_on(run::run_all(
         platform,
         plan.run_dir.clone(),
         plan.run_id.clone(),

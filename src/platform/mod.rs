@@ -1,6 +1,6 @@
 //! Platforms: where a benchmark's snapshot runs. A platform deploys the model server, runs the
 //! load engine with the snapshot's `LoadSpec` into a folder it is given, and tears down; the run
-//! lifecycle ([`crate::lifecycle`]) around it — states, resume, verification, parallelism — is the
+//! lifecycle ([`crate::run`]) around it — states, resume, verification, parallelism — is the
 //! same for every platform. `local` runs the simulator and the load engine in this process;
 //! `kube` applies the manifests to a cluster and runs the load engine as a Job there.
 

@@ -3,21 +3,21 @@
 
 use inferbench::{
     catalog::select::FileSelection,
-    pipeline,
+    generate,
     plan::{Plan, PlanOptions},
     render::{RenderOptions, Renderer},
 };
 
 fn plan(paths: &[&str], regex: &str) -> Plan {
     let sel = FileSelection { paths: paths.iter().map(Into::into).collect(), ..Default::default() };
-    let loaded = pipeline::load(&sel, None).unwrap();
+    let loaded = generate::load(&sel, None).unwrap();
     let opts = PlanOptions {
         run_id: Some("0a1b2c3d".into()),
         output_root: "/nonexistent/output".into(),
         name_regex: Some(regex.into()),
         overwrite_snapshot: false,
     };
-    pipeline::plan(&loaded, &opts).unwrap()
+    generate::plan(&loaded, &opts).unwrap()
 }
 
 fn render_one(paths: &[&str], name: &str) -> String {

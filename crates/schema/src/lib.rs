@@ -10,8 +10,8 @@
 //! - [`manifest`]: the names, labels and annotations the templates write and the platforms read;
 //! - [`clock`] and [`hash`]: the timestamps and digests written into those files.
 //!
-//! The crates above it: `inferbench-load`, `inferbench-sim` and `inferbench-node` (leaves: they
-//! import only this crate), and `inferbench` (catalog → plan → render → snapshot → platform →
+//! The crates above it: `inferbench-load` and `inferbench-sim` (leaves: they import only this
+//! crate), `inferbench-node` (a leaf that needs none of it), and `inferbench` (catalog → plan → render → snapshot → platform →
 //! results → report, and the CLI). Cargo holds the shape: a leaf cannot import upwards.
 
 pub mod clock;

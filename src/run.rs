@@ -1,4 +1,4 @@
-//! The run lifecycle, the same on every platform: for each benchmark of a run — skip it when its
+//! `run`: the lifecycle of a run, the same on every platform: for each benchmark of a run — skip it when its
 //! `results/` exists (resume), deploy, run the load into a staging folder, tear down, verify,
 //! publish `results/` atomically — recording each state in `run.json`. Up to `parallelism`
 //! benchmarks run at once; one failing does not stop the others; a stop (Ctrl-C) ends the load,

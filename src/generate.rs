@@ -1,5 +1,5 @@
-//! The steps every command shares, in pipeline order: select and load catalogs → resolve →
-//! plan → render → snapshot. Commands (`generate`, `run`) call these; they hold no logic of
+//! `generate`: the steps every command shares, in pipeline order: select and load catalogs →
+//! resolve → plan → render → snapshot. Commands (`generate`, `run`) call these; they hold no logic of
 //! their own beyond printing.
 
 use std::path::{Path, PathBuf};
