@@ -243,13 +243,7 @@ impl Ctx {
             let snap = Snapshot::read(&dir).map_err(|e| e.to_string())?;
             Ok((snap, store::staging(&dir).map_err(|e| e.to_string())?))
         })?;
-        let per_request = match snap.load_spec() {
-            Ok(spec) => spec.outputs.and_then(|o| o.per_request_records).unwrap_or(true),
-            Err(e) => {
-                store::discard(&staging);
-                return Err(e.to_string());
-            }
-        };
+        let per_request = snap.load.outputs.as_ref().and_then(|o| o.per_request_records).unwrap_or(true);
         (self.events)(Event::Deploying(&job.name));
         let dep = match self.platform.deploy(&snap, &self.stop).await {
             Ok(d) => d,

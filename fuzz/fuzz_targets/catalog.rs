@@ -10,9 +10,8 @@ use std::sync::Arc;
 
 use inferbench::{
     catalog::{Catalog, SourceFile, validate},
-    schema::{hardware::HardwareTable, text::locate::Positions},
     plan::{self, PlanOptions},
-    schema,
+    schema::{self, hardware::HardwareTable, text::locate::Positions},
 };
 use libfuzzer_sys::fuzz_target;
 

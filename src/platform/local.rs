@@ -144,10 +144,8 @@ impl LocalPlatform {
                 tensor_parallelism: Some(ms.tensor_parallelism()),
                 ..SimArgs::default()
             };
-            if let Ok(spec) = snap.load_spec()
-                && !spec.models.is_empty()
-            {
-                args.served_model_name = spec.models.iter().filter(|m| m.as_str() != model).cloned().collect();
+            if !snap.load.models.is_empty() {
+                args.served_model_name = snap.load.models.iter().filter(|m| m.as_str() != model).cloned().collect();
                 args.served_model_name.push(model.to_owned());
             }
             args
@@ -256,7 +254,7 @@ impl Platform for LocalPlatform {
         stop: &CancellationToken,
         on_stage: OnStage,
     ) -> Result<Outcome, PlatformError> {
-        let mut spec = snap.load_spec()?;
+        let mut spec = snap.load.clone();
         spec.url = Some(dep.url.clone());
         let session = {
             let stop = stop.clone();

@@ -6,16 +6,21 @@
 
 pub mod kube;
 pub mod local;
-pub mod snapshot;
 
 use std::{path::Path, sync::Arc};
 use tokio_util::sync::CancellationToken;
 
 use async_trait::async_trait;
 
-pub use snapshot::{Snapshot, Target};
+pub use crate::snapshot::{Snapshot, Target};
 
 use crate::{load::session::Outcome, schema::StageResult};
+
+impl From<crate::snapshot::ReadError> for PlatformError {
+    fn from(e: crate::snapshot::ReadError) -> Self {
+        PlatformError::Snapshot(e.0)
+    }
+}
 
 /// Why a step failed; each message says what to do about it.
 #[derive(Debug, thiserror::Error)]

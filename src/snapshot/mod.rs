@@ -8,7 +8,10 @@
 //! `sha256sum`, checkable with `sha256sum -c` from inside `manifests/`) covers the manifests and
 //! `../benchmark.pbtxt`; an existing snapshot is verified against it and reused, never rewritten.
 
+pub mod read;
 pub mod run_file;
+
+pub use read::{ReadError, Snapshot, Target};
 
 use std::{
     fs,

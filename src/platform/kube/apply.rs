@@ -88,7 +88,7 @@ pub async fn apply(client: &Client, ns: &str, obj: &serde_json::Value, dry_run: 
 pub async fn apply_all(
     client: &Client,
     snap: &Snapshot,
-    want: impl Fn(&super::super::snapshot::Object) -> bool,
+    want: impl Fn(&crate::snapshot::read::Object) -> bool,
     dry_run: bool,
 ) -> Result<usize, PlatformError> {
     let mut n = 0;

@@ -235,12 +235,8 @@ mod tests {
             namespace: "b-1".into(),
             dir: "/nonexistent".into(),
             benchmark: Default::default(),
-            objects: vec![super::super::super::snapshot::Object {
-                file: "x.yaml".into(),
-                kind,
-                name: "d".into(),
-                value,
-            }],
+            load: Default::default(),
+            objects: vec![crate::snapshot::read::Object { file: "x.yaml".into(), kind, name: "d".into(), value }],
         }
     }
 

@@ -20,7 +20,7 @@ use std::{
 use tokio_util::sync::CancellationToken;
 
 use super::{PlatformError, wait_ready};
-use crate::platform::snapshot::ServerDeployment;
+use crate::snapshot::read::ServerDeployment;
 
 /// The environment variable naming the `vllm` binary (else `vllm` on `PATH`).
 pub const VLLM_ENV: &str = "INFERBENCH_VLLM";
