@@ -2,20 +2,19 @@
 
 use std::process::ExitCode;
 
-use super::{CatalogArgs, EXIT_INPUT, ShowArgs};
+use super::{CatalogArgs, CommandResult, Failure, ShowArgs};
 use crate::{
     catalog::{Catalog, Diagnostics, select::split_by_name, validate},
     generate,
     schema::hardware::HardwareTable,
 };
 
-fn fail(d: &Diagnostics) -> ExitCode {
-    eprintln!("{d}");
-    ExitCode::from(EXIT_INPUT)
+fn fail(d: &Diagnostics) -> CommandResult {
+    Err(Failure::diagnostics(d))
 }
 
 /// Parses, resolves and validates; prints every error, or a one-line summary.
-pub fn validate(a: &CatalogArgs) -> ExitCode {
+pub fn validate(a: &CatalogArgs) -> CommandResult {
     let sel = a.selection.files();
     let files = match sel.files() {
         Ok(f) => f,
@@ -51,11 +50,11 @@ pub fn validate(a: &CatalogArgs) -> ExitCode {
         catalog.files.len(),
         catalog.files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>().join(", ")
     );
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }
 
 /// One line per benchmark.
-pub fn list(a: &CatalogArgs) -> ExitCode {
+pub fn list(a: &CatalogArgs) -> CommandResult {
     let loaded = match generate::load(&a.selection.files(), a.selection.hardware.as_deref()) {
         Ok(l) => l,
         Err(d) => return fail(&d),
@@ -95,19 +94,18 @@ pub fn list(a: &CatalogArgs) -> ExitCode {
     for r in &rows {
         line([&r[0], &r[1], &r[2], &r[3]]);
     }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Text format of one benchmark.
-pub fn show(a: &ShowArgs) -> ExitCode {
+pub fn show(a: &ShowArgs) -> CommandResult {
     let loaded = match generate::load(&a.selection.files(), a.selection.hardware.as_deref()) {
         Ok(l) => l,
         Err(d) => return fail(&d),
     };
     let Some(entry) = loaded.catalog.entry(&a.name) else {
         let names: Vec<_> = loaded.catalog.names().collect();
-        eprintln!("error: no benchmark named \"{}\"; known: {}", a.name, names.join(", "));
-        return ExitCode::from(EXIT_INPUT);
+        return Err(Failure::new(format!("no benchmark named \"{}\"; known: {}", a.name, names.join(", "))));
     };
     if a.resolved {
         let r = loaded.resolved.iter().find(|r| r.name == a.name).expect("every named entry resolves");
@@ -118,5 +116,5 @@ pub fn show(a: &ShowArgs) -> ExitCode {
         }
         print!("{}", Catalog::to_text(&entry.raw));
     }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }

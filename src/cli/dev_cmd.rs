@@ -6,6 +6,7 @@ use std::{io::Write as _, path::PathBuf, process::ExitCode};
 
 use clap::Subcommand;
 
+use super::{CommandResult, Failure};
 use crate::results::handoff;
 
 /// `inferbench results` commands.
@@ -65,10 +66,10 @@ pub enum DevCommand {
 }
 
 /// Runs `inferbench results …`.
-pub fn results(c: &ResultsCommand) -> ExitCode {
+pub fn results(c: &ResultsCommand) -> CommandResult {
     let r = match c {
         ResultsCommand::Check { dir } => {
-            return if handoff::sealed(dir) { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_INPUT) };
+            return Ok(if handoff::sealed(dir) { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_INPUT) });
         }
         ResultsCommand::Pack { dir } => {
             let stdout = std::io::stdout().lock();
@@ -78,65 +79,42 @@ pub fn results(c: &ResultsCommand) -> ExitCode {
         }
         ResultsCommand::Release { dir } => handoff::release(dir),
     };
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("inferbench results: {e}");
-            ExitCode::from(super::EXIT_INPUT)
-        }
-    }
+    r.map_err(|e| Failure::new(format!("results: {e}")))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `inferbench dev …`.
-pub fn dev(c: DevCommand) -> ExitCode {
+pub fn dev(c: DevCommand) -> CommandResult {
     match c {
-        DevCommand::Fill { dir, bytes, hold_timeout } => match fill(&dir, bytes, hold_timeout) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("inferbench dev fill: {e}");
-                ExitCode::from(super::EXIT_INPUT)
-            }
-        },
+        DevCommand::Fill { dir, bytes, hold_timeout } => {
+            fill(&dir, bytes, hold_timeout).map_err(|e| Failure::new(format!("dev fill: {e}")))?;
+            Ok(ExitCode::SUCCESS)
+        }
         DevCommand::Pauses { seconds } => {
             if !(seconds > 0.0 && seconds <= 3600.0) {
-                eprintln!("inferbench dev pauses: --seconds must be in (0, 3600], not {seconds}");
-                return ExitCode::from(super::EXIT_INPUT);
+                return Err(Failure::new(format!("dev pauses: --seconds must be in (0, 3600], not {seconds}")));
             }
-            match crate::load::pauses::probe(seconds) {
-                Ok(cores) => {
-                    cores.iter().for_each(|c| println!("{c}"));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("inferbench dev pauses: {e}");
-                    ExitCode::from(super::EXIT_INPUT)
-                }
-            }
+            let cores = crate::load::pauses::probe(seconds).map_err(|e| Failure::new(format!("dev pauses: {e}")))?;
+            cores.iter().for_each(|c| println!("{c}"));
+            Ok(ExitCode::SUCCESS)
         }
         DevCommand::Canned { port } => {
             let served = tokio::runtime::Builder::new_multi_thread().enable_all().build().and_then(|rt| {
                 rt.block_on(crate::sim::canned::run(std::net::SocketAddr::from(([127, 0, 0, 1], port))))
             });
-            if let Err(e) = served {
-                eprintln!("inferbench dev canned: {e}");
-            }
-            ExitCode::from(super::EXIT_INPUT)
+            // It serves until killed: ending at all is a failure.
+            Err(match served {
+                Err(e) => Failure::new(format!("dev canned: {e}")),
+                Ok(()) => Failure::summary(""),
+            })
         }
         DevCommand::Node(a) => {
-            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("inferbench dev node: {e}");
-                    return ExitCode::from(super::EXIT_INPUT);
-                }
-            };
-            match rt.block_on(crate::node::run(a)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("inferbench dev node: {e:#}");
-                    ExitCode::from(super::EXIT_INPUT)
-                }
-            }
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Failure::new(format!("dev node: {e}")))?;
+            rt.block_on(crate::node::run(a)).map_err(|e| Failure::new(format!("dev node: {e}")))?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

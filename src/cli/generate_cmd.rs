@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use super::{EXIT_INPUT, GenerateArgs};
+use super::{CommandResult, Failure, GenerateArgs};
 use crate::{
     generate::{self, SnapshotReport},
     plan::{Plan, PlanOptions},
@@ -11,64 +11,39 @@ use crate::{
 };
 
 /// Prints the plan, writes every snapshot, records `run.json`, prints what happened.
-pub fn generate(a: &GenerateArgs, command: &str) -> ExitCode {
-    match snapshots(a, command) {
-        Ok((plan, reports)) => {
-            let failed = reports.iter().filter(|r| r.outcome.is_err()).count();
-            if failed > 0 {
-                eprintln!("{failed} of {} benchmarks failed", reports.len());
-                return ExitCode::from(EXIT_INPUT);
-            }
-            println!("run {}: {} snapshots under {}/", plan.run_id, reports.len(), plan.run_dir.display());
-            ExitCode::SUCCESS
-        }
-        Err(code) => code,
+pub fn generate(a: &GenerateArgs, command: &str) -> CommandResult {
+    let (plan, reports) = snapshots(a, command)?;
+    let failed = reports.iter().filter(|r| r.outcome.is_err()).count();
+    if failed > 0 {
+        return Err(Failure::summary(format!("{failed} of {} benchmarks failed", reports.len())));
     }
+    println!("run {}: {} snapshots under {}/", plan.run_id, reports.len(), plan.run_dir.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Plans, prints the plan, writes (or verifies and reuses) every snapshot, records `run.json` and
-/// prints each snapshot's outcome. `Err` is the exit code of an input error that stops everything;
-/// a single benchmark's failure is in its report.
-pub fn snapshots(a: &GenerateArgs, command: &str) -> Result<(Plan, Vec<SnapshotReport>), ExitCode> {
-    let loaded = match generate::load(&a.selection.files(), a.selection.hardware.as_deref()) {
-        Ok(l) => l,
-        Err(d) => {
-            eprintln!("{d}");
-            return Err(ExitCode::from(EXIT_INPUT));
-        }
-    };
+/// prints each snapshot's outcome. `Err` is an input error that stops everything; a single
+/// benchmark's failure is in its report (and printed here, as it happens).
+pub fn snapshots(a: &GenerateArgs, command: &str) -> Result<(Plan, Vec<SnapshotReport>), Failure> {
+    let loaded =
+        generate::load(&a.selection.files(), a.selection.hardware.as_deref()).map_err(|d| Failure::diagnostics(&d))?;
     let opts = PlanOptions {
         run_id: a.run_id.clone().filter(|r| !r.is_empty()),
         output_root: a.output.clone(),
         name_regex: a.benchmark_name_regex.clone().filter(|r| !r.is_empty()),
         overwrite_snapshot: a.overwrite_snapshot,
     };
-    let plan = match generate::plan(&loaded, &opts) {
-        Ok(p) => p,
-        Err(d) => {
-            eprintln!("{d}");
-            return Err(ExitCode::from(EXIT_INPUT));
-        }
-    };
+    let plan = generate::plan(&loaded, &opts).map_err(|d| Failure::diagnostics(&d))?;
     print!("{plan}");
     let ropts = RenderOptions { image: a.image.clone() };
     let renderer = match &a.templates {
         Some(dir) => Renderer::from_dir(dir, ropts),
         None => Renderer::builtin(ropts),
     };
-    let renderer = match renderer {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Err(ExitCode::from(EXIT_INPUT));
-        }
-    };
+    let renderer = renderer.map_err(Failure::new)?;
     let reports = generate::generate(&plan, &renderer, a.overwrite_snapshot);
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Err(e) = generate::record(&plan, &reports, command, args) {
-        eprintln!("error: {e}");
-        return Err(ExitCode::from(EXIT_INPUT));
-    }
+    generate::record(&plan, &reports, command, args).map_err(Failure::new)?;
     println!("snapshots:");
     for r in &reports {
         match &r.outcome {

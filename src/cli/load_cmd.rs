@@ -222,14 +222,8 @@ impl LoadArgs {
 }
 
 /// Runs `inferbench load`.
-pub fn load(args: &LoadArgs) -> ExitCode {
-    match run(args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("inferbench load: {e:#}");
-            ExitCode::from(super::EXIT_INPUT)
-        }
-    }
+pub fn load(args: &LoadArgs) -> super::CommandResult {
+    Ok(run(args)?)
 }
 
 fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {

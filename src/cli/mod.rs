@@ -26,6 +26,44 @@ pub const EXIT_UNAVAILABLE: u8 = 2;
 /// Exit code of a command stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
 pub const EXIT_INTERRUPTED: u8 = 130;
 
+/// Why a command failed. Commands return it; [`run`] is the one place it is printed (on stderr)
+/// and turned into the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// The exit code.
+    pub code: u8,
+    /// The whole text printed.
+    text: String,
+}
+
+impl Failure {
+    /// An error the user can act on: printed as `error: {message}`, exit code [`EXIT_INPUT`].
+    pub fn new(message: impl std::fmt::Display) -> Failure {
+        Failure { code: EXIT_INPUT, text: format!("error: {message}") }
+    }
+
+    /// Catalog diagnostics, printed as they are (an `error: file:line:col: …` line each, then the
+    /// count).
+    pub fn diagnostics(d: &crate::catalog::Diagnostics) -> Failure {
+        Failure { code: EXIT_INPUT, text: d.to_string() }
+    }
+
+    /// A closing line that is not an error of its own (the errors it counts were printed).
+    pub fn summary(text: impl Into<String>) -> Failure {
+        Failure { code: EXIT_INPUT, text: text.into() }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    /// The error with its causes (`a: b: c`).
+    fn from(e: anyhow::Error) -> Failure {
+        Failure::new(format!("{e:#}"))
+    }
+}
+
+/// What a command returns: its exit code, or why it failed.
+pub type CommandResult = Result<ExitCode, Failure>;
+
 /// SIGINT (Ctrl-C) and SIGTERM (how Kubernetes and CI stop a process), as one stream. Made once,
 /// before anything runs: a second Ctrl-C is never lost between the first one's handling and a
 /// new listener.
@@ -270,9 +308,9 @@ pub struct KubeArgs {
     pub delete_timeout: u64,
 }
 
-/// Runs a parsed command line.
+/// Runs a parsed command line; prints a failure (the only place one is printed).
 pub fn run(cli: Cli) -> ExitCode {
-    match cli.command {
+    let result = match cli.command {
         Command::Catalog(CatalogCommand::Validate(a)) => catalog_cmd::validate(&a),
         Command::Catalog(CatalogCommand::List(a)) => catalog_cmd::list(&a),
         Command::Catalog(CatalogCommand::Show(a)) => catalog_cmd::show(&a),
@@ -285,5 +323,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Upload(a) => upload_cmd::upload(&a),
         Command::Results(c) => dev_cmd::results(&c),
         Command::Dev(c) => dev_cmd::dev(c),
-    }
+    };
+    result.unwrap_or_else(|f| {
+        if !f.text.is_empty() {
+            eprintln!("{}", f.text);
+        }
+        ExitCode::from(f.code)
+    })
 }

@@ -5,7 +5,7 @@ use std::{io::Write as _, path::PathBuf, process::ExitCode, time::Instant};
 
 use clap::Args;
 
-use super::EXIT_INPUT;
+use super::{CommandResult, Failure};
 use crate::report::{self, Options};
 
 /// Arguments of `report`.
@@ -41,20 +41,14 @@ impl ReportArgs {
 }
 
 /// Runs `inferbench report`.
-pub fn report(a: &ReportArgs) -> ExitCode {
+pub fn report(a: &ReportArgs) -> CommandResult {
     let started = Instant::now();
     let opts = Options {
         run_dir: a.resolve(&a.run_dir),
         compare: a.compare.as_deref().map(|c| a.resolve(c)),
         out: a.out.clone(),
     };
-    let r = match report::build(&opts) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INPUT);
-        }
-    };
+    let r = report::build(&opts).map_err(Failure::new)?;
     let mut text = report::table::full(&r.run);
     text.push('\n');
     if let Some(c) = &r.comparison {
@@ -67,5 +61,5 @@ pub fn report(a: &ReportArgs) -> ExitCode {
         started.elapsed().as_secs_f64()
     ));
     let _ = std::io::stdout().write_all(text.as_bytes());
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }

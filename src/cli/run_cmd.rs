@@ -10,7 +10,7 @@ use std::{io::Write as _, process::ExitCode, sync::Arc};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    EXIT_INPUT, RunArgs, generate_cmd,
+    CommandResult, Failure, RunArgs, generate_cmd,
     load_cmd::stage_line,
     progress::{Row, summary_table},
 };
@@ -26,65 +26,40 @@ use crate::{
     snapshot::run_file::State,
 };
 
-/// Runs `inferbench run` (not `--dry-run`).
-pub fn run(a: &RunArgs) -> ExitCode {
+/// Runs `inferbench run` (not `--dry-run`): snapshots, the platform, the lifecycle of every
+/// benchmark ([`run::run_all`]), then the upload; this prints what happens and decides the exit code.
+pub fn run(a: &RunArgs) -> CommandResult {
     if !(a.ready_timeout.is_finite() && (0.0..=86_400.0).contains(&a.ready_timeout)) {
-        eprintln!("error: --ready-timeout must be within 0..=86400 seconds, got {}", a.ready_timeout);
-        return ExitCode::from(EXIT_INPUT);
+        return Err(Failure::new(format!("--ready-timeout must be within 0..=86400 seconds, got {}", a.ready_timeout)));
     }
-    let (plan, reports) = match generate_cmd::snapshots(&a.generate, "run") {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    let (plan, reports) = generate_cmd::snapshots(&a.generate, "run")?;
     let snapshot_failures = reports.iter().filter(|r| r.outcome.is_err()).count();
     let jobs: Vec<Job> = reports
         .iter()
         .filter(|r| r.outcome.is_ok())
         .map(|r| Job { name: r.name.clone(), dir: r.dir.clone() })
         .collect();
-    let ready = std::time::Duration::from_secs_f64(a.ready_timeout);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INPUT);
-        }
-    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Failure::new)?;
     if a.kube.server_dry_run && a.platform != "kube" {
-        eprintln!("error: --server-dry-run needs --platform kube");
-        return ExitCode::from(EXIT_INPUT);
+        return Err(Failure::new("--server-dry-run needs --platform kube"));
     }
+    let ready = std::time::Duration::from_secs_f64(a.ready_timeout);
     let platform: Arc<dyn Platform> = if a.platform == "kube" {
-        let kube = match rt.block_on(kube_platform(a, &plan.run_id, ready)) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("error: --platform kube: {e:#}\n  no benchmark was run (the snapshots are written)");
-                return ExitCode::from(EXIT_INPUT);
-            }
-        };
+        let kube = rt.block_on(kube_platform(a, &plan.run_id, ready)).map_err(|e| {
+            Failure::new(format!("--platform kube: {e:#}\n  no benchmark was run (the snapshots are written)"))
+        })?;
         if a.kube.server_dry_run {
-            return server_dry_run(&rt, &kube, &jobs);
+            return Ok(server_dry_run(&rt, &kube, &jobs));
         }
         kube
     } else {
-        match LocalPlatform::new(a.generate.selection.hardware.clone()) {
-            Ok(p) => Arc::new(p.with_ready_timeout(ready).with_servers(match a.servers.as_deref() {
-                Some("real") => Some(LocalServer::Real),
-                Some(_) => Some(LocalServer::Simulated),
-                None => None,
-            })),
-            Err(e) => {
-                eprintln!("error: cannot start the local platform: {e}");
-                return ExitCode::from(EXIT_INPUT);
-            }
-        }
+        local_platform(a, ready)?
     };
     let bucket = a.gcs_bucket.as_deref().filter(|b| !b.is_empty());
-    if let Some(b) = bucket
-        && let Err(e) = rt.block_on(crate::results::gcs::check_bucket(b))
-    {
-        eprintln!("error: --gcs-bucket {b}: {e}\n  no benchmark was run (the snapshots are written)");
-        return ExitCode::from(EXIT_INPUT);
+    if let Some(b) = bucket {
+        rt.block_on(crate::results::gcs::check_bucket(b)).map_err(|e| {
+            Failure::new(format!("--gcs-bucket {b}: {e}\n  no benchmark was run (the snapshots are written)"))
+        })?;
     }
     let parallelism = a.parallelism.max(1) as usize;
     say(&format!(
@@ -94,28 +69,7 @@ pub fn run(a: &RunArgs) -> ExitCode {
         parallelism,
         if a.skip_tear_down { "; deployments kept until the run ends (--skip-tear-down)" } else { "" }
     ));
-    let stop = CancellationToken::new();
-    {
-        let stop = stop.clone();
-        // Signal streams made once, before anything runs: a second Ctrl-C is never lost between
-        // the first one's handling and a new listener.
-        let _guard = rt.enter();
-        let mut signals = match Signals::new() {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: cannot listen for Ctrl-C / SIGTERM: {e}");
-                return ExitCode::from(EXIT_INPUT);
-            }
-        };
-        rt.spawn(async move {
-            signals.next().await;
-            eprintln!("inferbench run: stopping: ending the load, tearing down (Ctrl-C again exits at once)");
-            stop.cancel();
-            signals.next().await;
-            eprintln!("inferbench run: exiting now; resume with --run-id");
-            std::process::exit(i32::from(EXIT_INTERRUPTED));
-        });
-    }
+    let stop = stop_on_signals(&rt)?;
     let opts = Options { parallelism, skip_tear_down: a.skip_tear_down };
     let events: run::Events = Arc::new(print_event);
     let finished = rt.block_on(run::run_all(
@@ -128,7 +82,7 @@ pub fn run(a: &RunArgs) -> ExitCode {
         events,
     ));
     print_summary(&finished);
-    let mut failed = finished.iter().filter(|f| f.state == State::Failed).count() + snapshot_failures;
+    let failed = finished.iter().filter(|f| f.state == State::Failed).count() + snapshot_failures;
     say(&format!(
         "run {}: {} done, {} failed{} — {}/ (run.json has each benchmark's state)",
         plan.run_id,
@@ -142,29 +96,80 @@ pub fn run(a: &RunArgs) -> ExitCode {
     ));
     if stop.is_cancelled() {
         say(&format!("interrupted: resume with --run-id {} (done benchmarks are skipped)", plan.run_id));
-        return ExitCode::from(EXIT_INTERRUPTED);
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
-    if let Some(bucket) = bucket {
-        match super::upload_cmd::upload_with(&rt, &plan.run_dir, bucket, &stop) {
-            Ok(line) => say(&line),
-            Err(_) if stop.is_cancelled() => {
-                say(&format!(
-                    "upload interrupted: resume it with inferbench upload {} --gcs-bucket {bucket}",
-                    plan.run_dir.display()
-                ));
-                return ExitCode::from(EXIT_INTERRUPTED);
-            }
-            Err(e) => {
-                eprintln!(
-                    "error: upload to GCS failed: {e}\n  the results are in {}/; retry with: inferbench upload {} --gcs-bucket {bucket}",
-                    plan.run_dir.display(),
-                    plan.run_dir.display()
-                );
-                failed += 1;
-            }
-        }
+    match bucket {
+        Some(bucket) => upload_after(&rt, &plan.run_dir, bucket, &stop, failed),
+        None => Ok(exit_code(failed)),
     }
+}
+
+/// The exit code of a run with `failed` benchmarks: their number, at most 100.
+fn exit_code(failed: usize) -> ExitCode {
     ExitCode::from(u8::try_from(failed.min(100)).expect("at most 100"))
+}
+
+/// The local platform, with `--ready-timeout` and `--servers`.
+fn local_platform(a: &RunArgs, ready: std::time::Duration) -> Result<Arc<dyn Platform>, Failure> {
+    let p = LocalPlatform::new(a.generate.selection.hardware.clone())
+        .map_err(|e| Failure::new(format!("cannot start the local platform: {e}")))?;
+    Ok(Arc::new(p.with_ready_timeout(ready).with_servers(match a.servers.as_deref() {
+        Some("real") => Some(LocalServer::Real),
+        Some(_) => Some(LocalServer::Simulated),
+        None => None,
+    })))
+}
+
+/// A stop asked by the first Ctrl-C / SIGTERM (the load ends, deployments are torn down); the
+/// second exits at once. The signal streams are made before anything runs, so a second Ctrl-C is
+/// never lost between the first one's handling and a new listener.
+fn stop_on_signals(rt: &tokio::runtime::Runtime) -> Result<CancellationToken, Failure> {
+    let stop = CancellationToken::new();
+    let _guard = rt.enter();
+    let mut signals = Signals::new().map_err(|e| Failure::new(format!("cannot listen for Ctrl-C / SIGTERM: {e}")))?;
+    let token = stop.clone();
+    rt.spawn(async move {
+        signals.next().await;
+        eprintln!("inferbench run: stopping: ending the load, tearing down (Ctrl-C again exits at once)");
+        token.cancel();
+        signals.next().await;
+        eprintln!("inferbench run: exiting now; resume with --run-id");
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
+    });
+    Ok(stop)
+}
+
+/// `--gcs-bucket`: the run folder uploaded once its benchmarks are done (`failed` of them
+/// failed). A failed upload is one more failure (the exit code counts it); an interrupted one
+/// exits 130 and says how to resume.
+fn upload_after(
+    rt: &tokio::runtime::Runtime,
+    run_dir: &std::path::Path,
+    bucket: &str,
+    stop: &CancellationToken,
+    failed: usize,
+) -> CommandResult {
+    match super::upload_cmd::upload_with(rt, run_dir, bucket, stop) {
+        Ok(line) => {
+            say(&line);
+            Ok(exit_code(failed))
+        }
+        Err(_) if stop.is_cancelled() => {
+            say(&format!(
+                "upload interrupted: resume it with inferbench upload {} --gcs-bucket {bucket}",
+                run_dir.display()
+            ));
+            Ok(ExitCode::from(EXIT_INTERRUPTED))
+        }
+        Err(e) => Err(Failure {
+            code: u8::try_from((failed + 1).min(100)).expect("at most 100"),
+            ..Failure::new(format!(
+                "upload to GCS failed: {e}\n  the results are in {}/; retry with: inferbench upload {} --gcs-bucket {bucket}",
+                run_dir.display(),
+                run_dir.display()
+            ))
+        }),
+    }
 }
 
 /// The kube platform on the configured cluster (checked reachable before anything runs).

@@ -6,14 +6,9 @@ use crate::sim::Server;
 pub use crate::sim::args::{DEFAULT_ACCELERATOR, DEFAULT_MODEL, SimArgs};
 
 /// Runs `inferbench sim`.
-pub fn sim(args: &SimArgs) -> ExitCode {
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("inferbench sim: {e:#}");
-            ExitCode::from(super::EXIT_INPUT)
-        }
-    }
+pub fn sim(args: &SimArgs) -> super::CommandResult {
+    run(args)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run(args: &SimArgs) -> anyhow::Result<()> {

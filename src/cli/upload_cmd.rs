@@ -23,19 +23,11 @@ pub struct UploadArgs {
 }
 
 /// Runs `inferbench upload`: a line per file on stderr, the totals on stdout.
-pub fn upload(args: &UploadArgs) -> ExitCode {
-    match run(args) {
-        Ok(line) => {
-            println!("{line}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            // Only the top message: upload errors already carry their cause, and the chain would
-            // repeat it.
-            eprintln!("inferbench upload: {e}");
-            ExitCode::from(super::EXIT_INPUT)
-        }
-    }
+pub fn upload(args: &UploadArgs) -> super::CommandResult {
+    // Only the top message: upload errors already carry their cause, and the chain would repeat it.
+    let line = run(args).map_err(super::Failure::new)?;
+    println!("{line}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run(args: &UploadArgs) -> anyhow::Result<String> {

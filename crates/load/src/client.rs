@@ -77,10 +77,10 @@ pub struct Timing {
 impl Client {
     /// A client for `base_url` (e.g. `http://127.0.0.1:8000`) speaking `api`.
     pub fn new(base_url: &str, api: Api, timeout: Duration) -> Result<Client, LoadError> {
-        Self::new_inner(base_url, api, timeout).map_err(LoadError::Target)
+        Self::for_target(base_url, api, timeout).map_err(LoadError::Target)
     }
 
-    fn new_inner(base_url: &str, api: Api, timeout: Duration) -> Result<Client, String> {
+    fn for_target(base_url: &str, api: Api, timeout: Duration) -> Result<Client, String> {
         let u = url::Url::parse(base_url).map_err(|e| format!("\"{base_url}\" is not a URL: {e}"))?;
         if u.scheme() != "http" {
             return Err(format!("\"{base_url}\": only http:// targets are supported (got {}://)", u.scheme()));

@@ -78,10 +78,10 @@ impl Counter<'_> {
 
 /// Loads `spec` (paths relative to the working directory).
 pub fn load(spec: &Dataset, tokenizer: Option<&Tokenizer>, seed: u64) -> Result<Loaded, LoadError> {
-    load_inner(spec, tokenizer, seed).map_err(LoadError::Dataset)
+    load_entries(spec, tokenizer, seed).map_err(LoadError::Dataset)
 }
 
-fn load_inner(spec: &Dataset, tokenizer: Option<&Tokenizer>, seed: u64) -> Result<Loaded, String> {
+fn load_entries(spec: &Dataset, tokenizer: Option<&Tokenizer>, seed: u64) -> Result<Loaded, String> {
     let max_in = spec.max_input_length.unwrap_or(DEFAULT_MAX_INPUT);
     let max_out = spec.max_output_length.unwrap_or(DEFAULT_MAX_OUTPUT);
     let counter = Counter(tokenizer);
@@ -430,10 +430,10 @@ pub struct Sampled {
 impl Sampled {
     /// Serves `loaded` to `models` weighted by `split` (empty: equal).
     pub fn new(loaded: Loaded, models: usize, split: &[f64], seed: u64) -> Result<Sampled, LoadError> {
-        Self::new_inner(loaded, models, split, seed).map_err(LoadError::Dataset)
+        Self::weighted(loaded, models, split, seed).map_err(LoadError::Dataset)
     }
 
-    fn new_inner(loaded: Loaded, models: usize, split: &[f64], seed: u64) -> Result<Sampled, String> {
+    fn weighted(loaded: Loaded, models: usize, split: &[f64], seed: u64) -> Result<Sampled, String> {
         let models = models.max(1);
         let weights: Vec<f64> = if split.is_empty() { vec![1.0; models] } else { split.to_vec() };
         if weights.len() != models

@@ -344,10 +344,10 @@ impl Scraper {
 
 /// A one-off GET: (status, body). For health checks and the like, not for measured requests.
 pub async fn get(url: &str, timeout: Duration) -> Result<(u16, Bytes), GetError> {
-    get_inner(url, timeout).await.map_err(GetError)
+    get_once(url, timeout).await.map_err(GetError)
 }
 
-async fn get_inner(url: &str, timeout: Duration) -> Result<(u16, Bytes), String> {
+async fn get_once(url: &str, timeout: Duration) -> Result<(u16, Bytes), String> {
     let http: HyperClient<_, Empty<Bytes>> = HyperClient::builder(TokioExecutor::new()).build(HttpConnector::new());
     tokio::time::timeout(timeout, request(&http, url))
         .await

@@ -33,10 +33,10 @@ pub const DEFAULT_MAX_CONCURRENCY: u32 = 8192;
 
 /// The stages of `spec`, or why it cannot run; `stop` ends them early.
 pub fn plan(spec: &LoadSpec, stop: &CancellationToken) -> Result<Vec<StageSpec>, LoadError> {
-    plan_inner(spec, stop).map_err(LoadError::Spec)
+    plan_stages(spec, stop).map_err(LoadError::Spec)
 }
 
-fn plan_inner(spec: &LoadSpec, stop: &CancellationToken) -> Result<Vec<StageSpec>, String> {
+fn plan_stages(spec: &LoadSpec, stop: &CancellationToken) -> Result<Vec<StageSpec>, String> {
     for (name, v) in [
         ("duration_seconds", spec.duration_seconds),
         ("warmup_seconds", spec.warmup_seconds),

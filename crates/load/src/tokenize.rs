@@ -24,10 +24,10 @@ impl Tokenizer {
     /// Hugging Face hub name already in the local hub cache (`$HF_HUB_CACHE`, `$HF_HOME/hub`,
     /// `~/.cache/huggingface/hub`): nothing is downloaded at run time.
     pub fn load(spec: &str) -> Result<Tokenizer, LoadError> {
-        Self::load_inner(spec).map_err(LoadError::Tokenizer)
+        Self::find_and_load(spec).map_err(LoadError::Tokenizer)
     }
 
-    fn load_inner(spec: &str) -> Result<Tokenizer, String> {
+    fn find_and_load(spec: &str) -> Result<Tokenizer, String> {
         let p = Path::new(spec);
         let mut file = if p.is_dir() { p.join("tokenizer.json") } else { p.to_path_buf() };
         let hub_name = !spec.starts_with('/') && !spec.starts_with('.') && spec.contains('/') && !p.exists();

@@ -75,10 +75,10 @@ pub struct FaultError(pub String);
 impl Faults {
     /// Checks values a user sent.
     pub fn check(&self) -> Result<(), FaultError> {
-        self.check_unchecked().map_err(FaultError)
+        self.check_settings().map_err(FaultError)
     }
 
-    fn check_unchecked(&self) -> Result<(), String> {
+    fn check_settings(&self) -> Result<(), String> {
         for (name, v) in
             [("error_rate", self.error_rate), ("reset_rate", self.reset_rate), ("stall_rate", self.stall_rate)]
         {
@@ -99,10 +99,10 @@ impl Faults {
 
     /// Applies a partial JSON object: only the keys given change; unknown keys are an error.
     pub fn patch(&self, patch: &serde_json::Value) -> Result<Faults, FaultError> {
-        self.patch_unchecked(patch).map_err(FaultError)
+        self.apply_patch(patch).map_err(FaultError)
     }
 
-    fn patch_unchecked(&self, patch: &serde_json::Value) -> Result<Faults, String> {
+    fn apply_patch(&self, patch: &serde_json::Value) -> Result<Faults, String> {
         let serde_json::Value::Object(p) = patch else {
             return Err("expected a JSON object of fault settings".into());
         };
@@ -135,10 +135,10 @@ impl Faults {
 impl FaultPlan {
     /// Overrides from the request header. Errors name the bad part.
     pub fn with_header(self, header: &str) -> Result<FaultPlan, FaultError> {
-        self.with_header_unchecked(header).map_err(FaultError)
+        self.parse_header(header).map_err(FaultError)
     }
 
-    fn with_header_unchecked(mut self, header: &str) -> Result<FaultPlan, String> {
+    fn parse_header(mut self, header: &str) -> Result<FaultPlan, String> {
         for part in header.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, v) = part.split_once('=').ok_or_else(|| format!("{FAULT_HEADER}: \"{part}\" is not KEY=VALUE"))?;
             let bad = || format!("{FAULT_HEADER}: bad value in \"{part}\"");
