@@ -331,16 +331,35 @@ impl Catalog {
 
     /// Where `rel` (a path inside a benchmark) comes from in a resolved benchmark's chain: the nearest
     /// benchmark of the chain that writes it, else the benchmark itself at the nearest parent.
-    /// Returns the location, the path as written there, and the name of that benchmark.
-    pub fn origin(&self, entry: usize, rel: &str) -> (Option<Location>, String, String) {
+    /// Returns the location, the path as written there, and the name of that benchmark. `memo`
+    /// keeps the answers along the way, so that asking for every member of one long chain walks
+    /// it once (a chain 10 000 deep with an error each took 11.6 s without).
+    pub fn origin(&self, entry: usize, rel: &str, memo: &mut Origins) -> (Option<Location>, String, String) {
+        let writer = self.writer_of(entry, rel, memo);
+        let e = &self.entries[writer.unwrap_or(entry)];
+        (e.location(rel), e.path(rel), e.name.clone())
+    }
+
+    /// The nearest entry of `entry`'s chain that writes `rel` (itself first), if any.
+    fn writer_of(&self, entry: usize, rel: &str, memo: &mut Origins) -> Option<usize> {
+        let known = memo.0.entry(rel.to_owned()).or_default();
+        let mut walked = vec![];
+        let mut answer = None;
         for i in self.ancestry(entry) {
-            let e = &self.entries[i];
-            if e.writes(rel) {
-                return (e.location(rel), e.path(rel), e.name.clone());
+            if let Some(&a) = known.get(&i) {
+                answer = a;
+                break;
+            }
+            walked.push(i);
+            if self.entries[i].writes(rel) {
+                answer = Some(i);
+                break;
             }
         }
-        let e = &self.entries[entry];
-        (e.location(rel), e.path(rel), e.name.clone())
+        for i in walked {
+            known.insert(i, answer);
+        }
+        answer
     }
 
     /// The `benchmark.pbtxt` text of a resolved benchmark: canonical, pretty text format.
@@ -355,6 +374,10 @@ impl Catalog {
         s
     }
 }
+
+/// What [`Catalog::origin`] has found out: by field path, the entry each entry inherits it from.
+#[derive(Debug, Default)]
+pub struct Origins(HashMap<String, HashMap<usize, Option<usize>>>);
 
 /// Lists every `.pbtxt` file under `dir` (recursively), sorted, as paths starting with `dir`.
 pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, Diagnostic> {

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{Catalog, Diagnostic, Diagnostics, Resolved};
+use super::{Catalog, Diagnostic, Diagnostics, Origins, Resolved};
 use crate::schema::hardware::HardwareTable;
 use crate::schema::{
     self, BenchmarkTool, Dataset, LoadBalancer, LoadSpec, ModelServer, benchmark_tool, envoy, gateway, load_balancer,
@@ -25,15 +25,20 @@ pub const RUN_ID_LEN: usize = 8;
 /// namespaces will carry.
 pub fn validate_all(catalog: &Catalog, resolved: &[Resolved], hw: &HardwareTable, run_id_len: usize) -> Diagnostics {
     let mut diags = Diagnostics::default();
+    let mut origins = Origins::default();
     for r in resolved.iter().filter(|r| !r.is_abstract()) {
-        diags.0.extend(validate(catalog, r, hw, run_id_len).0);
+        diags.0.extend(check(catalog, r, hw, run_id_len, &mut origins).0);
     }
     diags
 }
 
 /// Validates one resolved benchmark.
 pub fn validate(catalog: &Catalog, r: &Resolved, hw: &HardwareTable, run_id_len: usize) -> Diagnostics {
-    let mut c = Checker { catalog, r, diags: Diagnostics::default() };
+    check(catalog, r, hw, run_id_len, &mut Origins::default())
+}
+
+fn check(catalog: &Catalog, r: &Resolved, hw: &HardwareTable, run_id_len: usize, origins: &mut Origins) -> Diagnostics {
+    let mut c = Checker { catalog, r, origins, diags: Diagnostics::default() };
     c.name(run_id_len);
     match &r.benchmark.config {
         None => c.err("config", "required: model_server, load_balancer and benchmark_tool"),
@@ -57,6 +62,7 @@ pub fn validate(catalog: &Catalog, r: &Resolved, hw: &HardwareTable, run_id_len:
 struct Checker<'a> {
     catalog: &'a Catalog,
     r: &'a Resolved,
+    origins: &'a mut Origins,
     diags: Diagnostics,
 }
 
@@ -106,7 +112,7 @@ fn positive_int(s: &str) -> Option<u64> {
 
 impl Checker<'_> {
     fn err(&mut self, rel: &str, msg: impl Into<String>) {
-        let (loc, path, owner) = self.catalog.origin(self.r.entry, rel);
+        let (loc, path, owner) = self.catalog.origin(self.r.entry, rel, self.origins);
         let mut d = Diagnostic::new(msg).at(loc).path(path).benchmark(&self.r.name);
         if owner != self.r.name {
             let here = self.catalog.entry(&self.r.name).and_then(|e| e.location("name"));
