@@ -27,7 +27,7 @@ pub struct Loaded {
 }
 
 /// Loads the selected files, resolves inheritance and reads the hardware table.
-pub fn load(sel: &FileSelection, hardware: Option<&Path>) -> Result<Loaded, Diagnostics> {
+pub fn read_catalogs(sel: &FileSelection, hardware: Option<&Path>) -> Result<Loaded, Diagnostics> {
     let files = sel.files()?;
     let catalog = Catalog::load(&files)?;
     let resolved = catalog.resolve()?;
@@ -75,7 +75,7 @@ pub fn generate(plan: &Plan, renderer: &Renderer, overwrite: bool) -> Vec<Snapsh
         .map(|p| {
             let manifests = renderer.render(p, &plan.run_id)?;
             Ok(Content {
-                benchmark_pbtxt: Catalog::to_text(&p.resolved.message),
+                benchmark_pbtxt: crate::schema::text::to_text(&p.resolved.message),
                 base_pbtxt: p.base.as_ref().map(|(_, text)| text.clone()),
                 manifests: manifests.into_iter().map(|m| (m.file, m.text)).collect(),
             })

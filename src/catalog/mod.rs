@@ -361,18 +361,6 @@ impl Catalog {
         }
         answer
     }
-
-    /// The `benchmark.pbtxt` text of a resolved benchmark: canonical, pretty text format.
-    pub fn to_text(message: &DynamicMessage) -> String {
-        // Declaration order (not field-number order): name first, as people write them.
-        let opts =
-            prost_reflect::text_format::FormatOptions::new().pretty(true).print_message_fields_in_index_order(true);
-        let mut s = message.to_text_format_with_options(&opts);
-        if !s.ends_with('\n') {
-            s.push('\n');
-        }
-        s
-    }
 }
 
 /// What [`Catalog::origin`] has found out: by field path, the entry each entry inherits it from.

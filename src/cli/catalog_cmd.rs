@@ -55,7 +55,7 @@ pub fn validate(a: &CatalogArgs) -> CommandResult {
 
 /// One line per benchmark.
 pub fn list(a: &CatalogArgs) -> CommandResult {
-    let loaded = match generate::load(&a.selection.files(), a.selection.hardware.as_deref()) {
+    let loaded = match generate::read_catalogs(&a.selection.files(), a.selection.hardware.as_deref()) {
         Ok(l) => l,
         Err(d) => return fail(&d),
     };
@@ -99,7 +99,7 @@ pub fn list(a: &CatalogArgs) -> CommandResult {
 
 /// Text format of one benchmark.
 pub fn show(a: &ShowArgs) -> CommandResult {
-    let loaded = match generate::load(&a.selection.files(), a.selection.hardware.as_deref()) {
+    let loaded = match generate::read_catalogs(&a.selection.files(), a.selection.hardware.as_deref()) {
         Ok(l) => l,
         Err(d) => return fail(&d),
     };
@@ -109,12 +109,12 @@ pub fn show(a: &ShowArgs) -> CommandResult {
     };
     if a.resolved {
         let r = loaded.resolved.iter().find(|r| r.name == a.name).expect("every named entry resolves");
-        print!("{}", Catalog::to_text(&r.message));
+        print!("{}", crate::schema::text::to_text(&r.message));
     } else {
         if let Some(l) = entry.location("") {
             println!("# {l}");
         }
-        print!("{}", Catalog::to_text(&entry.raw));
+        print!("{}", crate::schema::text::to_text(&entry.raw));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -25,8 +25,8 @@ pub fn generate(a: &GenerateArgs, command: &str) -> CommandResult {
 /// prints each snapshot's outcome. `Err` is an input error that stops everything; a single
 /// benchmark's failure is in its report (and printed here, as it happens).
 pub fn snapshots(a: &GenerateArgs, command: &str) -> Result<(Plan, Vec<SnapshotReport>), Failure> {
-    let loaded =
-        generate::load(&a.selection.files(), a.selection.hardware.as_deref()).map_err(|d| Failure::diagnostics(&d))?;
+    let loaded = generate::read_catalogs(&a.selection.files(), a.selection.hardware.as_deref())
+        .map_err(|d| Failure::diagnostics(&d))?;
     let opts = PlanOptions {
         run_id: a.run_id.clone().filter(|r| !r.is_empty()),
         output_root: a.output.clone(),

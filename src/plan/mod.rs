@@ -146,7 +146,7 @@ pub fn build(
     let texts: std::collections::HashMap<&str, &Resolved> = resolved.iter().map(|r| (r.name.as_str(), r)).collect();
     let base_of = |r: &Resolved| {
         let name = r.benchmark.base_benchmark_name.clone().filter(|b| !b.is_empty())?;
-        let text = Catalog::to_text(&texts.get(name.as_str())?.message);
+        let text = crate::schema::text::to_text(&texts.get(name.as_str())?.message);
         Some((name, text))
     };
     let bases: Vec<Option<(String, String)>> = resolved.iter().map(base_of).collect();

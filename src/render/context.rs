@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::{
-    catalog::Catalog,
     plan::Planned,
-    schema::{self, envoy, gateway, load_balancer, model_server},
+    schema::{
+        self, envoy, gateway, load_balancer,
+        manifest::{BENCHMARK_LABEL, MANAGED_BY, RUN_ID_LABEL},
+        model_server,
+    },
 };
-
-use crate::schema::manifest::{BENCHMARK_LABEL, MANAGED_BY, RUN_ID_LABEL};
 
 /// Settings of the render that do not come from the catalog.
 #[derive(Debug, Clone)]
@@ -250,7 +251,7 @@ pub fn build(p: &Planned, run_id: &str, opts: &RenderOptions) -> Context {
     };
     let load = LoadCtx {
         image: tool_image.unwrap_or_else(|| opts.image.clone()),
-        spec_text: Catalog::to_text(&prost_reflect::ReflectMessage::transcode_to_dynamic(&p.load)),
+        spec_text: crate::schema::text::to_text(&prost_reflect::ReflectMessage::transcode_to_dynamic(&p.load)),
         target_kind: target_kind.into(),
         target_name,
         target_port,

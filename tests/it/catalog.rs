@@ -47,7 +47,7 @@ fn errors(files: &[(&str, &str)]) -> String {
 #[test]
 fn the_seed_example_parses_resolves_and_new_benchmark_only_changes_replicas() {
     let sel = FileSelection { paths: vec!["tests/fixtures/seed-example.pbtxt".into()], ..Default::default() };
-    let loaded = generate::load(&sel, None).unwrap();
+    let loaded = generate::read_catalogs(&sel, None).unwrap();
     let by = |n: &str| loaded.resolved.iter().find(|r| r.name == n).unwrap().benchmark.clone();
     let (base, new) = (by("base-benchmark"), by("new-benchmark"));
     let (bc, nc) = (base.config.clone().unwrap(), new.config.clone().unwrap());
@@ -68,7 +68,7 @@ fn the_seed_example_parses_resolves_and_new_benchmark_only_changes_replicas() {
 #[test]
 fn the_shipped_catalogs_are_valid() {
     let sel = FileSelection { catalog_dir: "catalog".into(), ..Default::default() };
-    let loaded = generate::load(&sel, None).unwrap();
+    let loaded = generate::read_catalogs(&sel, None).unwrap();
     assert!(loaded.resolved.len() >= 10);
     let diags = validate::validate_all(&loaded.catalog, &loaded.resolved, &loaded.hardware, validate::RUN_ID_LEN);
     assert!(diags.is_empty(), "{diags}");
@@ -224,7 +224,7 @@ fn required_fields_and_server_kinds() {
 #[test]
 fn a_false_override_survives_inheritance() {
     let sel = FileSelection { paths: vec!["catalog/benchmarks.pbtxt".into()], ..Default::default() };
-    let loaded = generate::load(&sel, None).unwrap();
+    let loaded = generate::read_catalogs(&sel, None).unwrap();
     let fd = |n: &str| {
         let cfg = loaded.resolved.iter().find(|r| r.name == n).unwrap().benchmark.config.clone().unwrap();
         match cfg.load_balancer.unwrap().r#type.unwrap() {

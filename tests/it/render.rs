@@ -10,7 +10,7 @@ use inferbench::{
 
 fn plan(paths: &[&str], regex: &str) -> Plan {
     let sel = FileSelection { paths: paths.iter().map(Into::into).collect(), ..Default::default() };
-    let loaded = generate::load(&sel, None).unwrap();
+    let loaded = generate::read_catalogs(&sel, None).unwrap();
     let opts = PlanOptions {
         run_id: Some("0a1b2c3d".into()),
         output_root: "/nonexistent/output".into(),

@@ -8,6 +8,11 @@
 //!
 //! [`compat`] writes the peers' result formats (LPG, `vllm bench serve`, inference-perf).
 //!
+//! A leaf of the workspace: it imports only `inferbench-schema` (the `LoadSpec` it runs, the
+//! `Results` and the files it writes), so the engine in a load pod carries no catalog, template,
+//! platform or report code, and a change to those does not rebuild it. Errors that stop a run
+//! are a [`LoadError`]; a stop (Ctrl-C) is a `tokio_util` `CancellationToken`.
+//!
 //! Arrival times are waited for by the [`pacer`] (µs, not tokio's ms). [`host`] measures the
 //! client's CPU and the hypervisor's steal during each stage: why a client fell behind;
 //! [`pauses`] probes how often the machine stops a busy thread (the noise floor under lag).

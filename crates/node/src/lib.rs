@@ -21,6 +21,9 @@
 //! - forwards Service ClusterIPs (the local cluster's range is 127.1.0.0/16) to the ready pods
 //!   behind them ([`services`]), reading pods directly (Endpoints reject loopback addresses).
 //!
+//! A leaf of the workspace that needs none of the others: it runs whatever pods hold, with its own
+//! kube client ([`client`]). Errors that stop it are a [`NodeError`].
+//!
 //! Deviations, on purpose: probes run every 200 ms until a container is first ready (a kubelet
 //! waits whole periods; the emulator keeps test cycles short); liveness probes and resource
 //! limits are not enforced; no DNS (the platform gives the load engine the ClusterIP).

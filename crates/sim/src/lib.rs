@@ -6,7 +6,11 @@
 //! engine per data-parallel rank ([`engine`]): continuous batching, chunked prefill, a paged KV
 //! cache with prefix caching and preemption, and step times from a per-hardware latency model
 //! ([`profile`], from `catalog/hardware.pbtxt`). Metrics carry vLLM's names ([`metrics`]); faults
-//! can be injected ([`faults`]). It knows nothing of catalogs: it takes a [`SimConfig`].
+//! can be injected ([`faults`]). It knows nothing of catalogs: it takes a [`SimConfig`] (from its
+//! flags, [`args`], the same for `inferbench sim` and a rendered simulator pod).
+//!
+//! A leaf of the workspace: it imports only `inferbench-schema` (the hardware table its latency
+//! model comes from).
 
 pub mod api;
 pub mod args;
