@@ -7,7 +7,7 @@ use std::{io::Write as _, path::PathBuf, process::ExitCode};
 use clap::Subcommand;
 
 use super::{CommandResult, Failure};
-use crate::results::handoff;
+use crate::schema::handoff;
 
 /// `inferbench results` commands.
 #[derive(Debug, Subcommand)]

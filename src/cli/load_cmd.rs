@@ -11,9 +11,11 @@ use clap::Args;
 
 use crate::{
     load::session::Session,
-    results::handoff,
-    schema::text::{SourceFile, parse},
-    schema::{self, Api, Dataset, LoadSpec, RateList, Synthetic, dataset, load_spec::Pattern},
+    schema::{
+        self, Api, Dataset, LoadSpec, RateList, Synthetic, dataset, handoff,
+        load_spec::Pattern,
+        text::{SourceFile, parse},
+    },
 };
 
 /// Arguments of `inferbench load`.

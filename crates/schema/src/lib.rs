@@ -6,7 +6,8 @@
 //! - [`text`]: the text format (`.pbtxt`) parser, with positions and the [`text::Diagnostic`]s
 //!   that name file, line, column and field path; [`hardware`], the checked hardware table;
 //! - [`result_files`]: the results files (`summary.json`, `requests.jsonl.zst`, their names),
-//!   each with its writer and its reader side by side;
+//!   each with its writer and its reader side by side; [`handoff`], how they leave a load pod
+//!   (sealed, packed, verified) for the platform that downloads them;
 //! - [`manifest`]: the names, labels and annotations the templates write and the platforms read;
 //! - [`clock`] and [`hash`]: the timestamps and digests written into those files.
 //!
@@ -15,6 +16,7 @@
 //! results → report, and the CLI). Cargo holds the shape: a leaf cannot import upwards.
 
 pub mod clock;
+pub mod handoff;
 pub mod hardware;
 pub mod hash;
 pub mod manifest;

@@ -1,5 +1,5 @@
 //! Downloading a load pod's results through the API server (exec over WebSocket; see
-//! [`crate::results::handoff`] for the pod's side): the tar is streamed to a file while hashed,
+//! [`crate::schema::handoff`] for the pod's side): the tar is streamed to a file while hashed,
 //! its digest and size checked against what the pod computed, unpacked into the staging folder,
 //! each file checked against the pod's `SHA256SUMS`; then the pod is released.
 
@@ -10,7 +10,7 @@ use kube::{Api, api::AttachParams};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::results::handoff;
+use crate::schema::handoff;
 
 /// What was downloaded.
 pub struct Fetched {

@@ -321,7 +321,7 @@ impl KubePlatform {
             let Ok(stream) = pods.log_stream(&pod, &lp).await else { return };
             let mut lines = futures_util::AsyncBufReadExt::lines(stream);
             while let Some(Ok(line)) = lines.next().await {
-                if let Some(stage) = crate::results::handoff::parse_stage_log_line(&line) {
+                if let Some(stage) = crate::schema::handoff::parse_stage_log_line(&line) {
                     on_stage(&name, &stage);
                     reported.lock().expect("reported").insert(stage.name);
                 }

@@ -1,4 +1,5 @@
-//! Handing results out of a load pod through the Kubernetes API only (issue 7).
+//! Handing results out of a load pod through the Kubernetes API only (issue 7): the contract
+//! between the load pod (`inferbench results pack`) and the platform that downloads them.
 //!
 //! The load Job writes to an `emptyDir`, gone once its pod ends, and pod logs are rotated (10 MB
 //! by default) — so the engine keeps its pod alive until the platform has the files:
@@ -115,15 +116,15 @@ pub fn hold(dir: &Path, timeout: Duration, stop: &dyn Fn() -> bool) -> bool {
 pub const STAGE_MARKER: &str = "inferbench-stage: ";
 
 /// One log line carrying a stage's result.
-pub fn stage_log_line(s: &crate::schema::StageResult) -> String {
-    let one = crate::schema::Results { run: None, stages: vec![s.clone()] };
-    format!("{STAGE_MARKER}{}", crate::schema::result_files::summary_json_line(&one))
+pub fn stage_log_line(s: &crate::StageResult) -> String {
+    let one = crate::Results { run: None, stages: vec![s.clone()] };
+    format!("{STAGE_MARKER}{}", crate::result_files::summary_json_line(&one))
 }
 
 /// The stage result of a log line written by [`stage_log_line`].
-pub fn parse_stage_log_line(line: &str) -> Option<crate::schema::StageResult> {
+pub fn parse_stage_log_line(line: &str) -> Option<crate::StageResult> {
     let json = line.trim_end().strip_prefix(STAGE_MARKER)?;
-    crate::schema::result_files::parse_summary(json).ok()?.stages.into_iter().next()
+    crate::result_files::parse_summary(json).ok()?.stages.into_iter().next()
 }
 
 /// A writer that hashes and counts what passes through.
@@ -250,7 +251,7 @@ mod tests {
 
     #[test]
     fn a_stage_survives_its_log_line() {
-        let s = crate::schema::StageResult { name: "rate-4".into(), duration_seconds: 2.5, ..Default::default() };
+        let s = crate::StageResult { name: "rate-4".into(), duration_seconds: 2.5, ..Default::default() };
         let line = stage_log_line(&s);
         assert!(!line.contains('\n'), "one line: {line}");
         assert_eq!(parse_stage_log_line(&line), Some(s));
