@@ -1,6 +1,6 @@
-//! Every integration test, in one binary: the crate and its dependencies are linked once (each
-//! of the 15 binaries this was linked all of it: 15 links and their disk), and the helpers are
-//! shared ([`common`]). Each module is one area, named as the old `tests/*.rs` files were, so
+//! Every integration test, in one binary: the crate and its dependencies are linked once (when
+//! these were 15 binaries, each one linked all of it: 15 links, and their disk), and the helpers
+//! are shared ([`common`]). Each module is one area, named as the old `tests/*.rs` files were, so
 //! `cargo test --test it kube::` runs what `cargo test --test kube` did.
 //!
 //! The tests that talk to the real vLLM (`real_vllm::`, `sim_conformance::`) share the server and
