@@ -1,5 +1,5 @@
 //! Sends one request and measures it: the HTTP client (hyper, TCP_NODELAY, keep-alive
-//! connections each driven by the request that holds it: [`super::pool`]), SSE parsing as bytes
+//! connections each driven by the request that holds it: `pool`), SSE parsing as bytes
 //! arrive, each content chunk timestamped on arrival, errors classified, the output token count
 //! taken from the server's usage when it gives one.
 

@@ -1,7 +1,7 @@
 //! Where each field of a text-format file is written.
 //!
 //! prost-reflect parses text format into messages but keeps no positions, and a user needs to hear
-//! "catalog/x.pbtxt:42:7: benchmarks[3].config.model_server.replicas: ...". This walks the same
+//! `catalog/x.pbtxt:42:7: benchmarks[3].config.model_server.replicas: ...`. This walks the same
 //! tokens once more, guided by the message descriptors (to know which fields are repeated), and
 //! records the offset of every field name under its path. It runs only on files that already
 //! parsed, but must never panic on anything (it is fuzzed).
