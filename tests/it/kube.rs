@@ -11,14 +11,14 @@ use std::{
     collections::BTreeMap,
     io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::{Command, Stdio},
     sync::{Mutex, MutexGuard, OnceLock, mpsc},
 };
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::{Api, api::PostParams};
 
-const BIN: &str = env!("CARGO_BIN_EXE_inferbench");
+use crate::common::run::{BIN, Run, text};
 
 struct Cluster {
     kubeconfig: PathBuf,
@@ -209,61 +209,9 @@ fn model_server_pods(ns: &str) -> Vec<Pod> {
     rt.block_on(pods.list(&kube::api::ListParams::default().labels("app=model-server"))).unwrap().items
 }
 
-struct Run {
-    dir: tempfile::TempDir,
-}
-
-impl Run {
-    fn new(catalog: &str) -> Run {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("t.pbtxt"), catalog).unwrap();
-        Run { dir }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("run")
-            .arg(self.dir.path().join("t.pbtxt"))
-            .args(["--platform", "kube", "--output", self.out().to_str().unwrap()])
-            .args(args)
-            .env("KUBECONFIG", &cluster().kubeconfig)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        for v in ["INFERBENCH_RUN_ID", "run_id", "INFERBENCH_DRY_RUN", "dry_run", "INFERBENCH_GCS_BUCKET", "gcs_bucket"]
-        {
-            c.env_remove(v);
-        }
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    fn out(&self) -> PathBuf {
-        self.dir.path().join("output")
-    }
-
-    fn run_dir(&self) -> PathBuf {
-        let runs: Vec<PathBuf> = std::fs::read_dir(self.out()).unwrap().map(|e| e.unwrap().path()).collect();
-        assert_eq!(runs.len(), 1, "{runs:?}");
-        runs[0].clone()
-    }
-
-    fn run_id(&self) -> String {
-        self.run_dir().file_name().unwrap().to_str().unwrap().to_owned()
-    }
-
-    fn bench_dir(&self, name: &str) -> PathBuf {
-        self.run_dir().join(format!("{name}-{}", self.run_id()))
-    }
-
-    fn run_json(&self) -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(self.run_dir().join("run.json")).unwrap()).unwrap()
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+/// A run of `catalog` on the Kubernetes platform of the test cluster.
+fn kube_run(catalog: &str) -> Run {
+    Run::new(catalog).with(&["--platform", "kube"], &[("KUBECONFIG", cluster().kubeconfig.clone().into())])
 }
 
 /// Namespaces whose name ends with `-{run_id}`.
@@ -284,7 +232,7 @@ fn delete_namespace(name: &str) {
 fn two_benchmarks_run_in_pods_and_leave_nothing_behind() {
     let mut catalog = sim_benchmark("k1", "", "num_prompts: 20 rates { request_rates: [40] }");
     catalog.push_str(&sim_benchmark("k2", "", "num_prompts: 10 rates { request_rates: [20, 40] }"));
-    let r = Run::new(&catalog);
+    let r = kube_run(&catalog);
     let o = r.run(&["--parallelism", "2"]);
     assert!(o.status.success(), "{}", text(&o));
     for (name, stages) in [("k1", 1), ("k2", 2)] {
@@ -313,7 +261,7 @@ fn two_benchmarks_run_in_pods_and_leave_nothing_behind() {
 
 #[test]
 fn skip_tear_down_leaves_the_namespace() {
-    let r = Run::new(&sim_benchmark("kept", "", "num_prompts: 5 rates { request_rates: [40] }"));
+    let r = kube_run(&sim_benchmark("kept", "", "num_prompts: 5 rates { request_rates: [40] }"));
     let o = r.run(&["--skip-tear-down"]);
     assert!(o.status.success(), "{}", text(&o));
     let ns = format!("kept-{}", r.run_id());
@@ -350,7 +298,7 @@ fn a_server_that_never_becomes_ready_times_out_with_diagnostics() {
     // server fails without it).
     let _hf = hf_token_lock();
     delete_default_secret("hf-token");
-    let r = Run::new(&catalog);
+    let r = kube_run(&catalog);
     let o = r.run(&["--ready-timeout", "3"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let reason = r.run_json()["benchmarks"]["greedy"]["reason"].as_str().unwrap().to_owned();
@@ -367,7 +315,7 @@ fn a_crashing_server_is_reported_with_its_last_log_lines() {
     // An argument the simulator does not know: it exits at start, again and again.
     let catalog =
         sim_benchmark("crashy", "extra_args: [\"--no-such-flag\"]", "num_prompts: 5 rates { request_rates: [40] }");
-    let r = Run::new(&catalog);
+    let r = kube_run(&catalog);
     let o = r.run(&["--ready-timeout", "120"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let reason = r.run_json()["benchmarks"]["crashy"]["reason"].as_str().unwrap().to_owned();
@@ -378,7 +326,7 @@ fn a_crashing_server_is_reported_with_its_last_log_lines() {
 
 #[test]
 fn an_image_that_cannot_be_pulled_fails_at_once_with_the_kubelet_reason() {
-    let r = Run::new(&sim_benchmark("badimage", "", "num_prompts: 5 rates { request_rates: [40] }"));
+    let r = kube_run(&sim_benchmark("badimage", "", "num_prompts: 5 rates { request_rates: [40] }"));
     // Far longer than the test takes: the failure must come from the pod's state, not the clock.
     let o = r.run(&["--ready-timeout", "600", "--image", "Not A Valid/image"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -394,7 +342,7 @@ fn a_load_engine_that_fails_is_reported_with_its_last_log_lines() {
         "",
         "tokenizer: \"nobody/no-such-tokenizer\" num_prompts: 5 rates { request_rates: [40] }",
     );
-    let r = Run::new(&catalog);
+    let r = kube_run(&catalog);
     let o = r.run(&[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let reason = r.run_json()["benchmarks"]["badload"]["reason"].as_str().unwrap().to_owned();
@@ -406,7 +354,7 @@ fn a_load_engine_that_fails_is_reported_with_its_last_log_lines() {
 
 #[test]
 fn a_foreign_namespace_with_the_same_name_is_refused() {
-    let r = Run::new(&sim_benchmark("foreign", "", "num_prompts: 5 rates { request_rates: [40] }"));
+    let r = kube_run(&sim_benchmark("foreign", "", "num_prompts: 5 rates { request_rates: [40] }"));
     // Snapshots first, to learn the namespace's name; then someone else's namespace takes it.
     let o = r.run(&["--dry-run"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -446,7 +394,7 @@ fn spawn_until(r: &Run, args: &[&str], needle: &str) -> std::process::Child {
 fn ctrl_c_tears_down_what_the_run_created() {
     // Two stages: the first one's line shows while the second (20 s) runs — stages are followed
     // live from the load pod's log — and Ctrl-C comes then.
-    let r = Run::new(&sim_benchmark("stopped", "", "num_prompts: 10 rates { request_rates: [40, 0.5] }"));
+    let r = kube_run(&sim_benchmark("stopped", "", "num_prompts: 10 rates { request_rates: [40, 0.5] }"));
     let mut child = spawn_until(&r, &[], "[stopped] rate-40");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -458,7 +406,7 @@ fn ctrl_c_tears_down_what_the_run_created() {
 
 #[test]
 fn a_run_killed_mid_way_resumes_from_a_clean_namespace() {
-    let r = Run::new(&sim_benchmark("resumed", "", "num_prompts: 20 rates { request_rates: [10] }"));
+    let r = kube_run(&sim_benchmark("resumed", "", "num_prompts: 20 rates { request_rates: [10] }"));
     let mut child = spawn_until(&r, &[], "[resumed] ready at");
     child.kill().unwrap(); // SIGKILL: no tear-down, the namespace stays
     child.wait().unwrap();
@@ -696,8 +644,8 @@ fn least_privilege_kubeconfig(dir: &Path) -> PathBuf {
 fn the_documented_rbac_is_enough_for_a_run() {
     let _hf = hf_token_lock();
     // A model server that references the Hugging Face token (a TGI image, simulated by the node).
-    let r = Run::new(&tgi_benchmark("rbac", "", "num_prompts: 10 rates { request_rates: [40] }"));
-    let kubeconfig = least_privilege_kubeconfig(r.dir.path());
+    let r = kube_run(&tgi_benchmark("rbac", "", "num_prompts: 10 rates { request_rates: [40] }"));
+    let kubeconfig = least_privilege_kubeconfig(r.dir());
     // Without the Secret in `default`: a warning, and the (public-model) run goes on.
     delete_default_secret("hf-token");
     let o = r.cmd(&[]).env("KUBECONFIG", &kubeconfig).output().unwrap();
@@ -714,7 +662,7 @@ fn the_documented_rbac_is_enough_for_a_run() {
     // With it: read from `default` and copied into the benchmark's namespace, with these rights only.
     let token = "hf_rbac_test_value_5c9e";
     put_default_secret("hf-token", &[("token", token)]);
-    let r2 = Run::new(&tgi_benchmark("rbac2", "", "num_prompts: 10 rates { request_rates: [40] }"));
+    let r2 = kube_run(&tgi_benchmark("rbac2", "", "num_prompts: 10 rates { request_rates: [40] }"));
     let o = r2.cmd(&[]).env("KUBECONFIG", &kubeconfig).output().unwrap();
     delete_default_secret("hf-token");
     assert!(o.status.success(), "{}", text(&o));
@@ -744,7 +692,7 @@ fn the_hf_token_in_default_reaches_the_model_server_and_nothing_else() {
     let token = "hf_kube_test_value_0d41f7";
     // A second key, which nothing references: not copied.
     put_default_secret("hf-token", &[("token", token), ("unused", "hf_unused_value_93b2")]);
-    let r = Run::new(&tgi_benchmark("hftoken", "", "num_prompts: 5 rates { request_rates: [40] }"));
+    let r = kube_run(&tgi_benchmark("hftoken", "", "num_prompts: 5 rates { request_rates: [40] }"));
     let o = r.run(&["--skip-tear-down"]);
     delete_default_secret("hf-token");
     assert!(o.status.success(), "{}", text(&o));
@@ -783,7 +731,7 @@ fn the_hf_token_in_default_reaches_the_model_server_and_nothing_else() {
 fn a_named_hf_token_secret_that_is_missing_fails_before_anything_is_created() {
     // Named in the catalog, the token is required: no Secret, or no such key, fails at once.
     let name = format!("hf-token-missing-{}", std::process::id());
-    let r = Run::new(&tgi_benchmark(
+    let r = kube_run(&tgi_benchmark(
         "nosecret",
         &format!("hf_token_secret {{ name: \"{name}\" }}"),
         "num_prompts: 5 rates { request_rates: [40] }",
@@ -807,7 +755,7 @@ fn a_named_hf_token_secret_that_is_missing_fails_before_anything_is_created() {
 
     // The Secret is there, but not its key.
     put_default_secret(&name, &[("other", "hf_not_the_key_1f0a")]);
-    let r = Run::new(&tgi_benchmark(
+    let r = kube_run(&tgi_benchmark(
         "nokey",
         &format!("hf_token_secret {{ name: \"{name}\" key: \"token\" }}"),
         "num_prompts: 5 rates { request_rates: [40] }",
@@ -897,7 +845,7 @@ fn a_real_vllm_serves_a_benchmark_through_the_whole_lifecycle() {
 "#,
         model.display()
     );
-    let r = Run::new(&catalog);
+    let r = kube_run(&catalog);
     // vLLM answers /health after 70-110 s here; the rendered startup probe allows 1800 s.
     let mut child = Interrupted(spawn_until(&r, &["--ready-timeout", "900"], "[realvllm] ready at"));
     let ns = format!("realvllm-{}", r.run_id());

@@ -4,11 +4,11 @@
 
 use std::{
     io::{BufRead as _, BufReader},
-    path::{Path, PathBuf},
-    process::{Child, ChildStdout, Command, Output, Stdio},
+    path::Path,
+    process::{ChildStdout, Command, Stdio},
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_inferbench");
+use crate::common::run::{Run, text};
 
 /// A benchmark on a fast simulated server: `name`, its base (or a full config), and load.
 fn sim_benchmark(name: &str, replicas: u32, load: &str) -> String {
@@ -27,67 +27,6 @@ fn sim_benchmark(name: &str, replicas: u32, load: &str) -> String {
 }}
 "#
     )
-}
-
-struct Fixture {
-    dir: tempfile::TempDir,
-}
-
-impl Fixture {
-    fn new(catalog: &str) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("t.pbtxt"), catalog).unwrap();
-        Fixture { dir }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("run")
-            .arg(self.dir.path().join("t.pbtxt"))
-            .args(["--output", self.out().to_str().unwrap()])
-            .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        for v in ["INFERBENCH_RUN_ID", "run_id", "INFERBENCH_DRY_RUN", "dry_run", "INFERBENCH_GCS_BUCKET", "gcs_bucket"]
-        {
-            c.env_remove(v);
-        }
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    fn spawn(&self, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
-        let mut child = self.cmd(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        (child, out)
-    }
-
-    fn out(&self) -> PathBuf {
-        self.dir.path().join("output")
-    }
-
-    /// The only run folder.
-    fn run_dir(&self) -> PathBuf {
-        let runs: Vec<PathBuf> = std::fs::read_dir(self.out()).unwrap().map(|e| e.unwrap().path()).collect();
-        assert_eq!(runs.len(), 1, "{runs:?}");
-        runs[0].clone()
-    }
-
-    fn bench_dir(&self, name: &str) -> PathBuf {
-        let run = self.run_dir();
-        let id = run.file_name().unwrap().to_str().unwrap().to_owned();
-        run.join(format!("{name}-{id}"))
-    }
-
-    fn run_json(&self) -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(self.run_dir().join("run.json")).unwrap()).unwrap()
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 fn summary(bench_dir: &Path) -> serde_json::Value {
@@ -123,7 +62,7 @@ fn several_benchmarks_each_get_verified_results() {
     catalog.push_str(
         "benchmarks { name: \"c\" base_benchmark_name: \"a\" config { benchmark_tool { load { api: OPENAI_CHAT_COMPLETIONS concurrency { users: [2] } } } } }\n",
     );
-    let f = Fixture::new(&catalog);
+    let f = Run::new(&catalog);
     let o = f.run(&[]);
     let t = text(&o);
     assert!(o.status.success(), "{t}");
@@ -157,7 +96,7 @@ fn several_benchmarks_each_get_verified_results() {
 fn regex_selects_and_dry_run_writes_only_manifests() {
     let mut catalog = sim_benchmark("x-l4", 1, "num_prompts: 10 rates { request_rates: [50] }");
     catalog.push_str("benchmarks { name: \"x-h100\" base_benchmark_name: \"x-l4\" }\n");
-    let f = Fixture::new(&catalog);
+    let f = Run::new(&catalog);
     let o = f.run(&["--dry-run"]);
     assert!(o.status.success(), "{}", text(&o));
     for name in ["x-l4", "x-h100"] {
@@ -180,7 +119,7 @@ fn regex_selects_and_dry_run_writes_only_manifests() {
 fn parallelism_bounds_benchmarks_at_once() {
     let catalog: String =
         (0..4).map(|i| sim_benchmark(&format!("p{i}"), 1, "num_prompts: 20 rates { request_rates: [40] }")).collect();
-    let f = Fixture::new(&catalog);
+    let f = Run::new(&catalog);
     let o = f.run(&["--parallelism", "2"]);
     assert!(o.status.success(), "{}", text(&o));
     let run = f.run_json();
@@ -216,7 +155,7 @@ async fn a_failing_benchmark_does_not_stop_the_others() {
     let mut catalog = external("errors", &failing.url());
     catalog.push_str(&external("unreachable", "http://127.0.0.1:1"));
     catalog.push_str(&sim_benchmark("fine", 1, "num_prompts: 5 rates { request_rates: [50] }"));
-    let f = Fixture::new(&catalog);
+    let f = Run::new(&catalog);
     let o = tokio::task::spawn_blocking(move || (f.run(&["--ready-timeout", "1"]), f)).await.unwrap();
     let (o, f) = o;
     let t = text(&o);
@@ -240,7 +179,7 @@ fn a_killed_run_resumes_with_only_the_missing_benchmarks() {
         .iter()
         .map(|n| sim_benchmark(n, 1, "num_prompts: 20 rates { request_rates: [20, 40] }"))
         .collect();
-    let f = Fixture::new(&catalog);
+    let f = Run::new(&catalog);
     let (mut child, mut out) = f.spawn(&[]);
     read_until(&mut out, "[k1] done in");
     // k2's first stage is written to its staging folder: half-collected results.
@@ -286,7 +225,7 @@ fn a_killed_run_resumes_with_only_the_missing_benchmarks() {
 #[test]
 fn ctrl_c_stops_and_leaves_no_half_results() {
     let catalog = sim_benchmark("long", 1, "num_prompts: 400 rates { request_rates: [40, 40] }");
-    let f = Fixture::new(&catalog);
+    let f = Run::new(&catalog);
     let (mut child, mut out) = f.spawn(&[]);
     // After the first stage's results are staged, during the second.
     read_until(&mut out, "[long] rate-40");
@@ -320,7 +259,7 @@ fn a_second_ctrl_c_exits_at_once_without_corrupting_anything() {
   }
 }
 "#;
-    let f = Fixture::new(catalog);
+    let f = Run::new(catalog);
     let mut child = f.cmd(&[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut err = BufReader::new(child.stderr.take().unwrap());

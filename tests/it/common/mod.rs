@@ -1,3 +1,4 @@
 //! Helpers more than one test module uses.
 
 pub mod real_vllm;
+pub mod run;
