@@ -3,7 +3,8 @@
 //! The pipeline, one way: `catalog` (parse, inherit, validate) → `plan` (run id, selection, load
 //! specs, generated rates) → `render` (tera → Kubernetes manifests) → `snapshot` (immutable
 //! folders under `output/`) → `platform` (local or Kubernetes: deploy, run the load, collect) →
-//! `results` → `report`. [`generate`] (catalog → snapshots) and [`run`] (snapshots → results) are
+//! `results` → `report` → `history` (every run in a SQL database, read through the report's
+//! reader; it hands the report its history section as plain data). [`generate`] (catalog → snapshots) and [`run`] (snapshots → results) are
 //! the two orchestrators, named after the verbs a user types; `cli` wires them to commands.
 //!
 //! Below all of it are the workspace's other crates, re-exported here under their short names:
@@ -20,6 +21,7 @@ pub use inferbench_sim as sim;
 pub mod catalog;
 pub mod cli;
 pub mod generate;
+pub mod history;
 pub mod plan;
 pub mod platform;
 pub mod render;

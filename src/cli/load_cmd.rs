@@ -3,7 +3,11 @@
 //! `load --spec /etc/inferbench/load.pbtxt --output-dir /results` with the target in
 //! `INFERBENCH_URL`.
 
-use std::{io::Write as _, path::PathBuf, process::ExitCode};
+use std::{
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 use tokio_util::sync::CancellationToken;
 
 use anyhow::{Context as _, bail};
@@ -100,6 +104,8 @@ pub struct LoadArgs {
     /// before its emptyDir goes away.
     #[arg(long)]
     pub hold_results: bool,
+    #[command(flatten)]
+    pub history: super::history_cmd::HistoryArg,
     /// How long --hold-results waits for the fetch, in seconds.
     #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
     pub hold_timeout: u64,
@@ -293,6 +299,11 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let (sent, ok) = out.sent_ok();
+    if let Some(dir) = args.output_dir.as_deref().filter(|_| !args.hold_results && sent > 0) {
+        // Beside the output folder, as a run's history is beside its run folder.
+        let beside = dir.parent().unwrap_or(Path::new(""));
+        super::history_cmd::record_after(&args.history, beside, dir, "inferbench load");
+    }
     if let Some(dir) = args.output_dir.as_deref().filter(|_| args.hold_results && !stop.is_cancelled()) {
         hold(dir, args.hold_timeout, &stop)?;
     }

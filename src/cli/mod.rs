@@ -6,6 +6,7 @@
 mod catalog_cmd;
 mod dev_cmd;
 mod generate_cmd;
+pub mod history_cmd;
 pub mod load_cmd;
 mod progress;
 pub mod report_cmd;
@@ -147,6 +148,10 @@ pub enum Command {
     /// Tables, plots and an HTML report of a run (RUN_DIR/report/: index.html, summary.csv,
     /// plots/), optionally compared with another run.
     Report(report_cmd::ReportArgs),
+    /// The results history: every run in a SQL database (output/history.db, or Cloud Spanner) —
+    /// import, list, trend, check against a baseline (a CI gate), SQL.
+    #[command(subcommand)]
+    History(history_cmd::HistoryCommand),
     /// Upload a run folder to GCS (gs://BUCKET/RUN_ID/…), skipping files already there; running it
     /// again resumes an interrupted upload.
     Upload(upload_cmd::UploadArgs),
@@ -280,6 +285,8 @@ pub struct RunArgs {
     #[arg(long, env = "INFERBENCH_READY_TIMEOUT", default_value_t = 300.0, value_name = "SECONDS")]
     pub ready_timeout: f64,
     #[command(flatten)]
+    pub history: history_cmd::HistoryArg,
+    #[command(flatten)]
     pub kube: KubeArgs,
 }
 
@@ -321,6 +328,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sim(a) => sim_cmd::sim(&a),
         Command::Report(a) => report_cmd::report(&a),
         Command::Upload(a) => upload_cmd::upload(&a),
+        Command::History(c) => history_cmd::history(&c),
         Command::Results(c) => dev_cmd::results(&c),
         Command::Dev(c) => dev_cmd::dev(c),
     };

@@ -23,6 +23,10 @@ pub struct ReportArgs {
     /// folder that is not an inferbench report is never replaced.
     #[arg(long, env = "INFERBENCH_REPORT_OUT", value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// The results history the report's history section comes from (default: history.db beside
+    /// the run folder, when there).
+    #[command(flatten)]
+    pub history: super::history_cmd::HistoryArg,
     /// Root folder of runs, where a bare run id is looked for (seed: output_dir=...).
     #[arg(long, env = "INFERBENCH_OUTPUT", default_value = "output", value_name = "DIR")]
     pub output: PathBuf,
@@ -43,8 +47,10 @@ impl ReportArgs {
 /// Runs `inferbench report`.
 pub fn report(a: &ReportArgs) -> CommandResult {
     let started = Instant::now();
+    let run_dir = a.resolve(&a.run_dir);
     let opts = Options {
-        run_dir: a.resolve(&a.run_dir),
+        history: history_points(a, &run_dir),
+        run_dir,
         compare: a.compare.as_deref().map(|c| a.resolve(c)),
         out: a.out.clone(),
     };
@@ -62,4 +68,33 @@ pub fn report(a: &ReportArgs) -> CommandResult {
     ));
     let _ = std::io::stdout().write_all(text.as_bytes());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The run's benchmarks in the history, for the report's history section: none when there is no
+/// history beside the run (and `--history` was not given); a history that fails is a warning.
+fn history_points(a: &ReportArgs, run_dir: &std::path::Path) -> Vec<report::model::HistoryPoint> {
+    let Ok(run) = report::read::run(run_dir) else { return vec![] };
+    let beside =
+        std::path::absolute(run_dir).ok().and_then(|d| d.parent().map(|p| p.to_path_buf())).unwrap_or_default();
+    let at = match a.history.location(&beside) {
+        Ok(Some(crate::history::Location::File(f))) if !a.history.given() && !f.is_file() => return vec![],
+        Ok(Some(at)) => at,
+        Ok(None) => return vec![],
+        Err(e) => {
+            eprintln!("inferbench report: warning: no history section: {e}");
+            return vec![];
+        }
+    };
+    let names: Vec<String> = run.benchmarks.iter().map(|b| b.name.clone()).collect();
+    let points =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string()).and_then(|rt| {
+            rt.block_on(async {
+                let store = crate::history::Store::open(&at, false).await.map_err(|e| e.to_string())?;
+                crate::history::query::report_points(&store, &run.id, &names).await.map_err(|e| e.to_string())
+            })
+        });
+    points.unwrap_or_else(|e| {
+        eprintln!("inferbench report: warning: no history section: {e}");
+        vec![]
+    })
 }

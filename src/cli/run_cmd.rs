@@ -94,6 +94,9 @@ pub fn run(a: &RunArgs) -> CommandResult {
         },
         plan.run_dir.display()
     ));
+    if finished.iter().any(|f| f.state == State::Done) {
+        super::history_cmd::record_after(&a.history, &a.generate.output, &plan.run_dir, "inferbench run");
+    }
     if stop.is_cancelled() {
         say(&format!("interrupted: resume with --run-id {} (done benchmarks are skipped)", plan.run_id));
         return Ok(ExitCode::from(EXIT_INTERRUPTED));

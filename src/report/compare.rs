@@ -139,6 +139,48 @@ const LATENCIES: &[Latency] = &[
     ("e2e p99", |s| s.e2e_ms, |r| &r.e2e, 0.99),
 ];
 
+/// Every figure a comparison can hold, in table order: (name, unit, lower is better).
+pub const FIGURES: &[(&str, &str, bool)] = &[
+    ("TTFT p50", "ms", true),
+    ("TTFT p99", "ms", true),
+    ("TPOT p50", "ms", true),
+    ("TPOT p99", "ms", true),
+    ("e2e p50", "ms", true),
+    ("e2e p99", "ms", true),
+    ("req/s", "req/s", false),
+    ("out tok/s", "tok/s", false),
+    ("errors", "%", true),
+];
+
+/// Why a figure carries no interval although it has a value.
+pub const NO_RECORDS: &str = "no per-request records";
+
+/// One figure of one stage with its 95 % interval: what a comparison pairs with the same figure
+/// of the baseline. Computed from a stage's summary and records here, or read back from the
+/// results history (which stores exactly these), so both compare by one rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figure {
+    /// One of [`FIGURES`]' names.
+    pub metric: &'static str,
+    /// Its unit.
+    pub unit: &'static str,
+    /// Whether lower is better (latencies, errors).
+    pub lower_is_better: bool,
+    /// The value and its interval.
+    pub interval: Interval,
+    /// Why it cannot be assessed whatever the other side holds ([`NO_RECORDS`]).
+    pub unassessable: Option<&'static str>,
+}
+
+impl Figure {
+    /// The figure named `metric` (one of [`FIGURES`]), `None` for a name this version does not know.
+    pub fn known(metric: &str, interval: Interval, unassessable: Option<&str>) -> Option<Figure> {
+        let &(metric, unit, lower_is_better) = FIGURES.iter().find(|f| f.0 == metric)?;
+        let unassessable = unassessable.map(|_| NO_RECORDS);
+        Some(Figure { metric, unit, lower_is_better, interval, unassessable })
+    }
+}
+
 /// Compares `this` run with `baseline`.
 pub fn compare(this: &Run, baseline: &Run) -> Result<Comparison, ReportError> {
     let mut out = Comparison {
@@ -160,8 +202,10 @@ pub fn compare(this: &Run, baseline: &Run) -> Result<Comparison, ReportError> {
                 out.unmatched_stages.push((b.name.clone(), s.name.clone(), "this run"));
                 continue;
             };
-            let metrics =
-                stage(s, o, mine.as_ref().and_then(|m| m.get(&s.name)), theirs.as_ref().and_then(|m| m.get(&o.name)));
+            let metrics = pair(
+                &figures(s, mine.as_ref().and_then(|m| m.get(&s.name))),
+                &figures(o, theirs.as_ref().and_then(|m| m.get(&o.name))),
+            );
             out.stages.push(StageDelta { benchmark: b.name.clone(), stage: s.name.clone(), metrics });
         }
         for o in other.stages().iter().filter(|o| !b.stages().iter().any(|s| s.name == o.name)) {
@@ -177,65 +221,47 @@ pub fn compare(this: &Run, baseline: &Run) -> Result<Comparison, ReportError> {
     Ok(out)
 }
 
-fn samples(b: &Bench) -> Result<Option<BTreeMap<String, StageSamples>>, ReportError> {
+/// A benchmark's per-request samples by stage (`None` without records).
+pub fn samples(b: &Bench) -> Result<Option<BTreeMap<String, StageSamples>>, ReportError> {
     b.results.as_ref().and_then(|r| r.records.as_deref()).map(records::read).transpose()
 }
 
-fn stage(
-    s: &StageResult,
-    o: &StageResult,
-    mine: Option<&StageSamples>,
-    theirs: Option<&StageSamples>,
-) -> Vec<MetricDelta> {
+/// A stage's figures with their intervals: latency percentiles bounded from its records (the
+/// values are the summary's), throughputs from its counts, the error rate as a proportion.
+pub fn figures(s: &StageResult, records: Option<&StageSamples>) -> Vec<Figure> {
     let mut out = vec![];
     for (metric, dist, sample, q) in LATENCIES {
-        let (Some(d), Some(od)) = (dist(s).filter(|d| d.count > 0), dist(o).filter(|d| d.count > 0)) else { continue };
-        let value = |d: &Distribution| if *q == 0.5 { d.p50 } else { d.p99 };
-        let ci = |d: &Distribution, r: Option<&StageSamples>| {
-            let i = r.and_then(|r| stats::quantile(sample(r), *q, Z95));
-            Interval { value: value(d), lo: i.and_then(|i| i.lo), hi: i.and_then(|i| i.hi) }
-        };
-        let (this, baseline) = (ci(&d, mine), ci(&od, theirs));
-        let verdict = match (mine, theirs) {
-            (Some(_), Some(_)) => verdict(&baseline, &this, true),
-            _ => Verdict::NotAssessed("no per-request records"),
-        };
-        out.push(MetricDelta { metric, unit: "ms", baseline, this, verdict });
+        let Some(d) = dist(s).filter(|d| d.count > 0) else { continue };
+        let value = if *q == 0.5 { d.p50 } else { d.p99 };
+        let i = records.and_then(|r| stats::quantile(sample(r), *q, Z95));
+        let interval = Interval { value, lo: i.and_then(|i| i.lo), hi: i.and_then(|i| i.hi) };
+        out.extend(Figure::known(metric, interval, records.is_none().then_some(NO_RECORDS)));
     }
-    let counts = |s: &StageResult| s.counts.clone().unwrap_or_default();
-    let (c, oc) = (counts(s), counts(o));
-    let rps = |s: &StageResult, n: u64| {
-        stats::poisson_rate(n, s.duration_seconds, Z95)
-            .map(|i| Interval { value: s.throughput.map_or(i.value, |t| t.requests_per_second), ..i })
-    };
-    if let (Some(this), Some(baseline)) = (rps(s, c.succeeded), rps(o, oc.succeeded)) {
-        out.push(MetricDelta {
-            metric: "req/s",
-            unit: "req/s",
-            baseline,
-            this,
-            verdict: verdict(&baseline, &this, false),
-        });
-    }
-    let tok =
-        |s: &StageResult, n: u64| s.throughput.and_then(|t| stats::scaled_by_count(t.output_tokens_per_second, n, Z95));
-    if let (Some(this), Some(baseline)) = (tok(s, c.succeeded), tok(o, oc.succeeded)) {
-        out.push(MetricDelta {
-            metric: "out tok/s",
-            unit: "tok/s",
-            baseline,
-            this,
-            verdict: verdict(&baseline, &this, false),
-        });
-    }
+    let c = s.counts.clone().unwrap_or_default();
+    let rps = stats::poisson_rate(c.succeeded, s.duration_seconds, Z95)
+        .map(|i| Interval { value: s.throughput.map_or(i.value, |t| t.requests_per_second), ..i });
+    let tok = s.throughput.and_then(|t| stats::scaled_by_count(t.output_tokens_per_second, c.succeeded, Z95));
     let pct =
         |i: Interval| Interval { value: i.value * 100.0, lo: i.lo.map(|x| x * 100.0), hi: i.hi.map(|x| x * 100.0) };
-    if let (Some(this), Some(baseline)) =
-        (stats::proportion(c.failed, c.sent, Z95).map(pct), stats::proportion(oc.failed, oc.sent, Z95).map(pct))
-    {
-        out.push(MetricDelta { metric: "errors", unit: "%", baseline, this, verdict: verdict(&baseline, &this, true) });
+    let errors = stats::proportion(c.failed, c.sent, Z95).map(pct);
+    for (metric, interval) in [("req/s", rps), ("out tok/s", tok), ("errors", errors)] {
+        out.extend(interval.and_then(|i| Figure::known(metric, i, None)));
     }
     out
+}
+
+/// The figures found on both sides, in `this`'s order, each with its verdict.
+pub fn pair(this: &[Figure], baseline: &[Figure]) -> Vec<MetricDelta> {
+    this.iter()
+        .filter_map(|t| {
+            let b = baseline.iter().find(|b| b.metric == t.metric)?;
+            let verdict = match t.unassessable.or(b.unassessable) {
+                Some(why) => Verdict::NotAssessed(why),
+                None => verdict(&b.interval, &t.interval, t.lower_is_better),
+            };
+            Some(MetricDelta { metric: t.metric, unit: t.unit, baseline: b.interval, this: t.interval, verdict })
+        })
+        .collect()
 }
 
 /// A value with its interval: "12.3 [11.9, 12.8]" (an unbounded side is "…").

@@ -88,11 +88,31 @@ pub fn page(p: &Page<'_>) -> String {
     if let Some(c) = p.comparison {
         comparison(&mut h, c);
     }
+    let (history, plots): (Vec<&Rendered>, Vec<&Rendered>) =
+        p.plots.iter().partition(|r| r.figure.name.starts_with(super::plots::HISTORY_PREFIX));
     let _ = writeln!(h, "<h2 id=\"plots\">Plots</h2>");
-    if p.plots.is_empty() {
+    if plots.is_empty() {
         h.push_str("<p class=\"note\">No stage has results to plot.</p>\n");
     }
-    for r in p.plots {
+    figures(&mut h, &plots);
+    if !history.is_empty() {
+        let _ = writeln!(
+            h,
+            "<h2 id=\"history\">History</h2>\n<p class=\"note\">Each benchmark of this run that the results history holds earlier runs of (<code>inferbench history</code>).</p>"
+        );
+        figures(&mut h, &history);
+    }
+    let _ = writeln!(h, "<h2 id=\"benchmarks\">Benchmarks</h2>");
+    for b in &run.benchmarks {
+        benchmark(&mut h, b, p.link);
+    }
+    footer(&mut h);
+    h
+}
+
+/// Figures with their captions and links.
+fn figures(h: &mut String, rendered: &[&Rendered]) {
+    for r in rendered {
         let f = &r.figure;
         let _ = writeln!(
             h,
@@ -104,10 +124,10 @@ pub fn page(p: &Page<'_>) -> String {
             caption = esc(&f.caption),
         );
     }
-    let _ = writeln!(h, "<h2 id=\"benchmarks\">Benchmarks</h2>");
-    for b in &run.benchmarks {
-        benchmark(&mut h, b, p.link);
-    }
+}
+
+/// How to read the page.
+fn footer(h: &mut String) {
     let _ = writeln!(
         h,
         "</main><footer><h2>How to read this</h2><p>Latencies are defined in <code>proto/results.proto</code>: TTFT = first \
@@ -117,7 +137,6 @@ pub fn page(p: &Page<'_>) -> String {
          <p>Also in this folder: <a href=\"summary.csv\">summary.csv</a> (every figure, for spreadsheets) and \
          <a href=\"plots/\">plots/</a> (SVG and PNG).</p></footer>\n</body></html>"
     );
-    h
 }
 
 /// An SVG document as an element of the page (no XML declaration).

@@ -44,6 +44,9 @@ pub struct Options {
     pub compare: Option<PathBuf>,
     /// Where to write (default `{run_dir}/report`).
     pub out: Option<PathBuf>,
+    /// The run's benchmarks in earlier runs, from the results history: drawn as its history
+    /// section (none: no section).
+    pub history: Vec<model::HistoryPoint>,
 }
 
 /// A report written.
@@ -70,7 +73,9 @@ pub fn build(opts: &Options) -> Result<Report, ReportError> {
         None => None,
     };
     let out = opts.out.clone().unwrap_or_else(|| run.dir.join("report"));
-    let rendered: Vec<plots::Rendered> = plots::figures(&run)
+    let mut figures = plots::figures(&run);
+    figures.extend(plots::history(&run, &opts.history));
+    let rendered: Vec<plots::Rendered> = figures
         .par_iter()
         .map(plots::render)
         .collect::<Result<_, plots::DrawError>>()

@@ -20,6 +20,8 @@ pub struct Run {
     pub id: String,
     /// When the run was created (from `run.json`).
     pub created_at: Option<String>,
+    /// When `run.json` was last written.
+    pub updated_at: Option<String>,
     /// The inferbench version that created it (from `run.json`).
     pub tool_version: Option<String>,
     /// Catalog files the run read.
@@ -48,6 +50,10 @@ pub struct Bench {
     pub reason: Option<String>,
     /// Seconds its last attempt took.
     pub seconds: Option<f64>,
+    /// When its last attempt started and finished (RFC 3339, from `run.json`).
+    pub started_at: Option<String>,
+    /// See `started_at`.
+    pub finished_at: Option<String>,
     /// Its results, complete or not.
     pub results: Option<Results>,
     /// Its resolved config (`benchmark.pbtxt`).
@@ -171,4 +177,22 @@ pub struct Window {
     pub from: f64,
     /// End (s).
     pub to: f64,
+}
+
+/// One headline figure (one of [`crate::report::compare::FIGURES`]) of one stage in one recorded
+/// run: what the history section draws. The history gives these; the report only draws them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPoint {
+    /// The benchmark.
+    pub benchmark: String,
+    /// The run it was measured in.
+    pub run_id: String,
+    /// When that run started (RFC 3339).
+    pub started_at: String,
+    /// The stage.
+    pub stage: String,
+    /// The figure's name ("TTFT p99", "req/s", …).
+    pub metric: &'static str,
+    /// Its value.
+    pub value: f64,
 }

@@ -17,7 +17,7 @@ use std::sync::Once;
 use image::ImageEncoder as _;
 use plotters::{coord::Shift, prelude::*};
 
-use super::model::{Bench, Run};
+use super::model::{Bench, HistoryPoint, Run};
 use crate::schema::{Distribution, StageResult};
 
 /// Tableau 10: distinct, colour-blind-friendlier than plotters' defaults.
@@ -311,6 +311,75 @@ fn server_timeline(b: &Bench) -> Figure {
         grid: (3, 1),
         size: (900, 720),
     }
+}
+
+/// The history figures' panels: (figure, y axis).
+const HISTORY_PANELS: &[(&str, &str)] =
+    &[("TTFT p99", "ms"), ("TPOT p99", "ms"), ("e2e p99", "ms"), ("req/s", "successful req/s")];
+
+/// Prefix of the history figures' names (`history-{benchmark}`).
+pub const HISTORY_PREFIX: &str = "history-";
+
+/// Per benchmark of `run` measured in earlier runs too: its headline figures over those runs
+/// (x: the runs in the order they started, this one last), one line per stage.
+pub fn history(run: &Run, points: &[HistoryPoint]) -> Vec<Figure> {
+    let mut out = vec![];
+    for b in &run.benchmarks {
+        let mine: Vec<&HistoryPoint> = points.iter().filter(|p| p.benchmark == b.name).collect();
+        let mut runs: Vec<(&str, &str)> = mine.iter().map(|p| (p.started_at.as_str(), p.run_id.as_str())).collect();
+        runs.sort();
+        runs.dedup();
+        if runs.len() < 2 {
+            continue;
+        }
+        let x = |p: &HistoryPoint| runs.iter().position(|r| r.1 == p.run_id).map_or(f64::NAN, |i| (i + 1) as f64);
+        let mut stages: Vec<&str> = vec![];
+        for p in &mine {
+            if !stages.contains(&p.stage.as_str()) {
+                stages.push(&p.stage);
+            }
+        }
+        let panels = HISTORY_PANELS
+            .iter()
+            .map(|(metric, unit)| Panel {
+                title: (*metric).into(),
+                x: "run (oldest first; the last is this one)".into(),
+                y: format!("{metric} ({unit})"),
+                lines: stages
+                    .iter()
+                    .enumerate()
+                    .map(|(j, stage)| Line {
+                        label: (*stage).into(),
+                        color: j,
+                        dashed: false,
+                        points: mine
+                            .iter()
+                            .filter(|p| p.stage == *stage && p.metric == *metric)
+                            .map(|p| (x(p), p.value))
+                            .filter(|(x, y)| known(*x) && known(*y))
+                            .collect(),
+                    })
+                    .filter(|l| !l.points.is_empty())
+                    .collect(),
+                ..Default::default()
+            })
+            .collect();
+        let listed: Vec<String> =
+            runs.iter().enumerate().map(|(i, (at, id))| format!("{} = {id} ({at})", i + 1)).collect();
+        out.push(Figure {
+            name: format!("{HISTORY_PREFIX}{}", b.name),
+            title: format!("{}: history", b.name),
+            caption: format!(
+                "TTFT, TPOT and end-to-end p99 and successful requests per second of each stage in every run of this benchmark the history holds, up to this one; one colour per stage. Runs: {}.",
+                listed.join("; ")
+            ),
+            panels,
+            grid: (2, 2),
+            size: (1100, 640),
+        });
+    }
+    out.retain(|f| f.panels.iter().any(|p| !p.lines.is_empty()));
+    out
 }
 
 fn register_font() {

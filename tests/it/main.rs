@@ -13,6 +13,7 @@ mod common;
 mod catalog;
 mod cli;
 mod gcs;
+mod history;
 mod inherit_prop;
 mod kube;
 mod load_cli;

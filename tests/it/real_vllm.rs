@@ -255,7 +255,7 @@ fn run_servers_real_runs_vllm_on_the_local_platform_and_report_shows_it() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    let run_dir = std::fs::read_dir(&output).unwrap().next().unwrap().unwrap().path();
+    let run_dir = std::fs::read_dir(&output).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir()).unwrap();
     let id = run_dir.file_name().unwrap().to_str().unwrap().to_owned();
     let bench = run_dir.join(format!("real-local-{id}"));
     let results = bench.join("results");

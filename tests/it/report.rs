@@ -98,12 +98,12 @@ fn failing_server() -> (Killed, String) {
     (Killed(child), url)
 }
 
-struct Runs {
-    root: PathBuf,
+pub struct Runs {
+    pub root: PathBuf,
     /// one, two, chat done; down and errors failed; later skipped.
-    fast: PathBuf,
+    pub fast: PathBuf,
     /// one and two on a server 4× slower.
-    slow: PathBuf,
+    pub slow: PathBuf,
 }
 
 fn inferbench(args: &[&str], cwd: &Path) -> Output {
@@ -120,7 +120,7 @@ fn text(o: &Output) -> String {
 }
 
 /// The shared runs, made on first use under the target folder (replaced on every test run).
-fn runs() -> &'static Runs {
+pub fn runs() -> &'static Runs {
     static RUNS: OnceLock<Runs> = OnceLock::new();
     RUNS.get_or_init(|| {
         let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-tests");

@@ -2,3 +2,4 @@
 
 pub mod real_vllm;
 pub mod run;
+pub mod spanner;

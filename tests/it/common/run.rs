@@ -73,9 +73,10 @@ impl Run {
         self.dir.path().join("output")
     }
 
-    /// The only run folder.
+    /// The only run folder (beside it: the history, `history.db`).
     pub fn run_dir(&self) -> PathBuf {
-        let runs: Vec<PathBuf> = std::fs::read_dir(self.out()).unwrap().map(|e| e.unwrap().path()).collect();
+        let runs: Vec<PathBuf> =
+            std::fs::read_dir(self.out()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
         assert_eq!(runs.len(), 1, "{runs:?}");
         runs[0].clone()
     }
