@@ -246,24 +246,26 @@ async fn import(a: &ImportArgs) -> CommandResult {
     let started = Instant::now();
     // Every folder is read before anything is written: one that is not a run stops the import
     // with nothing half-written.
-    let mut all = vec![];
-    for p in &a.paths {
-        for dir in run_folders(p) {
-            all.push(history::read_folder(&dir, None).map_err(Failure::new)?);
-        }
-    }
+    let folders: Vec<PathBuf> = a.paths.iter().flat_map(|p| run_folders(p)).collect();
+    let all: Vec<history::rows::RunRows> = {
+        use rayon::prelude::*;
+        folders.par_iter().map(|d| history::read_folder(d, None)).collect::<Result<_, _>>().map_err(Failure::new)?
+    };
+    let read = started.elapsed().as_secs_f64();
     let at = a.common.location()?;
     let mut store = Store::open(&at, true).await.map_err(Failure::new)?;
-    let mut stages = 0;
-    for rows in &all {
-        let r = history::record(&mut store, rows).await.map_err(Failure::new)?;
-        stages += r.stages;
-        print(&format!("imported {r}\n"));
+    let recorded = history::record(&mut store, &all).await.map_err(Failure::new)?;
+    let stages: usize = recorded.iter().map(|r| r.stages).sum();
+    if recorded.len() <= 20 {
+        for r in &recorded {
+            print(&format!("imported {r}\n"));
+        }
     }
+    let total = started.elapsed().as_secs_f64();
     print(&format!(
-        "{} run(s), {stages} stage(s) in the history {at} in {:.2} s\n",
+        "{} run(s), {stages} stage(s) in the history {at} in {total:.2} s (folders read in {read:.2} s, written in {:.2} s)\n",
         all.len(),
-        started.elapsed().as_secs_f64()
+        total - read
     ));
     Ok(ExitCode::SUCCESS)
 }
@@ -329,8 +331,9 @@ async fn resolve_run(store: &mut Store, given: &str, output: &Path) -> Result<qu
     if let Some(r) = query::run(store, &rows.run_id).await.map_err(Failure::new)? {
         return Ok(r);
     }
-    let r = history::record(store, &rows).await.map_err(Failure::new)?;
-    eprintln!("history: {r} was not recorded yet: imported from {}", path.display());
+    for r in history::record(store, std::slice::from_ref(&rows)).await.map_err(Failure::new)? {
+        eprintln!("history: {r} was not recorded yet: imported from {}", path.display());
+    }
     query::run(store, &rows.run_id)
         .await
         .map_err(Failure::new)?

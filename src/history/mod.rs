@@ -130,11 +130,17 @@ impl Store {
         }
     }
 
-    /// Replaces the run `rows.run_id` with `rows`, whole.
-    pub async fn write(&mut self, rows: &RunRows) -> Result<(), HistoryError> {
+    /// Replaces each run of `runs` with its rows, each run whole (SQLite: all of them in one
+    /// transaction; Spanner: one commit per run).
+    pub async fn write(&mut self, runs: &[RunRows]) -> Result<(), HistoryError> {
         match self {
-            Store::Sqlite(s) => s.write(rows),
-            Store::Spanner(s) => s.write(rows).await,
+            Store::Sqlite(s) => s.write(runs),
+            Store::Spanner(s) => {
+                for rows in runs {
+                    s.write(rows).await?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -215,14 +221,17 @@ fn load_folder(dir: &Path) -> Result<Run, ReportError> {
     })
 }
 
-/// Writes `rows` into `store`.
-pub async fn record(store: &mut Store, rows: &RunRows) -> Result<Recorded, HistoryError> {
-    store.write(rows).await?;
-    Ok(Recorded {
-        run_id: rows.run_id.clone(),
-        benchmarks: rows.of("benchmarks").len(),
-        stages: rows.of("stages").len(),
-    })
+/// Writes `runs` into `store`: what was recorded of each.
+pub async fn record(store: &mut Store, runs: &[RunRows]) -> Result<Vec<Recorded>, HistoryError> {
+    store.write(runs).await?;
+    Ok(runs
+        .iter()
+        .map(|rows| Recorded {
+            run_id: rows.run_id.clone(),
+            benchmarks: rows.of("benchmarks").len(),
+            stages: rows.of("stages").len(),
+        })
+        .collect())
 }
 
 /// This machine's name, recorded as the host of the runs it ends.
@@ -235,5 +244,6 @@ pub fn hostname() -> Option<String> {
 pub async fn record_after_run(at: &Location, dir: &Path) -> Result<Recorded, HistoryError> {
     let rows = read_folder(dir, hostname().as_deref())?;
     let mut store = Store::open(at, true).await?;
-    record(&mut store, &rows).await
+    let recorded = record(&mut store, std::slice::from_ref(&rows)).await?;
+    Ok(recorded.into_iter().next().expect("one run written"))
 }

@@ -86,23 +86,35 @@ impl SqliteStore {
         Ok(found)
     }
 
-    /// Replaces run `rows.run_id` with `rows`, in one transaction.
-    pub fn write(&mut self, rows: &RunRows) -> Result<(), HistoryError> {
+    /// Replaces each run of `runs` with its rows, all in one transaction: an import lands whole
+    /// or not at all.
+    pub fn write(&mut self, runs: &[RunRows]) -> Result<(), HistoryError> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| sql_error(&self.path, e))?;
         let run = || -> rusqlite::Result<()> {
-            for t in TABLES.iter().rev() {
-                tx.execute(&format!("DELETE FROM {} WHERE run_id = ?1", t.name), [&rows.run_id])?;
-            }
-            for (t, table_rows) in &rows.tables {
+            let mut deletes = vec![];
+            let mut inserts = vec![];
+            for t in TABLES {
+                deletes.push(tx.prepare(&format!("DELETE FROM {} WHERE run_id = ?1", t.name))?);
                 let cols: Vec<&str> = t.column_names().collect();
                 let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-                let mut stmt =
-                    tx.prepare(&format!("INSERT INTO {} ({}) VALUES ({})", t.name, cols.join(", "), marks.join(", ")))?;
-                for row in table_rows {
-                    stmt.execute(rusqlite::params_from_iter(row.iter().map(to_sql)))?;
+                inserts.push(tx.prepare(&format!(
+                    "INSERT INTO {} ({}) VALUES ({})",
+                    t.name,
+                    cols.join(", "),
+                    marks.join(", ")
+                ))?);
+            }
+            for rows in runs {
+                for delete in deletes.iter_mut().rev() {
+                    delete.execute([&rows.run_id])?;
+                }
+                for ((_, table_rows), insert) in rows.tables.iter().zip(&mut inserts) {
+                    for row in table_rows {
+                        insert.execute(rusqlite::params_from_iter(row.iter().map(borrowed)))?;
+                    }
                 }
             }
             Ok(())
@@ -174,6 +186,17 @@ fn version(conn: &Connection) -> rusqlite::Result<i64> {
         return Ok(0);
     }
     conn.query_row(&format!("SELECT COALESCE(MAX(version), 0) FROM {}", SCHEMA_INFO.name), [], |r| r.get(0))
+}
+
+/// A value bound without copying its text.
+fn borrowed(v: &Value) -> rusqlite::types::ToSqlOutput<'_> {
+    use rusqlite::types::{ToSqlOutput, ValueRef};
+    ToSqlOutput::Borrowed(match v {
+        Value::Null => ValueRef::Null,
+        Value::Int(x) => ValueRef::Integer(*x),
+        Value::Float(x) => ValueRef::Real(*x),
+        Value::Text(s) => ValueRef::Text(s.as_bytes()),
+    })
 }
 
 fn to_sql(v: &Value) -> rusqlite::types::Value {

@@ -478,3 +478,15 @@ fn spanner_holds_the_same_rows_and_answers_the_same() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "an unreachable store is said within seconds");
 }
+
+#[test]
+fn the_readme_shows_the_schema_as_it_is() {
+    let o = inferbench(&["history", "schema"], Path::new(env!("CARGO_MANIFEST_DIR")));
+    assert!(o.status.success());
+    let schema = String::from_utf8(o.stdout).unwrap();
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```\n{schema}```")),
+        "README's \"Results history\" shows `inferbench history schema` as it prints now:\n{schema}"
+    );
+}
