@@ -37,5 +37,46 @@ fn main() {
             ),
         );
     }
+    typed_json(&mut cfg, &fds);
     cfg.compile_fds(fds).expect("generate prost types");
+}
+
+/// `results.proto`'s messages read proto3 JSON with serde (`summary.json`, see
+/// `src/proto_json.rs`): each field gets the reader of its type; unknown fields are refused, as
+/// prost-reflect's reader refuses them.
+fn typed_json(cfg: &mut prost_build::Config, fds: &prost_types::FileDescriptorSet) {
+    use prost_types::field_descriptor_proto::{Label, Type};
+    let Some(file) = fds.file.iter().find(|f| f.name().ends_with("results.proto")) else {
+        panic!("results.proto is not among the protos");
+    };
+    let package = file.package();
+    for m in &file.message_type {
+        let name = format!(".{package}.{}", m.name());
+        cfg.type_attribute(&name, "#[derive(::serde::Deserialize)] #[serde(default, deny_unknown_fields)]");
+        for f in &m.field {
+            let path = format!("{name}.{}", f.name());
+            let entry = m.nested_type.iter().find(|n| {
+                n.options.as_ref().is_some_and(|o| o.map_entry()) && f.type_name().ends_with(&format!(".{}", n.name()))
+            });
+            let reader = match (entry, f.label(), f.r#type()) {
+                (Some(e), _, _) => match e.field.iter().find(|v| v.number() == 2).map(|v| v.r#type()) {
+                    Some(Type::Uint64 | Type::Int64 | Type::Uint32 | Type::Int32) => "crate::proto_json::integer_map",
+                    _ => "crate::proto_json::or_default",
+                },
+                (None, Label::Repeated, _) => "crate::proto_json::or_default",
+                (None, _, Type::Double | Type::Float) if f.proto3_optional() => "crate::proto_json::optional_float",
+                (None, _, Type::Double | Type::Float) => "crate::proto_json::float",
+                (None, _, Type::Uint64 | Type::Int64 | Type::Uint32 | Type::Int32) if f.proto3_optional() => {
+                    panic!("{path}: optional integers have no JSON reader yet (src/proto_json.rs)")
+                }
+                (None, _, Type::Uint64 | Type::Int64 | Type::Uint32 | Type::Int32) => "crate::proto_json::integer",
+                (None, _, Type::String | Type::Bool) => "crate::proto_json::or_default",
+                (None, _, Type::Message) => "::serde::Deserialize::deserialize",
+                (None, _, t) => panic!("{path}: no JSON reader for {t:?} (src/proto_json.rs)"),
+            };
+            let alias =
+                if f.json_name() != f.name() { format!(", alias = \"{}\"", f.json_name()) } else { String::new() };
+            cfg.field_attribute(&path, format!("#[serde(deserialize_with = \"{reader}\"{alias})]"));
+        }
+    }
 }

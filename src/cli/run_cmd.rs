@@ -94,7 +94,8 @@ pub fn run(a: &RunArgs) -> CommandResult {
         },
         plan.run_dir.display()
     ));
-    if finished.iter().any(|f| f.state == State::Done) {
+    // Failed benchmarks are history too (their state and reason); a run where nothing ran is not.
+    if finished.iter().any(|f| f.state != State::Pending) {
         super::history_cmd::record_after(&a.history, &a.generate.output, &plan.run_dir, "inferbench run");
     }
     if stop.is_cancelled() {

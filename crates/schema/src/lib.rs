@@ -21,6 +21,7 @@ pub mod hardware;
 pub mod hash;
 pub mod manifest;
 mod proto;
+pub mod proto_json;
 pub mod result_files;
 pub mod text;
 

@@ -67,8 +67,16 @@ fn serialize<F: serde_json::ser::Formatter>(results: &Results, ser: &mut serde_j
     results.transcode_to_dynamic().serialize_with_options(ser, &opts).expect("results serialize");
 }
 
-/// Parses a `summary.json` (pretty or on one line).
+/// Parses a `summary.json` (pretty or on one line) straight into [`Results`] (see
+/// [`crate::proto_json`]); what it accepts is what proto3 JSON allows, as
+/// [`parse_summary_generic`] does.
 pub fn parse_summary(text: &str) -> Result<Results, NotASummary> {
+    serde_json::from_str(text).map_err(|e| NotASummary(e.to_string()))
+}
+
+/// [`parse_summary`] through prost-reflect's generic proto3 JSON reader and a transcode: the
+/// reference the typed reader is tested against (and 3× slower).
+pub fn parse_summary_generic(text: &str) -> Result<Results, NotASummary> {
     let mut de = serde_json::Deserializer::from_str(text);
     let msg =
         DynamicMessage::deserialize(crate::message("Results"), &mut de).map_err(|e| NotASummary(e.to_string()))?;
@@ -208,6 +216,114 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every kind of field `Results` has, at awkward values.
+    fn rich() -> Results {
+        use crate::{Counts, Distribution, Goodput, Offered, RunInfo, ServerSeries, StageResult, Throughput};
+        let d = Distribution {
+            count: 5,
+            mean: 1.25,
+            min: 0.5,
+            p50: 1.0,
+            p99: 4.0,
+            max: 1e300,
+            p0_1: f64::NAN,
+            ..Default::default()
+        };
+        Results {
+            run: Some(RunInfo {
+                tool_version: "0.1.0".into(),
+                url: "http://127.0.0.1:1".into(),
+                api: "OPENAI_COMPLETIONS".into(),
+                models: vec!["a".into(), "b/c".into()],
+                started_at: "2026-12-07T06:00:00Z".into(),
+                load_spec: "rates {\n  request_rates: [1.0]\n}\n\"quoted\" ünïcode".into(),
+                metadata: [("run_id".to_owned(), "abcd0001".to_owned())].into(),
+            }),
+            stages: vec![
+                StageResult {
+                    name: "rate-inf".into(),
+                    offered: Some(Offered {
+                        requested_rate: f64::INFINITY,
+                        users: u32::MAX,
+                        process: "poisson".into(),
+                        achieved_rate: Some(0.0),
+                        delayed_by_concurrency_cap: u64::MAX,
+                        late: 1,
+                        client_cpu_seconds: -0.0,
+                        host_steal_seconds: f64::NEG_INFINITY,
+                        ..Default::default()
+                    }),
+                    duration_seconds: 1.5,
+                    counts: Some(Counts {
+                        sent: 10,
+                        failed: 3,
+                        errors: [("http_5xx".to_owned(), 3)].into(),
+                        token_count_source: [("usage".to_owned(), 7)].into(),
+                        ..Default::default()
+                    }),
+                    throughput: Some(Throughput { requests_per_second: 6.5, ..Default::default() }),
+                    ttft_ms: Some(d),
+                    e2e_ms: Some(Distribution::default()),
+                    goodput: Some(Goodput { fraction: 1.0 / 3.0, ..Default::default() }),
+                    cached_prompt_tokens: 12,
+                    server_metrics: [(
+                        "c".to_owned(),
+                        ServerSeries { kind: "counter".into(), total: Some(0.0), ..Default::default() },
+                    )]
+                    .into(),
+                    ..Default::default()
+                },
+                StageResult::default(),
+            ],
+        }
+    }
+
+    /// Both readers agree on `text`: the same message (compared encoded, where NaN equals NaN;
+    /// maps of several entries, whose encoding follows a hash order, compared as values).
+    fn same(text: &str) {
+        use prost::Message as _;
+        match (parse_summary(text), parse_summary_generic(text)) {
+            (Ok(a), Ok(b)) => assert!(a == b || a.encode_to_vec() == b.encode_to_vec(), "{text}:\n{a:?}\n{b:?}"),
+            (Err(_), Err(_)) => {}
+            (a, b) => panic!("the readers disagree on {text}:\n typed: {a:?}\n generic: {b:?}"),
+        }
+    }
+
+    #[test]
+    fn the_typed_summary_reader_reads_what_the_generic_one_reads() {
+        use prost::Message as _;
+        let r = rich();
+        for text in [summary_json(&r), summary_json_line(&r), summary_json(&Results::default())] {
+            same(&text);
+        }
+        assert_eq!(parse_summary(&summary_json(&r)).unwrap().encode_to_vec(), r.encode_to_vec(), "written, read back");
+        for text in [
+            r#"{}"#,
+            r#"{"run": null, "stages": null}"#,
+            r#"{"stages": [{"counts": {"sent": "12", "errors": {"x": "3"}}, "offered": {"requested_rate": "Infinity", "achieved_rate": null}}]}"#,
+            r#"{"stages": [{"durationSeconds": 2, "offered": {"requestedRate": "NaN", "achievedRate": "-Infinity"}}]}"#,
+            r#"{"stages": [{"offered": {"requested_rate": "2.5", "users": 3.0}}]}"#,
+            r#"{"stages": [{"name": null, "ttft_ms": null, "server_metrics": {"m": {"total": null}}}]}"#,
+            r#"{"stages": [{"counts": {"errors": {"a": 1, "b": 2, "c": 3}}, "server_metrics": {"x": {"mean": 1}, "y": {"kind": "gauge"}}}]}"#,
+            r#"{"bogus": 1}"#,
+            r#"{"stages": [{"counts": {"sent": -1}}]}"#,
+            r#"{"stages": [{"counts": {"sent": 1.5}}]}"#,
+            r#"{"stages": [{"offered": {"users": 4294967296}}]}"#,
+            r#"{"stages": [{"offered": {"requested_rate": "fast"}}]}"#,
+            r#"{"stages": {"name": "x"}}"#,
+            r#"{"stages": [{"name": 3}]}"#,
+            r#"[1, 2]"#,
+            r#"{"stages": [{"name": "cut"#,
+        ] {
+            same(text);
+        }
+        assert!(parse_summary(r#"{"bogus": 1}"#).is_err(), "unknown fields are refused, as before");
+        let r = parse_summary(r#"{"stages": [{"durationSeconds": 2, "counts": {"sent": "12"}, "offered": {"requested_rate": "Infinity"}}]}"#).unwrap();
+        let s = &r.stages[0];
+        assert_eq!((s.duration_seconds, s.counts.as_ref().unwrap().sent), (2.0, 12));
+        assert_eq!(s.offered.as_ref().unwrap().requested_rate, f64::INFINITY);
+    }
 
     #[test]
     fn a_record_written_reads_back_the_same_and_absent_fields_stay_absent() {
