@@ -392,11 +392,13 @@ async fn check(a: &CheckArgs) -> CommandResult {
         Ok(ExitCode::SUCCESS)
     } else {
         text.push_str(&format!(
-            "check: {} figure(s) got worse beyond noise and by at least {} %: {}\n",
+            "check: {} figure(s) got worse beyond noise and by at least {} %:\n",
             worse.len(),
-            a.min_change,
-            worse.join("; ")
+            a.min_change
         ));
+        for w in &worse {
+            text.push_str(&format!("  {w}\n"));
+        }
         print(&text);
         Ok(ExitCode::from(EXIT_REGRESSION))
     }

@@ -477,6 +477,27 @@ fn spanner_holds_the_same_rows_and_answers_the_same() {
         "{t}"
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "an unreachable store is said within seconds");
+
+    // A database a newer inferbench migrated is refused, naming both versions.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let config = gcloud_spanner::client::ClientConfig {
+            environment: gcloud_gax::conn::Environment::Emulator(e.host.clone()),
+            ..Default::default()
+        };
+        let db = url.trim_start_matches("spanner://");
+        let client = gcloud_spanner::client::Client::new(db, config).await.unwrap();
+        let m = gcloud_spanner::mutation::update("schema_info", &["id", "version"], &[&1i64, &99i64]);
+        client.apply(vec![m]).await.unwrap();
+        client.close().await;
+    });
+    let o = on_spanner(&e, &["history", "list", "--history", &url], &root);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o)
+            .contains("written by a newer inferbench (history schema 99; this inferbench reads and writes schema 1)"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
