@@ -19,19 +19,7 @@ use inferbench::results::gcs::{UploadError, UploadReport, upload_run_to};
 /// The fake-gcs-server binary, installed on first use by the project's script (as CI does).
 fn emulator_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gcs-emulator");
-        let out = Command::new(&script)
-            .arg("--install")
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap_or_else(|e| panic!("could not run {}: {e}", script.display()));
-        assert!(out.status.success(), "{} --install failed", script.display());
-        let path = String::from_utf8(out.stdout).unwrap();
-        let path = PathBuf::from(path.lines().last().expect("the script prints the binary's path"));
-        assert!(path.is_file(), "{} is not the emulator binary", path.display());
-        path
-    })
+    BIN.get_or_init(|| crate::common::script::binary("gcs-emulator", "--install"))
 }
 
 /// A running emulator; killed when dropped.

@@ -2,4 +2,5 @@
 
 pub mod real_vllm;
 pub mod run;
+pub mod script;
 pub mod spanner;

@@ -13,16 +13,7 @@ use std::{
 /// The emulator binary, as the project's script finds it (CI runs the same script).
 fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/spanner-emulator");
-        let out = Command::new(&script)
-            .arg("--find")
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap_or_else(|e| panic!("could not run {}: {e}", script.display()));
-        assert!(out.status.success(), "{} --find failed: the Spanner emulator is not installed", script.display());
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-    })
+    BIN.get_or_init(|| super::script::binary("spanner-emulator", "--find"))
 }
 
 /// A running emulator.
