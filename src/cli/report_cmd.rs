@@ -67,6 +67,9 @@ pub fn report(a: &ReportArgs) -> CommandResult {
         started.elapsed().as_secs_f64()
     ));
     let _ = std::io::stdout().write_all(text.as_bytes());
+    for b in r.run.benchmarks.iter().filter(|b| b.unreadable.is_some()) {
+        eprintln!("inferbench report: warning: {}: {}", b.name, b.why().unwrap_or_default());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

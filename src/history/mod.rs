@@ -179,6 +179,11 @@ pub fn read_folder(dir: &Path, host: Option<&str>) -> Result<RunRows, HistoryErr
         return Ok(rows::rows(&run, RunKind::Load, host)?);
     }
     let run = report::read::run(&abs)?;
+    // A history keeps whole runs: one with a benchmark whose results cannot be read is refused
+    // (the report shows the rest; an import would silently lose that benchmark).
+    if let Some(e) = run.benchmarks.iter().find_map(|b| b.unreadable.clone()) {
+        return Err(e.into());
+    }
     let kind = if run.created_at.is_none()
         && run.benchmarks.iter().any(|b| b.results.as_ref().is_some_and(|r| r.kind == report::model::ResultsKind::Lpg))
     {
@@ -215,6 +220,7 @@ fn load_folder(dir: &Path) -> Result<Run, ReportError> {
             started_at: None,
             finished_at: None,
             results: Some(results),
+            unreadable: None,
             config: None,
             base: None,
         }],

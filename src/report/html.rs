@@ -30,7 +30,7 @@ th { background: #f1f3f5; position: sticky; top: 0; }
 td.n { text-align: right; }
 .wrap { overflow-x: auto; max-width: 100%; }
 tr.nores td { color: #57606a; font-style: italic; }
-.state-done { color: #1a7f37; } .state-failed { color: #cf222e; font-weight: 600; } .state-pending, .state-running, .state-skipped { color: #9a6700; }
+.state-done { color: #1a7f37; } .state-failed, .state-unreadable { color: #cf222e; font-weight: 600; } .state-pending, .state-running, .state-skipped { color: #9a6700; }
 figure { background: #fff; border: 1px solid #d8dee4; margin: 14px 0; padding: 10px; }
 figure svg { max-width: 100%; height: auto; display: block; }
 figcaption { color: #57606a; margin-top: 6px; }
@@ -192,7 +192,7 @@ fn summary(h: &mut String, run: &Run) {
                 h,
                 "<tr class=\"nores\" data-benchmark=\"{n}\"><td><a href=\"#bench-{n}\">{n}</a></td><td>-</td><td class=\"state-{state}\">{state}</td><td colspan=\"18\">{why}</td></tr>",
                 n = esc(&b.name),
-                why = esc(b.reason.as_deref().unwrap_or("no results")),
+                why = esc(&b.why().unwrap_or_else(|| "no results".into())),
             );
             continue;
         }
@@ -304,7 +304,7 @@ fn server_view(h: &mut String, stages: &[StageResult]) {
     let total = |s: &StageResult, name: &str| s.server_metrics.get(name).and_then(|x| x.total).unwrap_or(f64::NAN);
     let client = |d: Option<Distribution>| d.filter(|d| d.count > 0).map_or(f64::NAN, |d| d.mean);
     h.push_str(
-        "<table class=\"server-view\"><caption>The server's own figures (its /metrics over each stage) beside the client's means</caption>\
+        "<div class=\"wrap\"><table class=\"server-view\"><caption>The server's own figures (its /metrics over each stage) beside the client's means</caption>\
          <thead><tr><th>stage</th><th>TTFT ms server</th><th>TTFT ms client</th><th>e2e ms server</th><th>e2e ms client</th>\
          <th>queue ms</th><th>running (mean)</th><th>waiting (mean)</th><th>KV cache %</th><th>requests</th><th>output tokens</th></tr></thead><tbody>\n",
     );
@@ -325,7 +325,7 @@ fn server_view(h: &mut String, stages: &[StageResult]) {
             num(total(s, "vllm:generation_tokens_total"), 0),
         );
     }
-    h.push_str("</tbody></table>\n");
+    h.push_str("</tbody></table></div>\n");
 }
 
 fn benchmark(h: &mut String, b: &Bench, link: &dyn Fn(&Path) -> String) {
@@ -335,8 +335,8 @@ fn benchmark(h: &mut String, b: &Bench, link: &dyn Fn(&Path) -> String) {
         "<section class=\"benchmark\" id=\"bench-{n}\"><h3>{n} <span class=\"state-{state}\">({state})</span></h3>",
         n = esc(&b.name)
     );
-    if let Some(r) = &b.reason {
-        let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(r));
+    if let Some(r) = b.why() {
+        let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(&r));
     }
     if let Some(s) = b.seconds {
         let _ = writeln!(h, "<p>Last attempt took {s:.1} s.</p>");

@@ -56,6 +56,10 @@ pub struct Bench {
     pub finished_at: Option<String>,
     /// Its results, complete or not.
     pub results: Option<Results>,
+    /// Its results folder is there but could not be read (a cut-off `summary.json`): the error,
+    /// naming the file. The report shows the other benchmarks and this one as unreadable; the
+    /// results history refuses the run.
+    pub unreadable: Option<super::ReportError>,
     /// Its resolved config (`benchmark.pbtxt`).
     pub config: Option<String>,
     /// Its base benchmark, when it has one.
@@ -65,6 +69,9 @@ pub struct Bench {
 impl Bench {
     /// What the tables say of its state: `run.json`'s word, or what the folder shows.
     pub fn state_label(&self) -> &'static str {
+        if self.unreadable.is_some() {
+            return "unreadable";
+        }
         match (self.state, self.results.as_ref().map(|r| r.kind)) {
             (Some(State::Done), _) => "done",
             (Some(State::Failed), _) => "failed",
@@ -74,6 +81,14 @@ impl Bench {
             (None, Some(ResultsKind::Failed)) => "failed",
             (None, Some(_)) => "done",
             (None, None) => "no results",
+        }
+    }
+
+    /// Why it has no results to show: its unreadable file, else `run.json`'s reason.
+    pub fn why(&self) -> Option<String> {
+        match (&self.unreadable, &self.reason) {
+            (Some(e), _) => Some(format!("results unreadable: {e}")),
+            (None, r) => r.clone(),
         }
     }
 

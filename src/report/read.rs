@@ -2,8 +2,10 @@
 //! state, each benchmark's `results/` (or `failed-results/`, or an older run's LPG files), its
 //! `server_metrics.json`, and its snapshot's configs. Works on partial runs (failed, pending,
 //! running benchmarks are listed with what they have) and on run folders of the original tool
-//! (no `run.json`: benchmarks are found as `{name}-{run_id}/` folders). Anything that is there but
-//! cannot be read is an error naming the file: a report quietly missing a benchmark would mislead.
+//! (no `run.json`: benchmarks are found as `{name}-{run_id}/` folders). A benchmark's results that
+//! are there but cannot be read make it *unreadable*, the error naming the file (the report shows
+//! it so, beside the others; a report quietly missing a benchmark would mislead); anything else
+//! unreadable (`run.json`, a config) is an error naming the file.
 
 use std::{
     collections::BTreeMap,
@@ -107,12 +109,19 @@ fn bench(
     dir: PathBuf,
     rec: Option<run_file::BenchmarkRecord>,
 ) -> Result<Bench, ReportError> {
-    let results = if dir.join(RESULTS).is_dir() {
-        Some(results(&dir.join(RESULTS), ResultsKind::Complete)?)
+    // A results folder that cannot be read is kept as unreadable, not fatal: one cut-off file
+    // must not hide the rest of the run.
+    let read = if dir.join(RESULTS).is_dir() {
+        Some(results(&dir.join(RESULTS), ResultsKind::Complete))
     } else if dir.join(FAILED_RESULTS).is_dir() {
-        Some(results(&dir.join(FAILED_RESULTS), ResultsKind::Failed)?)
+        Some(results(&dir.join(FAILED_RESULTS), ResultsKind::Failed))
     } else {
         None
+    };
+    let (results, unreadable) = match read {
+        None => (None, None),
+        Some(Ok(r)) => (Some(r), None),
+        Some(Err(e)) => (None, Some(e)),
     };
     let config = read_optional(&dir.join(BENCHMARK_PBTXT))?;
     let base = match config.as_deref().and_then(base_name) {
@@ -137,6 +146,7 @@ fn bench(
         started_at: rec.as_ref().and_then(|r| r.started_at.clone()),
         finished_at: rec.as_ref().and_then(|r| r.finished_at.clone()),
         results,
+        unreadable,
         config,
         base,
     })

@@ -79,7 +79,7 @@ pub fn csv(run: &Run) -> Result<Vec<u8>, csv::Error> {
             row[0].clone_from(&b.name);
             row[1] = b.state_label().into();
             row[2] = kind;
-            *row.last_mut().expect("non-empty header") = b.reason.clone().unwrap_or_default();
+            *row.last_mut().expect("non-empty header") = b.why().unwrap_or_default();
             w.write_record(&row)?;
             continue;
         }
@@ -122,7 +122,7 @@ pub fn csv(run: &Run) -> Result<Vec<u8>, csv::Error> {
                 0 => row.extend([String::new(), String::new(), String::new()]),
                 n => row.extend([cell(o.client_cpu_seconds), n.to_string(), cell(o.host_steal_seconds)]),
             }
-            row.push(b.reason.clone().unwrap_or_default());
+            row.push(b.why().unwrap_or_default());
             w.write_record(&row)?;
         }
     }

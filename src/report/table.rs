@@ -80,7 +80,7 @@ pub fn full(run: &Run) -> String {
     ]);
     for b in &run.benchmarks {
         if b.stages().is_empty() {
-            let why = b.reason.clone().unwrap_or_default();
+            let why = b.why().unwrap_or_default();
             t.add_row(vec![b.name.clone(), "-".into(), b.state_label().into(), why]);
             continue;
         }

@@ -456,16 +456,30 @@ fn bad_input_is_an_error_naming_the_file() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains(&format!("{}: not a run folder", bad.display())), "{}", text(&o));
 
-    // A run whose summary.json is corrupt.
-    let run = bad.join("beef0001");
-    let bench = run.join("one-beef0001/results");
-    std::fs::create_dir_all(&bench).unwrap();
-    std::fs::write(bench.join("summary.json"), "{\"stages\": [{\"name\": 7}]}").unwrap();
+    // A run whose one summary.json is cut off: the report shows the other benchmarks and names
+    // the broken file; the results history refuses the run whole.
+    let run = bad.join("slow0001");
+    let copied = Command::new("cp").args(["-r", r.slow.to_str().unwrap(), run.to_str().unwrap()]).status().unwrap();
+    assert!(copied.success());
+    let _ = std::fs::remove_dir_all(run.join("report"));
+    let cut = run.join("one-slow0001/results/summary.json");
+    let whole = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
     let o = inferbench(&["report", run.to_str().unwrap()], &r.root);
-    assert_eq!(o.status.code(), Some(1));
     let t = text(&o);
-    assert!(t.contains(&format!("{}: not a results summary", bench.join("summary.json").display())), "{t}");
-    assert!(!run.join("report").exists(), "nothing written");
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains(&format!("warning: one: results unreadable: {}: not a results summary", cut.display())), "{t}");
+    let page = std::fs::read_to_string(run.join("report/index.html")).unwrap();
+    assert!(page.contains("class=\"state-unreadable\">unreadable</td>"), "one is shown as unreadable");
+    assert!(page.contains(&format!("results unreadable: {}", cut.display())), "the broken file is named");
+    for (bench, st) in stages(&r.slow, &["two"]) {
+        let name = st["name"].as_str().unwrap();
+        assert!(page.contains(&format!("data-benchmark=\"{bench}\" data-stage=\"{name}\"")), "{bench} {name} reported");
+    }
+    let db = bad.join("history.db");
+    let o = inferbench(&["history", "import", run.to_str().unwrap(), "--history", db.to_str().unwrap()], &r.root);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains(&format!("{}: not a results summary", cut.display())), "{}", text(&o));
 
     // --out pointing at a folder of other files is refused, and the files are kept.
     let o = inferbench(&["report", r.fast.to_str().unwrap(), "--out", r.root.to_str().unwrap()], &r.root);
@@ -652,6 +666,15 @@ fn the_page_renders_in_headless_chromium_with_its_tables_and_plots_and_no_consol
         worse: [...document.querySelectorAll('#compare-table tr.worse')].map(tr => tr.dataset.benchmark + ' ' + tr.dataset.stage + ' ' + tr.dataset.metric),
         diffs: document.querySelectorAll('details.diff').length,
         height: document.documentElement.scrollHeight,
+        pageWidth: document.documentElement.scrollWidth,
+        tables: [...document.querySelectorAll('main table')].map(t => {
+            const w = t.closest('.wrap');
+            return {
+                table: t.id || t.className,
+                fits: t.getBoundingClientRect().right <= document.documentElement.clientWidth,
+                scrolls: !!w && getComputedStyle(w).overflowX === 'auto' && w.scrollWidth > w.clientWidth,
+            };
+        }),
         title: document.title
     })"#;
     let v = cdp.send("Runtime.evaluate", json!({"expression": probe, "returnByValue": true}));
@@ -701,6 +724,12 @@ fn the_page_renders_in_headless_chromium_with_its_tables_and_plots_and_no_consol
     assert!(dom["compare"].as_u64().unwrap() >= 4 * 9, "the comparison table: {}", dom["compare"]);
     assert!(dom["worse"].as_array().unwrap().iter().any(|w| w == "one rate-40 e2e p50"), "{}", dom["worse"]);
     assert!(dom["diffs"].as_u64().unwrap() >= 2, "configs diffed against their bases");
+    // Wide tables fit the page or scroll inside it: nothing is cut off at its right edge, and the
+    // page itself never scrolls sideways.
+    assert_eq!(dom["pageWidth"], 1400, "the page is as wide as the window");
+    for t in dom["tables"].as_array().unwrap() {
+        assert!(t["fits"] == true || t["scrolls"] == true, "a table cut off at the right edge: {t}");
+    }
 
     // A screenshot of the whole page, for the issue note.
     let height = dom["height"].as_f64().unwrap().min(12_000.0);
