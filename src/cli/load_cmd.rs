@@ -353,7 +353,7 @@ pub fn stage_line(s: &schema::StageResult) -> String {
     let mut errors: Vec<String> = c.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
     errors.sort();
     format!(
-        "{:<12} sent {:>6} ok {:>6} failed {:>5}{}  achieved {:>8} req/s  out {:>9} tok/s  TTFT p50 {:>8} p99 {:>8} ms  TPOT p50 {:>7} ms  lag p99 {:>7} ms{}{}",
+        "{:<12} sent {:>6} ok {:>6} failed {:>5}{}  achieved {:>8} req/s  out {:>9} tok/s  TTFT p50 {:>8} p99 {:>8} ms  TPOT p50 {:>7} ms  lag p99 {:>7} ms{}{}{}",
         s.name,
         c.sent,
         c.succeeded,
@@ -373,6 +373,11 @@ pub fn stage_line(s: &schema::StageResult) -> String {
         match crate::report::table::client_cpu(s) {
             c if c.is_empty() => c,
             c => format!("  client {c}"),
+        },
+        match &s.verdict {
+            Some(v) if v.delivered => "  load delivered".to_owned(),
+            Some(v) => format!("  LOAD NOT DELIVERED: {}", v.reasons.join("; ")),
+            None => String::new(),
         },
     )
 }

@@ -338,6 +338,9 @@ fn stage(out: &mut RunRows, mut row: Vec<Value>, index: usize, s: &StageResult) 
         s.cached_prompt_tokens.into(),
         c.prompt_token_mismatches.into(),
         c.output_length_mismatches.into(),
+        if o.users > 0 { o.users_ran.into() } else { Value::Null },
+        s.verdict.as_ref().map(|v| i64::from(v.delivered)).into(),
+        s.verdict.as_ref().filter(|v| !v.delivered).map(|v| v.reasons.join("\n")).into(),
     ]);
     out.push("stages", row);
 }

@@ -55,15 +55,7 @@ impl Table {
             .iter()
             .enumerate()
             .map(|(i, (name, ty, _))| {
-                let ty = match (dialect, ty) {
-                    (Dialect::Sqlite, Type::Text) => "TEXT",
-                    (Dialect::Sqlite, Type::Int) => "INTEGER",
-                    (Dialect::Sqlite, Type::Float) => "REAL",
-                    (Dialect::Spanner, Type::Text) => "STRING(MAX)",
-                    (Dialect::Spanner, Type::Int) => "INT64",
-                    (Dialect::Spanner, Type::Float) => "FLOAT64",
-                };
-                format!("{name} {ty}{}", if i < self.key { " NOT NULL" } else { "" })
+                format!("{name} {}{}", ty.sql(dialect), if i < self.key { " NOT NULL" } else { "" })
             })
             .collect();
         match dialect {
@@ -79,8 +71,27 @@ impl Table {
     }
 }
 
-/// The schema version this inferbench writes and reads.
-pub const VERSION: i64 = 1;
+impl Type {
+    /// The column type in `dialect`.
+    fn sql(self, dialect: Dialect) -> &'static str {
+        match (dialect, self) {
+            (Dialect::Sqlite, Type::Text) => "TEXT",
+            (Dialect::Sqlite, Type::Int) => "INTEGER",
+            (Dialect::Sqlite, Type::Float) => "REAL",
+            (Dialect::Spanner, Type::Text) => "STRING(MAX)",
+            (Dialect::Spanner, Type::Int) => "INT64",
+            (Dialect::Spanner, Type::Float) => "FLOAT64",
+        }
+    }
+}
+
+/// The schema version this inferbench writes and reads. 2 added the load verdict to `stages`
+/// ([`ADDED_IN_2`]).
+pub const VERSION: i64 = 2;
+
+/// The columns schema 2 added, at the end of their table: (table, column).
+pub const ADDED_IN_2: &[(&str, &str)] =
+    &[("stages", "users_ran"), ("stages", "load_delivered"), ("stages", "load_reasons")];
 
 /// The table holding the schema version (one row).
 pub const SCHEMA_INFO: Table = Table {
@@ -189,6 +200,9 @@ pub const TABLES: &[Table] = &[
             ("cached_prompt_tokens", Int, "prompt tokens the server reported cached"),
             ("prompt_token_mismatches", Int, "prompt check failures (see results.proto)"),
             ("output_length_mismatches", Int, "length check failures (see results.proto)"),
+            ("users_ran", Int, "closed loop: users that completed a request"),
+            ("load_delivered", Int, "1: the client delivered the configured load, 0: not (see LoadVerdict)"),
+            ("load_reasons", Text, "why not, one line per failed check"),
         ],
         key: 3,
         parent: Some("benchmarks"),
@@ -284,6 +298,18 @@ pub fn migrations(from: i64, dialect: Dialect) -> Vec<String> {
     if from < 1 {
         out.push(SCHEMA_INFO.ddl(dialect));
         out.extend(TABLES.iter().map(|t| t.ddl(dialect)));
+        return out;
+    }
+    if from < 2 {
+        for (table, column) in ADDED_IN_2 {
+            let ty = TABLES
+                .iter()
+                .find(|t| t.name == *table)
+                .and_then(|t| t.columns.iter().find(|c| c.0 == *column))
+                .map(|c| c.1.sql(dialect))
+                .expect("a column of the schema");
+            out.push(format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"));
+        }
     }
     out
 }
@@ -341,6 +367,14 @@ mod tests {
             "CREATE TABLE stage_errors (run_id STRING(MAX) NOT NULL, benchmark STRING(MAX) NOT NULL, stage STRING(MAX) NOT NULL, kind STRING(MAX) NOT NULL, count INT64) PRIMARY KEY (run_id, benchmark, stage, kind), INTERLEAVE IN PARENT stages ON DELETE CASCADE"
         );
         assert_eq!(migrations(0, Dialect::Sqlite).len(), TABLES.len() + 1);
+        assert_eq!(
+            migrations(1, Dialect::Spanner),
+            [
+                "ALTER TABLE stages ADD COLUMN users_ran INT64",
+                "ALTER TABLE stages ADD COLUMN load_delivered INT64",
+                "ALTER TABLE stages ADD COLUMN load_reasons STRING(MAX)"
+            ]
+        );
         assert!(migrations(VERSION, Dialect::Spanner).is_empty());
     }
 }

@@ -36,6 +36,7 @@ figure svg { max-width: 100%; height: auto; display: block; }
 figcaption { color: #57606a; margin-top: 6px; }
 pre { background: #fff; border: 1px solid #d8dee4; padding: 8px; overflow-x: auto; font-size: 12.5px; }
 .diff .add { background: #dafbe1; } .diff .del { background: #ffebe9; } .diff .gap { color: #8c959f; }
+.undelivered { background: #ffebe9; color: #cf222e; font-weight: 600; }
 .worse { background: #ffebe9; font-weight: 600; } .better { background: #dafbe1; font-weight: 600; } .noise { color: #57606a; }
 .note { background: #fff8c5; border: 1px solid #d4a72c66; padding: 6px 10px; }
 footer { color: #57606a; padding-bottom: 40px; }
@@ -179,7 +180,8 @@ fn summary(h: &mut String, run: &Run) {
          <th rowspan=\"2\">state</th><th rowspan=\"2\">offered</th><th rowspan=\"2\">QPS</th>\
          <th colspan=\"3\">TTFT ms</th><th colspan=\"3\">TPOT ms</th><th colspan=\"3\">ITL ms</th><th colspan=\"3\">e2e ms</th>\
          <th rowspan=\"2\">out tok/s</th><th rowspan=\"2\">goodput</th><th rowspan=\"2\">errors</th>\
-         <th rowspan=\"2\" title=\"schedule lag p99 (send time minus intended time), the client's CPU and the host's steal: a latency is trusted only when the client kept up\">client</th></tr><tr>",
+         <th rowspan=\"2\" title=\"schedule lag p99 (send time minus intended time), the client's CPU and the host's steal: a latency is trusted only when the client kept up\">client</th>\
+         <th rowspan=\"2\" title=\"did the client deliver the configured load (rate, arrival process, lag, CPU, Little's law, users: see LoadVerdict in proto/results.proto)\">load delivered</th></tr><tr>",
     );
     for _ in 0..4 {
         h.push_str("<th>p50</th><th>p90</th><th>p99</th>");
@@ -190,7 +192,7 @@ fn summary(h: &mut String, run: &Run) {
         if b.stages().is_empty() {
             let _ = writeln!(
                 h,
-                "<tr class=\"nores\" data-benchmark=\"{n}\"><td><a href=\"#bench-{n}\">{n}</a></td><td>-</td><td class=\"state-{state}\">{state}</td><td colspan=\"18\">{why}</td></tr>",
+                "<tr class=\"nores\" data-benchmark=\"{n}\"><td><a href=\"#bench-{n}\">{n}</a></td><td>-</td><td class=\"state-{state}\">{state}</td><td colspan=\"19\">{why}</td></tr>",
                 n = esc(&b.name),
                 why = esc(&b.why().unwrap_or_else(|| "no results".into())),
             );
@@ -221,15 +223,28 @@ fn summary(h: &mut String, run: &Run) {
             }
             let _ = writeln!(
                 h,
-                "<td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
+                "<td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td>{}</tr>",
                 num(s.throughput.map_or(f64::NAN, |t| t.output_tokens_per_second), 0),
                 esc(&table::goodput(s)),
                 esc(&table::errors(s.counts.as_ref())),
                 esc(&table::client(s)),
+                delivered_cell(s),
             );
         }
     }
     h.push_str("</tbody></table></div>\n");
+}
+
+/// The load verdict's cell: red when the client did not deliver the configured load, its reasons
+/// in the tooltip.
+fn delivered_cell(s: &StageResult) -> String {
+    let text = esc(&table::delivered(s));
+    match &s.verdict {
+        Some(v) if !v.delivered => {
+            format!("<td class=\"undelivered\" title=\"{}\">{text}</td>", esc(&v.reasons.join("\n")))
+        }
+        _ => format!("<td>{text}</td>"),
+    }
 }
 
 fn comparison(h: &mut String, c: &Comparison) {

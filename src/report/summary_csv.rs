@@ -61,8 +61,17 @@ pub fn header() -> Vec<String> {
         h.extend(STATS.iter().map(|(stat, _)| format!("{prefix}_{stat}")));
     }
     h.extend(
-        ["goodput_fraction", "good_requests_per_s", "client_cpu_s", "client_cores", "host_steal_s", "note"]
-            .map(String::from),
+        [
+            "goodput_fraction",
+            "good_requests_per_s",
+            "client_cpu_s",
+            "client_cores",
+            "host_steal_s",
+            "load_delivered",
+            "load_reasons",
+            "note",
+        ]
+        .map(String::from),
     );
     h
 }
@@ -121,6 +130,10 @@ pub fn csv(run: &Run) -> Result<Vec<u8>, csv::Error> {
             match o.client_cores {
                 0 => row.extend([String::new(), String::new(), String::new()]),
                 n => row.extend([cell(o.client_cpu_seconds), n.to_string(), cell(o.host_steal_seconds)]),
+            }
+            match &s.verdict {
+                None => row.extend([String::new(), String::new()]),
+                Some(v) => row.extend([v.delivered.to_string(), v.reasons.join("; ")]),
             }
             row.push(b.why().unwrap_or_default());
             w.write_record(&row)?;

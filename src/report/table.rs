@@ -77,6 +77,7 @@ pub fn full(run: &Run) -> String {
         "goodput",
         "errors",
         "client",
+        "load delivered",
     ]);
     for b in &run.benchmarks {
         if b.stages().is_empty() {
@@ -99,6 +100,7 @@ pub fn full(run: &Run) -> String {
                 goodput(s),
                 errors(s.counts.as_ref()),
                 client(s),
+                delivered(s),
             ]);
         }
     }
@@ -155,6 +157,19 @@ pub fn goodput(s: &StageResult) -> String {
     match &s.goodput {
         Some(g) if g.ttft_ms > 0.0 || g.tpot_ms > 0.0 || g.e2e_ms > 0.0 => format!("{:.0} %", g.fraction * 100.0),
         _ => "-".into(),
+    }
+}
+
+/// The load verdict in a word or two: "yes", "no: rate, lag" (the failed checks), "-" for results
+/// from before the verdict.
+pub fn delivered(s: &StageResult) -> String {
+    match &s.verdict {
+        None => "-".into(),
+        Some(v) if v.delivered => "yes".into(),
+        Some(v) => {
+            let failed: Vec<&str> = v.checks.iter().filter(|c| !c.passed).map(|c| c.name.as_str()).collect();
+            format!("no: {}", failed.join(", "))
+        }
     }
 }
 

@@ -321,6 +321,36 @@ fn import_is_idempotent_concurrent_safe_and_refuses_bad_input_whole() {
     assert!(text(&o).contains("no history here yet"), "{}", text(&o));
     assert!(!root.join("nothing.db").exists(), "reading does not create it");
 
+    // A database of schema 1 (before the load verdict) is migrated when opened: the new columns
+    // are added, the rows kept.
+    let older = root.join("older.db");
+    std::fs::copy(&db, &older).unwrap();
+    let conn = rusqlite::Connection::open(&older).unwrap();
+    for column in ["users_ran", "load_delivered", "load_reasons"] {
+        conn.execute(&format!("ALTER TABLE stages DROP COLUMN {column}"), []).unwrap();
+    }
+    conn.execute("UPDATE schema_info SET version = 1", []).unwrap();
+    drop(conn);
+    let o = inferbench(
+        &[
+            "history",
+            "sql",
+            "SELECT COUNT(*), COUNT(load_delivered) FROM stages",
+            "--csv",
+            "--history",
+            older.to_str().unwrap(),
+        ],
+        &root,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let counts = String::from_utf8_lossy(&o.stdout).lines().nth(1).unwrap_or_default().to_owned();
+    let (stages, judged) = counts.split_once(',').unwrap_or_else(|| panic!("{}", text(&o)));
+    assert!(stages.parse::<u64>().unwrap() > 0 && judged == "0", "the rows kept, the new column empty: {counts}");
+    let conn = rusqlite::Connection::open(&older).unwrap();
+    let v: i64 = conn.query_row("SELECT version FROM schema_info", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, 2, "migrated");
+    drop(conn);
+
     // A database of a newer schema is refused, naming both versions.
     let newer = root.join("newer.db");
     std::fs::copy(&db, &newer).unwrap();
@@ -332,7 +362,7 @@ fn import_is_idempotent_concurrent_safe_and_refuses_bad_input_whole() {
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        t.contains("written by a newer inferbench (history schema 99; this inferbench reads and writes schema 1)"),
+        t.contains("written by a newer inferbench (history schema 99; this inferbench reads and writes schema 2)"),
         "{t}"
     );
 }
@@ -494,7 +524,7 @@ fn spanner_holds_the_same_rows_and_answers_the_same() {
     assert_eq!(o.status.code(), Some(1));
     assert!(
         text(&o)
-            .contains("written by a newer inferbench (history schema 99; this inferbench reads and writes schema 1)"),
+            .contains("written by a newer inferbench (history schema 99; this inferbench reads and writes schema 2)"),
         "{}",
         text(&o)
     );

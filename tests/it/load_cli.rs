@@ -519,3 +519,67 @@ async fn more_users_than_the_soft_open_files_limit_all_connect() {
     assert_eq!(c["succeeded"], 900, "no request failed for want of a file descriptor: {c}");
     assert!(c.get("failed").is_none_or(|f| f == 0), "{c}");
 }
+
+/// The stage's failed verdict checks, by name, from a `summary.json`.
+fn failed_checks(stage: &serde_json::Value) -> Vec<String> {
+    let checks = stage["verdict"]["checks"].as_array().unwrap_or_else(|| panic!("no verdict: {stage}"));
+    checks.iter().filter(|c| c["passed"] != true).map(|c| c["name"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_verdict_flags_a_starved_client_and_not_a_healthy_one() {
+    let s = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Healthy: 50 req/s, easily sent on time.
+    let (o, out) = run_spec(
+        dir.path(),
+        &s.url(),
+        "rates { request_rates: [50] }\nduration_seconds: 3\ndataset { synthetic { input { mean: 16 } output { mean: 4 } } }\n",
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("load delivered"), "{}", text(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let st = &summary["stages"][0];
+    assert_eq!(st["verdict"]["delivered"], true, "{}", st["verdict"]);
+    let names: Vec<&str> =
+        st["verdict"]["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    for want in ["dropped", "rate", "arrivals", "lag", "cap", "cpu"] {
+        assert!(names.contains(&want), "{want} checked: {names:?}");
+    }
+
+    // Starved: pinned to one core and asked for 100 000 req/s, far beyond what one core sends
+    // (10 000 arrivals: the late ones are still sent, and counted late).
+    let spec = dir.path().join("starved.pbtxt");
+    std::fs::write(
+        &spec,
+        format!(
+            "url: \"{}\"\nmodels: \"meta-llama/Llama-3.1-8B-Instruct\"\nrates {{ request_rates: [100000] }}\nduration_seconds: 0.1\ndataset {{ synthetic {{ input {{ mean: 16 }} output {{ mean: 4 }} }} }}\n",
+            s.url()
+        ),
+    )
+    .unwrap();
+    let starved = dir.path().join("starved");
+    let args: Vec<String> =
+        ["-c", "0", BIN, "load", "--spec", spec.to_str().unwrap(), "--output-dir", starved.to_str().unwrap()]
+            .map(String::from)
+            .to_vec();
+    let o = tokio::task::spawn_blocking(move || {
+        Command::new("taskset").args(args).env_remove("INFERBENCH_URL").output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("LOAD NOT DELIVERED: "), "{}", text(&o));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(starved.join("summary.json")).unwrap()).unwrap();
+    let st = &summary["stages"][0];
+    assert_eq!(st["verdict"]["delivered"], false, "{}", st["verdict"]);
+    assert_eq!(st["offered"]["client_cores"], 1, "pinned");
+    let failed = failed_checks(st);
+    for want in ["rate", "lag"] {
+        assert!(failed.iter().any(|f| f == want), "{want} failed: {failed:?} {}", st["verdict"]);
+    }
+    let reasons = st["verdict"]["reasons"].to_string();
+    assert!(reasons.contains("it fell behind its schedule") && reasons.contains("requests left late"), "{reasons}");
+}

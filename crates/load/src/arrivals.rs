@@ -141,6 +141,39 @@ impl Schedule {
         Some(self.max_count.map_or(n, |m| n.min(m as f64)))
     }
 
+    /// Arrivals the rate offers from the start to `t` seconds (∫₀ᵗ rate): the clock on which the
+    /// process's gaps are drawn (a gap of `g` units is `g` of this, whatever the rate), so
+    /// differences of it turn the gaps of a ramp or of stages into gaps of one unit-rate process.
+    /// Past the last segment's end, as if its rate went on: what a client still sending then
+    /// should have sent by `t` (a starved client sends a 2 s schedule over minutes). None where
+    /// the rate is infinite (all at once).
+    pub fn expected_by(&self, t: f64) -> Option<f64> {
+        let (mut n, mut start) = (0.0, 0.0);
+        for (i, s) in self.segments.iter().enumerate() {
+            let r0 = s.ramp_from.unwrap_or(s.rate);
+            if !(r0.is_finite() && s.rate.is_finite()) {
+                return None;
+            }
+            let len = s.duration.map_or(f64::INFINITY, |d| d.as_secs_f64());
+            let x = (t - start).clamp(0.0, len);
+            let slope = if s.ramp_from.is_some() { (s.rate - r0) / len } else { 0.0 };
+            n += r0 * x + slope / 2.0 * x * x;
+            if t <= start + len {
+                break;
+            }
+            start += len;
+            if i + 1 == self.segments.len() {
+                n += s.rate * (t - start);
+            }
+        }
+        Some(n)
+    }
+
+    /// The process the gaps are drawn from.
+    pub fn process(&self) -> Process {
+        self.process
+    }
+
     fn unit_gap(&mut self) -> f64 {
         match self.process {
             Process::Poisson => Exp1.sample(&mut self.rng),
@@ -295,6 +328,24 @@ mod tests {
         assert_eq!(c.len(), 500);
         // Arrival k of a constant ramp is where ∫ rate = k: 5 t² = k.
         assert!((c[320] - (320.0f64 / 5.0).sqrt()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn expected_by_integrates_steps_and_ramps() {
+        let segs = vec![
+            Segment::steady(0.0, secs(1.0)),
+            Segment { rate: 10.0, duration: secs(2.0), ramp_from: Some(0.0) },
+            Segment::steady(4.0, None),
+        ];
+        let s = Schedule::new(Process::Poisson, segs, None, 0).unwrap();
+        let at = |t: f64| s.expected_by(t).unwrap();
+        assert_eq!((at(0.5), at(1.0)), (0.0, 0.0), "a pause offers nothing");
+        assert!((at(2.0) - 2.5).abs() < 1e-12, "half a ramp to 10/s over 2 s: 5 t²/2 at t = 1");
+        assert!((at(3.0) - 10.0).abs() < 1e-12 && (at(5.0) - 18.0).abs() < 1e-12, "then 4/s");
+        let two_seconds = Schedule::new(Process::Poisson, vec![Segment::steady(5.0, secs(2.0))], None, 0).unwrap();
+        assert_eq!(two_seconds.expected_by(6.0), Some(30.0), "past the end, as if the rate went on");
+        let inf = Schedule::new(Process::Poisson, vec![Segment::steady(f64::INFINITY, None)], Some(3), 0).unwrap();
+        assert_eq!(inf.expected_by(1.0), None);
     }
 
     #[test]

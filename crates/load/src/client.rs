@@ -363,6 +363,7 @@ impl Measure {
             length_mismatch,
             streamed: self.stream,
             waited_for_slot: timing.waited_for_slot,
+            later_turn: false,
         };
         Sent { outcome: Outcome { record, chunks }, text: self.text, error: error.map(|e| e.1) }
     }

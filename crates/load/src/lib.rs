@@ -16,6 +16,7 @@
 //! Arrival times are waited for by the [`pacer`] (µs, not tokio's ms). [`host`] measures the
 //! client's CPU and the hypervisor's steal during each stage: why a client fell behind;
 //! [`pauses`] probes how often the machine stops a busy thread (the noise floor under lag).
+//! [`verdict`] says, per stage, whether the client delivered the load it was configured for.
 
 pub mod arrivals;
 pub mod backends;
@@ -36,5 +37,6 @@ pub mod session;
 pub mod sse;
 pub mod stages;
 pub mod tokenize;
+pub mod verdict;
 
 pub use error::{FileError, GetError, LoadError};

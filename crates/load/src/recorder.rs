@@ -136,6 +136,9 @@ pub struct RequestRecord {
     pub streamed: bool,
     /// Waited for a concurrency slot.
     pub waited_for_slot: bool,
+    /// A conversation's later turn: sent when the previous answer was in, not on the schedule
+    /// (the load verdict tests the schedule on first turns only).
+    pub later_turn: bool,
 }
 
 /// A finished request: its record and its content chunks (arrival after sent, µs; tokens).
@@ -407,6 +410,8 @@ impl StageAggregate {
                 fraction: self.good as f64 / self.sent as f64,
             }),
             cached_prompt_tokens: self.cached,
+            // Judged by the runner, which knows the schedule and what was in flight.
+            verdict: None,
             server_metrics: Default::default(),
             per_token_ms: dist_ms(&self.per_token),
         }
@@ -470,6 +475,7 @@ pub(crate) mod tests {
                 length_mismatch: false,
                 streamed: true,
                 waited_for_slot: false,
+                later_turn: false,
             },
             chunks: vec![(100_000, 1), (150_000, 2), (250_000, 1)],
         }

@@ -26,6 +26,7 @@ use super::{
     pacer::Pacer,
     recorder::{Outcome, Slo, StageAggregate},
     records::Records,
+    verdict::{self, Asked},
 };
 use inferbench_schema::{Offered, StageResult};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -222,6 +223,9 @@ pub async fn run_stage<S: Sender>(
         live: spec.live.clone(),
     });
     let mut offered = Offered::default();
+    let sampling = CancellationToken::new();
+    let sampler = tokio::spawn(sample_in_flight(spec.live.clone(), start, sampling.clone()));
+    let users_ran = Arc::new(AtomicU64::new(0));
     let (mut tasks, made, dropped) = match spec.load.clone() {
         Load::Open { schedule, requested_rate, process } => {
             offered.requested_rate = requested_rate;
@@ -248,9 +252,9 @@ pub async fn run_stage<S: Sender>(
             let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
             let mut user_tasks = JoinSet::new();
             for _ in 0..users.max(1) {
-                let (ctx, next, stop) = (ctx.clone(), next.clone(), spec.stop.clone());
+                let (ctx, next, stop, ran) = (ctx.clone(), next.clone(), spec.stop.clone(), users_ran.clone());
                 user_tasks.spawn(async move {
-                    loop {
+                    for nth in 0u64.. {
                         let now = Instant::now();
                         if end.is_some_and(|e| now >= e) || stop.is_cancelled() {
                             return;
@@ -260,6 +264,9 @@ pub async fn run_stage<S: Sender>(
                             return;
                         }
                         ctx.request(first + k, now, false).await;
+                        if nth == 0 {
+                            ran.fetch_add(1, Relaxed);
+                        }
                     }
                 });
             }
@@ -279,11 +286,38 @@ pub async fn run_stage<S: Sender>(
     offered.client_cpu_seconds = host.client_cpu_seconds;
     offered.client_cores = host::cores();
     offered.host_steal_seconds = host.steal_seconds;
+    offered.users_ran = users_ran.load(Relaxed).min(u64::from(u32::MAX)) as u32;
+    sampling.cancel();
+    let in_flight = sampler.await.unwrap_or_default();
     let mut result = shared.agg.finish(&spec.name, offered);
     if let Some(c) = result.counts.as_mut() {
         c.warmup = shared.warmup;
     }
+    let asked = match &spec.load {
+        Load::Open { schedule, .. } => Asked::Open(schedule),
+        Load::Closed { users, .. } => Asked::Closed(*users),
+    };
+    result.verdict = verdict::verdict(&result, &shared.records, asked, &in_flight);
     StageOutput { result, records: shared.records, warmup: shared.warmup, requests_made: made }
+}
+
+/// How often the requests in flight are sampled for the verdict's Little's-law check.
+const IN_FLIGHT_EVERY: Duration = Duration::from_millis(100);
+
+/// The requests in flight (sent and not yet answered, warm-up included) every
+/// [`IN_FLIGHT_EVERY`] until `done`: (µs since `start`, count).
+async fn sample_in_flight(live: Arc<Live>, start: Instant, done: CancellationToken) -> Vec<(u64, u64)> {
+    let mut out = vec![];
+    let mut tick = tokio::time::interval(IN_FLIGHT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = done.cancelled() => return out,
+        }
+        let open = live.sent.load(Relaxed).saturating_sub(live.done.load(Relaxed));
+        out.push((start.elapsed().as_micros() as u64, open));
+    }
 }
 
 /// What an open-loop stage's dispatcher leaves: the requests it started, how many, and the
@@ -453,7 +487,8 @@ impl<S: Sender> Ctx<S> {
         for k in 0..=turns.len() {
             let m = work.model;
             self.live.sent.fetch_add(1, Relaxed);
-            let sent = self.sender.send(work, model.clone(), id, timing, self.stream, self.ignore_eos).await;
+            let mut sent = self.sender.send(work, model.clone(), id, timing, self.stream, self.ignore_eos).await;
+            sent.outcome.record.later_turn = k > 0;
             let ok = sent.outcome.record.error.is_none();
             self.live.done.fetch_add(1, Relaxed);
             if !ok {

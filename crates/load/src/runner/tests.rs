@@ -61,6 +61,7 @@ impl Sender for Fake {
             length_mismatch: false,
             streamed: true,
             waited_for_slot: timing.waited_for_slot,
+            later_turn: false,
         };
         Sent { outcome: Outcome { record, chunks: vec![(us(self.service / 2), 4)] }, text: String::new(), error: None }
     }
@@ -246,6 +247,7 @@ impl Sender for Echo {
             length_mismatch: false,
             streamed: true,
             waited_for_slot: false,
+            later_turn: false,
         };
         Sent { outcome: Outcome { record, chunks: vec![(10_000, 4)] }, text: format!("answer to {last}"), error: None }
     }
