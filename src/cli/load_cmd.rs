@@ -119,6 +119,14 @@ pub struct LoadArgs {
     /// Scrape the server's /metrics during the run (default: true; `false` turns it off).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub scrape_server_metrics: Option<bool>,
+    /// Serve the load engine's own metrics live (Prometheus text at /metrics) on this port while
+    /// it runs: requests, errors, latency histograms, tokens, the current stage, client CPU, each
+    /// stage's load verdict. With --hold-results, until the results are fetched.
+    #[arg(long, value_name = "PORT")]
+    pub metrics_port: Option<u32>,
+    /// The address --metrics-port listens on (default 127.0.0.1; 0.0.0.0 in a pod).
+    #[arg(long, value_name = "IP")]
+    pub metrics_address: Option<String>,
     /// LPG's extra metadata: a JSON object whose entries are added to the results' metadata (and
     /// LPG's `dimensions`).
     #[arg(long)]
@@ -194,6 +202,8 @@ impl LoadArgs {
         if let Some(on) = self.scrape_server_metrics {
             spec.server_metrics.get_or_insert_with(Default::default).enabled = Some(on);
         }
+        set(&mut spec.metrics_port, self.metrics_port);
+        set(&mut spec.metrics_address, self.metrics_address.clone());
         set(&mut spec.num_prompts, self.num_prompts);
         set(&mut spec.duration_seconds, self.benchmark_time_seconds);
         set(&mut spec.warmup_seconds, self.warmup_seconds);
@@ -251,6 +261,9 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let url = spec.url.clone().unwrap_or_default();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     eprintln!("inferbench load: {} stage(s) against {url} ({})", session.stage_count(), session.api_name());
+    if let Some(at) = session.metrics_addr {
+        eprintln!("inferbench load: live metrics at http://{at}/metrics");
+    }
     // Ctrl-C / SIGTERM: stop sending, let requests in flight finish (a short grace), write what
     // was measured, exit 130. A second one exits at once (nothing is written then: every result
     // file is written whole or not at all).
@@ -353,7 +366,7 @@ pub fn stage_line(s: &schema::StageResult) -> String {
     let mut errors: Vec<String> = c.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
     errors.sort();
     format!(
-        "{:<12} sent {:>6} ok {:>6} failed {:>5}{}  achieved {:>8} req/s  out {:>9} tok/s  TTFT p50 {:>8} p99 {:>8} ms  TPOT p50 {:>7} ms  lag p99 {:>7} ms{}{}{}",
+        "{:<12} sent {:>6} ok {:>6} failed {:>5}{}  achieved {:>8} req/s  out {:>9} tok/s  TTFT p50 {:>8} p99 {:>8} ms  TPOT p50 {:>7} ms  lag p99 {:>7} ms{}{}{}{}",
         s.name,
         c.sent,
         c.succeeded,
@@ -377,6 +390,11 @@ pub fn stage_line(s: &schema::StageResult) -> String {
         match &s.verdict {
             Some(v) if v.delivered => "  load delivered".to_owned(),
             Some(v) => format!("  LOAD NOT DELIVERED: {}", v.reasons.join("; ")),
+            None => String::new(),
+        },
+        match &s.server_agreement {
+            Some(a) if a.agrees => "  server agrees".to_owned(),
+            Some(a) => format!("  SERVER DISAGREES: {}", a.disagreements.join("; ")),
             None => String::new(),
         },
     )

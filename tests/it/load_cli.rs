@@ -152,6 +152,12 @@ async fn server_metrics_are_scraped_over_time_and_summarised_per_stage() {
         assert_eq!(gen_tokens["kind"], "counter", "{st}");
         assert!(gen_tokens["mean"].as_f64().unwrap() > 0.0, "tokens/s over the stage: {gen_tokens}");
         assert_eq!(st["server_metrics"]["vllm:num_requests_running"]["kind"], "gauge");
+        // The client's figures agree with the simulator's own clock and counters: totals equal.
+        let a = &st["server_agreement"];
+        assert_eq!(a["agrees"], true, "{a}");
+        let figures: Vec<&str> = a["figures"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+        assert_eq!(figures, ["ttft_mean_ms", "e2e_mean_ms", "requests", "input_tokens", "output_tokens"], "{a}");
+        assert_eq!(a["figures"][4]["server"], 160.0, "20 requests × 8 tokens: {a}");
     }
 }
 
@@ -582,4 +588,120 @@ async fn the_verdict_flags_a_starved_client_and_not_a_healthy_one() {
     }
     let reasons = st["verdict"]["reasons"].to_string();
     assert!(reasons.contains("it fell behind its schedule") && reasons.contains("requests left late"), "{reasons}");
+}
+
+/// A GET of `http://{addr}{path}`: the body, or None when nothing answers.
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::Write as _;
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    Some(text.split_once("\r\n\r\n")?.1.to_owned())
+}
+
+/// A sample's value in an exposition text (`name` with its labels, as written).
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_metrics_move_during_the_run_and_end_equal_to_summary_json() {
+    let s = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(BIN)
+        .args(["load", "--url", &s.url(), "--models", "meta-llama/Llama-3.1-8B-Instruct"])
+        .args(["--request-rate", "40,80", "--benchmark-time-seconds", "1.5", "--metrics-port", &port.to_string()])
+        .args(["--output-dir", out.to_str().unwrap(), "--hold-results", "--hold-timeout", "120"])
+        .env_remove("INFERBENCH_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The engine's stderr, line by line: it says where the metrics are, then when it holds.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr2 = addr.clone();
+    let (said, stages, sent) = tokio::task::spawn_blocking(move || {
+        let (mut said, mut stages, mut sent) = (vec![], vec![], vec![]);
+        loop {
+            while let Ok(line) = rx.try_recv() {
+                said.push(line);
+            }
+            if said.iter().any(|l| l.contains("holding until they are fetched")) {
+                return (said, stages, sent);
+            }
+            assert!(said.len() < 1000, "{said:?}");
+            if let Some(t) = http_get(&addr2, "/metrics") {
+                for l in t.lines().filter(|l| l.starts_with("inferbench_stage_info{") && l.ends_with(" 1")) {
+                    if stages.last() != Some(&l.to_owned()) {
+                        stages.push(l.to_owned());
+                    }
+                }
+                sent.push(sample(&t, "inferbench_requests_sent_total").unwrap());
+            }
+            // Poll again soon: the metrics are read while the run goes on.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(said.iter().any(|l| l.contains(&format!("live metrics at http://{addr}/metrics"))), "{said:?}");
+    assert_eq!(
+        stages,
+        ["inferbench_stage_info{stage=\"rate-40\"} 1", "inferbench_stage_info{stage=\"rate-80\"} 1"],
+        "the stage changed"
+    );
+    let moving = sent.windows(2).filter(|w| w[1] > w[0]).count();
+    assert!(moving >= 5, "the counters moved during the run: {sent:?}");
+
+    // The end, while the engine holds its results: equal to summary.json's figures.
+    let end = http_get(&addr, "/metrics").unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let st = summary["stages"].as_array().unwrap();
+    let sum = |f: &dyn Fn(&serde_json::Value) -> f64| st.iter().map(f).sum::<f64>();
+    let count = |k: &str| sum(&|s: &serde_json::Value| s[k]["count"].as_f64().unwrap_or(0.0));
+    let tokens = |k: &str| {
+        sum(&|s: &serde_json::Value| {
+            (s["throughput"][k].as_f64().unwrap() * s["duration_seconds"].as_f64().unwrap()).round()
+        })
+    };
+    for (metric, want) in [
+        (
+            "inferbench_requests_completed_total",
+            sum(&|s: &serde_json::Value| s["counts"]["succeeded"].as_f64().unwrap()),
+        ),
+        ("inferbench_requests_sent_total", sum(&|s: &serde_json::Value| s["counts"]["sent"].as_f64().unwrap())),
+        ("inferbench_requests_in_flight", 0.0),
+        ("inferbench_time_to_first_token_seconds_count", count("ttft_ms")),
+        ("inferbench_request_latency_seconds_count", count("e2e_ms")),
+        ("inferbench_inter_token_latency_seconds_count", count("itl_ms")),
+        ("inferbench_schedule_lag_seconds_count", count("schedule_lag_ms")),
+        ("inferbench_output_tokens_total", tokens("output_tokens_per_second")),
+        ("inferbench_input_tokens_total", tokens("input_tokens_per_second")),
+        ("inferbench_stage_index", 2.0),
+    ] {
+        assert_eq!(sample(&end, metric), Some(want), "{metric}\n{end}");
+    }
+    for s in st {
+        let delivered = if s["verdict"]["delivered"] == true { 1.0 } else { 0.0 };
+        let name = format!("inferbench_stage_load_delivered{{stage=\"{}\"}}", s["name"].as_str().unwrap());
+        assert_eq!(sample(&end, &name), Some(delivered), "{name}\n{end}");
+    }
+    assert!(sample(&end, "inferbench_client_cpu_seconds_total").unwrap() > 0.0);
+    assert_eq!(sample(&end, "inferbench_requests_failed_total{kind=\"http_5xx\"}"), Some(0.0), "every kind, from 0");
+    let released = Command::new(BIN).args(["results", "release", out.to_str().unwrap()]).output().unwrap();
+    assert!(released.status.success(), "{}", text(&released));
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(status.success());
 }

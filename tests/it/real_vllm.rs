@@ -190,6 +190,10 @@ fn the_clients_figures_agree_with_vllms_own_clock_and_counters() {
         report.push_str(&format!(
             "{name}: TTFT client {c_ttft:.2} ms server {s_ttft:.2} ms; e2e client {c_e2e:.2} ms server {s_e2e:.2} ms\n"
         ));
+        // The run says the same itself, on every stage (summary.json's server_agreement).
+        let a = &s["server_agreement"];
+        assert_eq!(a["agrees"], true, "{name}: {a}\n{report}");
+        assert_eq!(a["figures"].as_array().map(Vec::len), Some(5), "{name}: every figure compared: {a}");
         for (what, c, s) in [("TTFT", c_ttft, s_ttft), ("e2e", c_e2e, s_e2e)] {
             assert!(c >= s, "{name}: the client's mean {what} {c:.2} ms is below the server's {s:.2} ms\n{report}");
             assert!(

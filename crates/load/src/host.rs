@@ -38,6 +38,11 @@ impl Sample {
         imp::sample()
     }
 
+    /// The client's CPU seconds so far.
+    pub fn client_cpu_seconds(&self) -> f64 {
+        self.cpu.as_secs_f64()
+    }
+
     /// What happened since `earlier`.
     pub fn since(&self, earlier: &Sample) -> Usage {
         Usage {

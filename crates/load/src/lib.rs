@@ -4,7 +4,8 @@
 //! measured by the [`client`] through an API's [`backends`] ([`sse`] parsing stamped on arrival);
 //! the [`recorder`] aggregates them into `proto/results.proto`, [`records`] keeps each one, and
 //! [`output`] writes the files;
-//! [`scrape`] samples the server's `/metrics` alongside. A [`session`] ties one run together.
+//! [`scrape`] samples the server's `/metrics` alongside; [`exporter`] serves the engine's own,
+//! live. A [`session`] ties one run together.
 //!
 //! [`compat`] writes the peers' result formats (LPG, `vllm bench serve`, inference-perf).
 //!
@@ -16,14 +17,17 @@
 //! Arrival times are waited for by the [`pacer`] (µs, not tokio's ms). [`host`] measures the
 //! client's CPU and the hypervisor's steal during each stage: why a client fell behind;
 //! [`pauses`] probes how often the machine stops a busy thread (the noise floor under lag).
-//! [`verdict`] says, per stage, whether the client delivered the load it was configured for.
+//! [`verdict`] says, per stage, whether the client delivered the load it was configured for;
+//! [`agreement`], whether its figures agree with the server's own clock and counters.
 
+pub mod agreement;
 pub mod arrivals;
 pub mod backends;
 pub mod client;
 pub mod compat;
 pub mod datasets;
 mod error;
+pub mod exporter;
 pub mod host;
 pub mod output;
 pub mod pacer;

@@ -38,6 +38,20 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind.
+    pub const ALL: [ErrorKind; 10] = [
+        ErrorKind::Connect,
+        ErrorKind::Timeout,
+        ErrorKind::Http429,
+        ErrorKind::Http4xx,
+        ErrorKind::Http5xx,
+        ErrorKind::StreamCut,
+        ErrorKind::Parse,
+        ErrorKind::ServerError,
+        ErrorKind::Empty,
+        ErrorKind::Cancelled,
+    ];
+
     /// The key in `Counts.errors`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -412,6 +426,7 @@ impl StageAggregate {
             cached_prompt_tokens: self.cached,
             // Judged by the runner, which knows the schedule and what was in flight.
             verdict: None,
+            server_agreement: None,
             server_metrics: Default::default(),
             per_token_ms: dist_ms(&self.per_token),
         }

@@ -15,9 +15,11 @@ use tokio_util::sync::CancellationToken;
 use tokio::time::Instant;
 
 use super::{
+    agreement,
     client::Client,
     compat,
     datasets::{self, Sampled},
+    exporter::{Exporter, Served, StageLoad},
     output,
     records::Records,
     runner::{Live, Load, StageSpec, run_stage},
@@ -64,6 +66,9 @@ pub struct Session {
     pub lpg_also_in: Option<PathBuf>,
     /// The stage running now, for a progress display.
     pub current: Arc<std::sync::Mutex<Option<Running>>>,
+    /// The live metrics' address (`LoadSpec.metrics_port`), bound when prepared.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    metrics_listener: Option<std::net::TcpListener>,
 }
 
 /// The stage running now.
@@ -93,6 +98,9 @@ pub struct Outcome {
     pub complete: bool,
     /// The longest a scrape of the server's metrics took, in seconds (None: not scraped).
     pub slowest_scrape_seconds: Option<f64>,
+    /// The live metrics endpoint, still served until this is dropped (a pod holding its results
+    /// keeps it up, so the last scrape sees the run's end).
+    pub metrics: Option<Served>,
 }
 
 impl Outcome {
@@ -129,7 +137,34 @@ impl Session {
         }
         let client = Arc::new(client);
         let prompts = Arc::new(Sampled::new(loaded, spec.models.len(), &spec.traffic_split, spec.seed.unwrap_or(0))?);
-        Ok(Session { spec, stages, client, prompts, broken, lpg_also_in: None, current: Arc::default() })
+        let metrics_listener = match spec.metrics_port.filter(|p| *p > 0) {
+            None => None,
+            Some(port) => {
+                let host = spec.metrics_address.clone().filter(|a| !a.is_empty()).unwrap_or_else(|| "127.0.0.1".into());
+                let port =
+                    u16::try_from(port).map_err(|_| LoadError::Spec(format!("metrics_port {port} is not a port")))?;
+                let addr: std::net::IpAddr = host
+                    .parse()
+                    .map_err(|_| LoadError::Spec(format!("metrics_address {host:?} is not an IP address")))?;
+                let at = std::net::SocketAddr::new(addr, port);
+                Some(
+                    Exporter::listen(at)
+                        .map_err(|e| LoadError::Spec(format!("metrics_port: cannot listen on {at}: {e}")))?,
+                )
+            }
+        };
+        let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
+        Ok(Session {
+            spec,
+            stages,
+            client,
+            prompts,
+            broken,
+            lpg_also_in: None,
+            current: Arc::default(),
+            metrics_addr,
+            metrics_listener,
+        })
     }
 
     /// Stages planned.
@@ -172,6 +207,10 @@ impl Session {
                 .unwrap_or_else(|| format!("{}/metrics", url.trim_end_matches('/')));
             Scraper::start(&murl, Duration::from_secs_f64(metrics.interval_seconds.unwrap_or(5.0).clamp(0.1, 3600.0)))
         });
+        let exporter = match self.metrics_listener.take() {
+            None => None,
+            Some(l) => Some(Exporter::new().serve(l).map_err(|e| LoadError::Spec(format!("metrics_port: {e}")))?),
+        };
         let records_wanted = self.spec.outputs.as_ref().and_then(|o| o.per_request_records).unwrap_or(true);
         let mut records = vec![];
         let mut first = 0;
@@ -186,6 +225,16 @@ impl Session {
                 break;
             }
             let probe_stop = (stage.name == stages::SWEEP_PROBE).then(|| stage.stop.clone());
+            let mut stage = stage;
+            if let Some(e) = exporter.as_ref().map(|s| &s.exporter) {
+                let load = match &stage.load {
+                    Load::Open { requested_rate, .. } => StageLoad { requested_rate: *requested_rate, users: 0 },
+                    Load::Closed { users, .. } => StageLoad { requested_rate: 0.0, users: *users },
+                };
+                let index = results.stages.len() + 1;
+                e.stage_started(&stage.name, index, index + queue.len(), load, stage.live.clone());
+                stage.exporter = Some(e.clone());
+            }
             *self.current.lock().expect("current stage") = Some(Running {
                 name: stage.name.clone(),
                 live: stage.live.clone(),
@@ -195,6 +244,7 @@ impl Session {
                 index: (results.stages.len() + 1, results.stages.len() + 1 + queue.len()),
             });
             let name = stage.name.clone();
+            let warmup = stage.warmup;
             // Server metrics are summarised over what the client measures: after the warm-up.
             let began = Instant::now() + stage.warmup;
             if let Some(s) = &scraper {
@@ -209,6 +259,11 @@ impl Session {
             let mut result = out.result;
             if let Some(s) = &scraper {
                 result.server_metrics = s.summarise(&name, began, Instant::now()).into_iter().collect();
+                let allowance = metrics.agreement_allowance_ms.unwrap_or(agreement::DEFAULT_ALLOWANCE_MS);
+                result.server_agreement = agreement::agreement(&result, warmup.is_zero(), allowance);
+            }
+            if let Some(e) = exporter.as_ref().map(|s| &s.exporter) {
+                e.stage_ended(&name, result.verdict.as_ref().map(|v| v.delivered));
             }
             results.stages.push(result);
             records.push((name, if records_wanted { out.records } else { Records::new() }));
@@ -229,7 +284,7 @@ impl Session {
         }
         let complete = queue.is_empty() && !stop.is_cancelled();
         let slowest_scrape_seconds = scraper.as_ref().map(|s| s.scraped().slowest_scrape_seconds);
-        Ok(Outcome { results, recorded, complete, slowest_scrape_seconds })
+        Ok(Outcome { results, recorded, complete, slowest_scrape_seconds, metrics: exporter })
     }
 
     /// The rate stages of a sweep, from its probe's measured throughput.

@@ -80,6 +80,7 @@ fn plan_stages(spec: &LoadSpec, stop: &CancellationToken) -> Result<Vec<StageSpe
         live: Arc::default(),
         precise_pacing: true,
         busy_poll: spec.busy_poll.unwrap_or(false),
+        exporter: None,
     };
     let seed = spec.seed.unwrap_or(0);
     let schedule = |segments: Vec<Segment>, i: u64| {

@@ -126,9 +126,15 @@ pub fn program(c: &Container, programs: Programs<'_>, pod_ip: Ipv4Addr) -> Resul
             argv.extend(rest.iter().cloned());
         }
         argv.extend(args);
-        // The simulator listens on the pod's own address, as it would on the pod's interface.
-        if argv.get(1).is_some_and(|a| a == "sim") {
-            set_flag(&mut argv, "--host", &pod_ip.to_string());
+        // The simulator, and the load engine's live metrics, listen on the pod's own address, as
+        // they would on the pod's interface (0.0.0.0 here is every pod's: a second load pod's
+        // metrics port would be taken).
+        match argv.get(1).map(String::as_str) {
+            Some("sim") => set_flag(&mut argv, "--host", &pod_ip.to_string()),
+            Some("load") if argv.iter().any(|a| a == "--metrics-address" || a.starts_with("--metrics-address=")) => {
+                set_flag(&mut argv, "--metrics-address", &pod_ip.to_string());
+            }
+            _ => {}
         }
         return Ok(argv);
     }
@@ -636,6 +642,23 @@ mod tests {
                 "--enforce-eager"
             ]
         );
+    }
+
+    #[test]
+    fn our_programs_listen_on_the_pods_own_address() {
+        let c = |args: &[&str]| Container {
+            image: Some("inferbench:dev".into()),
+            args: Some(args.iter().map(|a| (*a).to_owned()).collect()),
+            ..Default::default()
+        };
+        let programs = Programs { ours: &["inferbench".to_owned()], binary: Path::new("/bin/ib"), real_vllm: None };
+        let ip = Ipv4Addr::new(127, 0, 1, 9);
+        let load = program(&c(&["load", "--metrics-port", "9090", "--metrics-address", "0.0.0.0"]), programs, ip);
+        assert_eq!(load.unwrap(), ["/bin/ib", "load", "--metrics-port", "9090", "--metrics-address", "127.0.1.9"]);
+        let plain = program(&c(&["load", "--spec", "/s"]), programs, ip);
+        assert_eq!(plain.unwrap(), ["/bin/ib", "load", "--spec", "/s"], "no metrics asked, none added");
+        let sim = program(&c(&["sim", "--port", "8000"]), programs, ip);
+        assert_eq!(sim.unwrap(), ["/bin/ib", "sim", "--port", "8000", "--host", "127.0.1.9"]);
     }
 
     #[test]

@@ -402,7 +402,7 @@ impl KubePlatform {
         let results = crate::schema::result_files::parse_summary(&text)
             .map_err(|e| PlatformError::Load(format!("{}: {e}", summary.display())))?;
         let recorded = results.stages.iter().filter_map(|s| s.counts.as_ref()).map(|c| c.sent).sum();
-        Ok(Outcome { results, recorded, complete: true, slowest_scrape_seconds: None })
+        Ok(Outcome { results, recorded, complete: true, slowest_scrape_seconds: None, metrics: None })
     }
 
     /// Waits (briefly) for the Job to complete after the release; says how it ended.

@@ -22,6 +22,7 @@ use super::{
     arrivals::Schedule,
     backends::{Message, Prompt, Request},
     client::{Client, Sent, Timing},
+    exporter::Exporter,
     host,
     pacer::Pacer,
     recorder::{Outcome, Slo, StageAggregate},
@@ -156,6 +157,8 @@ pub struct StageSpec {
     pub precise_pacing: bool,
     /// Poll between close arrivals instead of sleeping ([`Pacer::busy_polling`]).
     pub busy_poll: bool,
+    /// The live metrics endpoint, when served.
+    pub exporter: Option<Arc<Exporter>>,
 }
 
 /// What a running stage has done so far (read by a progress display; never by the results).
@@ -221,6 +224,7 @@ pub async fn run_stage<S: Sender>(
         warmup_end,
         stop: spec.stop.clone(),
         live: spec.live.clone(),
+        exporter: spec.exporter.clone(),
     });
     let mut offered = Offered::default();
     let sampling = CancellationToken::new();
@@ -281,6 +285,9 @@ pub async fn run_stage<S: Sender>(
         Arc::try_unwrap(shared).ok().expect("every request task ended").into_inner().expect("not poisoned");
     // Requests cut by a stop were sent: they count as failed ("cancelled"), not as never sent.
     shared.agg.record_cancelled(cancelled, start.elapsed().as_micros() as u64);
+    if let Some(e) = &spec.exporter {
+        e.cancelled(cancelled);
+    }
     offered.dropped = dropped;
     let host = host::Sample::now().since(&host_before);
     offered.client_cpu_seconds = host.client_cpu_seconds;
@@ -466,6 +473,7 @@ struct Ctx<S> {
     warmup_end: Instant,
     stop: CancellationToken,
     live: Arc<Live>,
+    exporter: Option<Arc<Exporter>>,
 }
 
 impl<S: Sender> Ctx<S> {
@@ -487,12 +495,18 @@ impl<S: Sender> Ctx<S> {
         for k in 0..=turns.len() {
             let m = work.model;
             self.live.sent.fetch_add(1, Relaxed);
+            if let Some(e) = &self.exporter {
+                e.request_sent();
+            }
             let mut sent = self.sender.send(work, model.clone(), id, timing, self.stream, self.ignore_eos).await;
             sent.outcome.record.later_turn = k > 0;
             let ok = sent.outcome.record.error.is_none();
             self.live.done.fetch_add(1, Relaxed);
             if !ok {
                 self.live.failed.fetch_add(1, Relaxed);
+            }
+            if let Some(e) = &self.exporter {
+                e.request_ended(&sent.outcome, in_warmup);
             }
             record(&self.shared, sent.outcome, in_warmup, &self.live);
             let Some(next) = turns.get(k) else { break };

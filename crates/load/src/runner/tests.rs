@@ -90,6 +90,7 @@ fn open(segments: Vec<Segment>, cap: Option<u32>, warmup_ms: u64) -> StageSpec {
         live: Arc::default(),
         precise_pacing: false,
         busy_poll: false,
+        exporter: None,
     }
 }
 
