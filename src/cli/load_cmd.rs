@@ -119,6 +119,11 @@ pub struct LoadArgs {
     /// Scrape the server's /metrics during the run (default: true; `false` turns it off).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub scrape_server_metrics: Option<bool>,
+    /// Accelerator metrics (DCGM exporters' /metrics URLs, comma-separated) scraped beside the
+    /// server's and summarised per stage and per GPU. In the load pod the platform passes those it
+    /// found on the model server's nodes.
+    #[arg(long, env = "INFERBENCH_ACCELERATOR_URLS", value_delimiter = ',', value_name = "URLS")]
+    pub accelerator_urls: Vec<String>,
     /// Serve the load engine's own metrics live (Prometheus text at /metrics) on this port while
     /// it runs: requests, errors, latency histograms, tokens, the current stage, client CPU, each
     /// stage's load verdict. With --hold-results, until the results are fetched.
@@ -201,6 +206,10 @@ impl LoadArgs {
         }
         if let Some(on) = self.scrape_server_metrics {
             spec.server_metrics.get_or_insert_with(Default::default).enabled = Some(on);
+        }
+        let accelerators: Vec<String> = self.accelerator_urls.iter().filter(|u| !u.is_empty()).cloned().collect();
+        if !accelerators.is_empty() {
+            spec.server_metrics.get_or_insert_with(Default::default).accelerator_urls.extend(accelerators);
         }
         set(&mut spec.metrics_port, self.metrics_port);
         set(&mut spec.metrics_address, self.metrics_address.clone());

@@ -705,3 +705,39 @@ async fn live_metrics_move_during_the_run_and_end_equal_to_summary_json() {
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
     assert!(status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulators_gpu_metrics_are_summarised_per_stage_and_per_gpu() {
+    // An H100 at its real speed, two GPUs (tensor parallelism 2).
+    let args = Flags::try_parse_from(["sim", "--tensor-parallelism", "2"]).unwrap().sim;
+    let s = Server::bind(args.to_config().unwrap(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (o, out) = run_spec(
+        dir.path(),
+        &s.url(),
+        "rates { request_rates: [5, 40] }\nduration_seconds: 3\ndataset { synthetic { input { mean: 256 } output { mean: 64 } } }\nserver_metrics { interval_seconds: 0.5 }\n",
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let util = |st: &serde_json::Value| st["server_metrics"]["DCGM_FI_DEV_GPU_UTIL"]["mean"].as_f64().unwrap();
+    let stages = summary["stages"].as_array().unwrap();
+    for st in stages {
+        let m = &st["server_metrics"];
+        let u = util(st);
+        assert!(u > 0.0 && u <= 100.0, "GPU utilisation {u}: {m}");
+        // vLLM holds 90 % of each GPU's memory from the start: 2 × 0.9 × 81 559 MiB.
+        assert_eq!(m["DCGM_FI_DEV_FB_USED"]["mean"].as_f64(), Some(2.0 * 73_403.0), "{m}");
+        let watts = m["DCGM_FI_DEV_POWER_USAGE"]["mean"].as_f64().unwrap();
+        assert!((140.0..=1400.0).contains(&watts), "two GPUs between idle and TDP: {watts}");
+        let per_gpu: Vec<&String> =
+            m.as_object().unwrap().keys().filter(|k| k.starts_with("DCGM_FI_DEV_GPU_UTIL{")).collect();
+        assert_eq!(per_gpu.len(), 2, "one series per GPU: {per_gpu:?}");
+        assert!(per_gpu[1].ends_with(",gpu=\"1\"}"), "{per_gpu:?}");
+    }
+    assert!(util(&stages[1]) > util(&stages[0]), "8 × the rate keeps the GPUs busier");
+    let scraped: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("server_metrics.json")).unwrap()).unwrap();
+    assert_eq!(scraped["kinds"]["DCGM_FI_PROF_SM_ACTIVE"], "gauge");
+    assert!(scraped["samples"][0]["values"]["DCGM_FI_DEV_FB_FREE"].as_f64().unwrap() > 0.0);
+}

@@ -76,6 +76,12 @@ const ALLOWED_SIM_ONLY: &[(&str, &str)] = &[
     ),
     ("inferbench_sim:delivery_lag_seconds", "the simulator's own lateness against its timeline"),
     ("inferbench_sim:requests_rejected_total", "the simulator's own --max-waiting-queue-length refusals"),
+    ("DCGM_FI_DEV_GPU_UTIL", "the simulated GPUs' DCGM metrics, which a node's DCGM exporter serves beside vLLM"),
+    ("DCGM_FI_PROF_SM_ACTIVE", "the simulated GPUs' DCGM metrics"),
+    ("DCGM_FI_PROF_DRAM_ACTIVE", "the simulated GPUs' DCGM metrics"),
+    ("DCGM_FI_DEV_POWER_USAGE", "the simulated GPUs' DCGM metrics"),
+    ("DCGM_FI_DEV_FB_USED", "the simulated GPUs' DCGM metrics"),
+    ("DCGM_FI_DEV_FB_FREE", "the simulated GPUs' DCGM metrics"),
 ];
 
 /// Families whose label names are a subset of vLLM's: (name, reason).

@@ -76,6 +76,45 @@ pub const WATCHED: &[(&str, Kind)] = &[
     ("jetstream_slots_used_percentage", Kind::Gauge),
 ];
 
+/// Accelerator metrics kept, per GPU and over all GPUs: a DCGM exporter's families (NVIDIA GPUs;
+/// the simulator serves the same for its simulated GPUs). Each is a gauge; per GPU it is kept as
+/// `NAME{gpu="0"}` (`NAME{Hostname="node",gpu="0"}` when the exporter names its node, as GPU
+/// numbers repeat across nodes), and over all GPUs as `NAME`: the mean of utilisations and
+/// ratios, the sum of memory and power.
+pub const ACCELERATOR: &[(&str, Across)] = &[
+    ("DCGM_FI_DEV_GPU_UTIL", Across::Mean),
+    ("DCGM_FI_PROF_SM_ACTIVE", Across::Mean),
+    ("DCGM_FI_PROF_DRAM_ACTIVE", Across::Mean),
+    ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", Across::Mean),
+    ("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", Across::Mean),
+    ("DCGM_FI_DEV_MEM_COPY_UTIL", Across::Mean),
+    ("DCGM_FI_DEV_FB_USED", Across::Sum),
+    ("DCGM_FI_DEV_FB_FREE", Across::Sum),
+    ("DCGM_FI_DEV_POWER_USAGE", Across::Sum),
+];
+
+/// How an accelerator metric's GPUs make one figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Across {
+    /// Their mean (utilisations, ratios).
+    Mean,
+    /// Their sum (memory, power).
+    Sum,
+}
+
+/// The name of an accelerator metric's series for one GPU.
+pub fn per_gpu(name: &str, hostname: Option<&str>, gpu: &str) -> String {
+    match hostname {
+        Some(h) => format!("{name}{{Hostname=\"{h}\",gpu=\"{gpu}\"}}"),
+        None => format!("{name}{{gpu=\"{gpu}\"}}"),
+    }
+}
+
+/// Whether `key` (a name in a sample's values) is one of [`ACCELERATOR`]'s, whole or per GPU.
+pub fn is_accelerator(key: &str) -> bool {
+    ACCELERATOR.iter().any(|(n, _)| key.strip_prefix(n).is_some_and(|rest| rest.is_empty() || rest.starts_with('{')))
+}
+
 /// One scrape: seconds since the scraper started, and the value of each watched metric found.
 /// Histograms appear as `name_sum` and `name_count`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -119,6 +158,30 @@ pub(crate) fn extract(text: &str) -> Result<BTreeMap<String, f64>, String> {
             _ => {
                 out.insert((*name).to_owned(), sum);
             }
+        }
+    }
+    for (name, across) in ACCELERATOR {
+        let Some(family) = scrape.families.get(*name) else { continue };
+        let mut values = vec![];
+        for s in family.iter_samples() {
+            let v = match &s.value {
+                PrometheusValue::Gauge(v) | PrometheusValue::Unknown(v) => v.as_f64(),
+                PrometheusValue::Counter(c) => c.value.as_f64(),
+                _ => continue,
+            };
+            let labels = s.get_labelset().ok();
+            let label = |l: &str| labels.as_ref().and_then(|ls| ls.get_label_value(l)).map(str::to_owned);
+            let gpu = label("gpu").unwrap_or_else(|| values.len().to_string());
+            out.insert(per_gpu(name, label("Hostname").as_deref(), &gpu), v);
+            values.push(v);
+        }
+        if !values.is_empty() {
+            let total: f64 = values.iter().sum();
+            let v = match across {
+                Across::Mean => total / values.len() as f64,
+                Across::Sum => total,
+            };
+            out.insert((*name).to_owned(), v);
         }
     }
     Ok(out)
@@ -189,6 +252,15 @@ pub fn summarise(samples: &[Sample], from: f64, to: f64, min_interval: f64) -> B
             out.insert((*name).to_owned(), s);
         }
     }
+    // Accelerator gauges, over all GPUs and per GPU: whatever keys the samples hold.
+    let keys: std::collections::BTreeSet<&String> =
+        window.iter().flat_map(|s| s.values.keys()).filter(|k| is_accelerator(k)).collect();
+    for key in keys {
+        let v: Vec<f64> = window.iter().filter_map(|s| s.values.get(key).copied()).collect();
+        if let Some(s) = stats("gauge", &v, v.iter().sum::<f64>() / v.len().max(1) as f64) {
+            out.insert(key.clone(), s);
+        }
+    }
     out
 }
 
@@ -210,6 +282,9 @@ fn stats(kind: &str, v: &[f64], mean: f64) -> Option<ServerSeries> {
 pub struct Scraped {
     /// The scraped URL.
     pub url: String,
+    /// Accelerator metrics scraped beside it (DCGM exporters), when given.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub accelerator_urls: Vec<String>,
     /// Seconds between scrapes.
     pub interval_seconds: f64,
     /// RFC 3339 time of `t = 0`.
@@ -254,30 +329,45 @@ struct Inner {
     state: Mutex<Scraped>,
     start: Instant,
     http: HyperClient<HttpConnector, Empty<Bytes>>,
-    url: String,
+    /// The server's metrics, then the accelerators'.
+    urls: Vec<String>,
     timeout: Duration,
 }
 
 impl Inner {
+    /// Scrapes every URL at once; one sample of what answered (a failure is counted).
     async fn scrape(&self) {
         let asked = Instant::now();
-        let got = tokio::time::timeout(self.timeout, fetch(&self.http, &self.url)).await;
+        let got = futures_util::future::join_all(self.urls.iter().map(|url| async move {
+            tokio::time::timeout(self.timeout, fetch(&self.http, url))
+                .await
+                .unwrap_or_else(|_| Err(format!("{url}: timed out")))
+                .and_then(|text| extract(&text))
+        }))
+        .await;
         let took = asked.elapsed().as_secs_f64();
-        // Stamped when the answer arrived: the values are the server's as of (about) then.
+        // Stamped when the answers arrived: the values are the server's as of (about) then.
         let t = self.start.elapsed().as_secs_f64();
-        let got = got.unwrap_or_else(|_| Err(format!("{}: timed out", self.url))).and_then(|text| extract(&text));
         let mut s = self.state.lock().expect("scraper state");
         s.slowest_scrape_seconds = s.slowest_scrape_seconds.max(took);
-        match got {
-            Ok(values) => {
-                // Stage-boundary scrapes can interleave with the periodic one: keep time order.
-                let at = s.samples.partition_point(|x| x.t <= t);
-                s.samples.insert(at, Sample { t, values });
+        let mut values = BTreeMap::new();
+        let mut answered = false;
+        for g in got {
+            match g {
+                Ok(v) => {
+                    answered = true;
+                    values.extend(v);
+                }
+                Err(e) => {
+                    s.failed_scrapes += 1;
+                    s.first_error.get_or_insert(e);
+                }
             }
-            Err(e) => {
-                s.failed_scrapes += 1;
-                s.first_error.get_or_insert(e);
-            }
+        }
+        if answered {
+            // Stage-boundary scrapes can interleave with the periodic one: keep time order.
+            let at = s.samples.partition_point(|x| x.t <= t);
+            s.samples.insert(at, Sample { t, values });
         }
     }
 }
@@ -289,21 +379,27 @@ impl Drop for Scraper {
 }
 
 impl Scraper {
-    /// Starts scraping `url` now and every `interval` (call inside a tokio runtime).
-    pub fn start(url: &str, interval: Duration) -> Scraper {
+    /// Starts scraping `url` (and `accelerator_urls` beside it) now and every `interval` (call
+    /// inside a tokio runtime).
+    pub fn start(url: &str, accelerator_urls: &[String], interval: Duration) -> Scraper {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let inner = Arc::new(Inner {
             state: Mutex::new(Scraped {
                 url: url.to_owned(),
+                accelerator_urls: accelerator_urls.to_vec(),
                 interval_seconds: interval.as_secs_f64(),
                 started_at: inferbench_schema::clock::now(),
-                kinds: WATCHED.iter().map(|(n, k)| (*n, *k)).collect(),
+                kinds: WATCHED
+                    .iter()
+                    .map(|(n, k)| (*n, *k))
+                    .chain(ACCELERATOR.iter().map(|(n, _)| (*n, Kind::Gauge)))
+                    .collect(),
                 ..Scraped::default()
             }),
             start: Instant::now(),
             http: HyperClient::builder(TokioExecutor::new()).build(connector),
-            url: url.to_owned(),
+            urls: std::iter::once(url.to_owned()).chain(accelerator_urls.iter().cloned()).collect(),
             timeout: interval.clamp(Duration::from_secs(1), Duration::from_secs(10)),
         });
         let i = inner.clone();
@@ -404,6 +500,27 @@ unrelated_metric 9
         assert_eq!(v["vllm:time_to_first_token_seconds_count"], 2.0);
         assert!(!v.contains_key("unrelated_metric"));
         assert!(extract("this is { not prometheus").is_err());
+    }
+
+    #[test]
+    fn accelerator_metrics_are_kept_per_gpu_and_over_all_gpus() {
+        let text = "\
+# TYPE DCGM_FI_DEV_GPU_UTIL gauge
+DCGM_FI_DEV_GPU_UTIL{gpu=\"0\",UUID=\"GPU-a\",Hostname=\"n1\"} 80
+DCGM_FI_DEV_GPU_UTIL{gpu=\"1\",UUID=\"GPU-b\",Hostname=\"n1\"} 40
+# TYPE DCGM_FI_DEV_POWER_USAGE gauge
+DCGM_FI_DEV_POWER_USAGE{gpu=\"0\",Hostname=\"n1\"} 300.5
+DCGM_FI_DEV_POWER_USAGE{gpu=\"1\",Hostname=\"n1\"} 200
+";
+        let v = extract(text).unwrap();
+        assert_eq!(v["DCGM_FI_DEV_GPU_UTIL"], 60.0, "utilisation: the mean of the GPUs");
+        assert_eq!(v["DCGM_FI_DEV_POWER_USAGE"], 500.5, "power: the sum");
+        assert_eq!(v["DCGM_FI_DEV_GPU_UTIL{Hostname=\"n1\",gpu=\"1\"}"], 40.0);
+        let samples = [Sample { t: 0.0, values: v.clone() }, Sample { t: 1.0, values: v }];
+        let s = summarise(&samples, 0.0, 1.0, 0.1);
+        assert_eq!(s["DCGM_FI_DEV_GPU_UTIL"].kind, "gauge");
+        assert_eq!(s["DCGM_FI_DEV_POWER_USAGE{Hostname=\"n1\",gpu=\"0\"}"].mean, 300.5);
+        assert!(is_accelerator("DCGM_FI_DEV_FB_USED") && !is_accelerator("DCGM_FI_DEV_FB_USEDX"));
     }
 
     fn sample(t: f64, kv: &[(&str, f64)]) -> Sample {

@@ -205,7 +205,8 @@ impl Session {
                 .clone()
                 .filter(|u| !u.is_empty())
                 .unwrap_or_else(|| format!("{}/metrics", url.trim_end_matches('/')));
-            Scraper::start(&murl, Duration::from_secs_f64(metrics.interval_seconds.unwrap_or(5.0).clamp(0.1, 3600.0)))
+            let interval = Duration::from_secs_f64(metrics.interval_seconds.unwrap_or(5.0).clamp(0.1, 3600.0));
+            Scraper::start(&murl, &metrics.accelerator_urls, interval)
         });
         let exporter = match self.metrics_listener.take() {
             None => None,

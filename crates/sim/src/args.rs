@@ -285,6 +285,7 @@ impl SimArgs {
             },
             profile,
             data_parallel: self.data_parallel_size,
+            tensor_parallelism: tp,
             mean_output_tokens: self.mean_output_tokens,
             seed: self.seed,
             faults: Faults {

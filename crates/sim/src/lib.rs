@@ -15,6 +15,7 @@
 pub mod api;
 pub mod args;
 pub mod canned;
+pub mod dcgm;
 pub mod engine;
 pub mod faults;
 pub mod kv;
@@ -58,6 +59,8 @@ pub struct SimConfig {
     pub engine: EngineConfig,
     /// Engines (vLLM `--data-parallel-size`); requests go to the least loaded.
     pub data_parallel: u32,
+    /// GPUs per engine (`--tensor-parallel-size`): each has its own DCGM series.
+    pub tensor_parallelism: u32,
     /// Longest prompt + output accepted.
     pub max_model_len: u32,
     /// Mean output length when a request does not ask to ignore EOS (geometric distribution).
@@ -224,6 +227,8 @@ pub struct Simulator {
     pub cfg: SimConfig,
     engines: Vec<Arc<EngineHandle>>,
     tasks: Vec<JoinHandle<()>>,
+    /// Publishes the simulated GPUs' DCGM metrics.
+    dcgm: JoinHandle<()>,
     /// Metrics registry.
     pub metrics: Metrics,
     faults: RwLock<Faults>,
@@ -249,6 +254,9 @@ impl Simulator {
             tasks.push(tokio::spawn(engine.run()));
             engines.push(handle);
         }
+        let accel = dcgm::Accelerator::named(cfg.profile.name.rsplit_once('@').map_or("", |(_, a)| a));
+        let dcgm =
+            tokio::spawn(dcgm::Dcgm::register(metrics.registry()).run(engines.clone(), cfg.tensor_parallelism, accel));
         let ready_at = Instant::now() + std::time::Duration::from_secs_f64(cfg.faults.not_ready_seconds);
         let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         Ok(Arc::new(Simulator {
@@ -256,6 +264,7 @@ impl Simulator {
             cfg,
             engines,
             tasks,
+            dcgm,
             metrics,
             ready_at: Mutex::new(ready_at),
             requests: AtomicU64::new(0),
@@ -427,6 +436,7 @@ impl Simulator {
         for t in &self.tasks {
             t.abort();
         }
+        self.dcgm.abort();
     }
 }
 

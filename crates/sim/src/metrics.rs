@@ -418,6 +418,11 @@ impl Metrics {
         self.lora_info.with_label_values(&[max_lora.to_string().as_str(), running, waiting]).set(now);
     }
 
+    /// The registry (other families join it: the simulated GPUs' DCGM metrics).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The Prometheus text exposition (format 0.0.4, what vLLM serves), bucket bounds written as
     /// Python writes floats (`le="1.0"`, not `le="1"`: a query matching `le="1.0"` finds them).
     pub fn render(&self) -> String {

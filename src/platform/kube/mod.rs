@@ -37,6 +37,11 @@ use serde_json::json;
 
 use super::{Deployment, OnStage, Platform, PlatformError, Snapshot, Target};
 use crate::{load::session::Outcome, schema::manifest::RUNTIME_CONFIGMAP};
+
+/// DCGM exporter pods, by default: NVIDIA's GPU operator's label.
+pub const DCGM_SELECTOR: &str = "app=nvidia-dcgm-exporter";
+/// DCGM exporter's port when its pod names none "metrics".
+const DCGM_PORT: i32 = 9400;
 use wait::WaitError;
 
 /// Per-phase time limits.
@@ -217,30 +222,76 @@ impl KubePlatform {
             .find(|o| o.kind == "Namespace")
             .and_then(|o| o.value.get("metadata")?.get("labels").cloned())
             .unwrap_or_default();
-        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": RUNTIME_CONFIGMAP, "namespace": ns, "labels": serde_json::to_value(&labels).unwrap_or_default()},
-            "data": {"url": url}});
-        apply::apply(&self.client, ns, &cm, false).await?;
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
-        let servers: Vec<_> = pods
+        let server_pods = pods
             .list(&kube::api::ListParams::default().labels("app=model-server"))
             .await
-            .map(|l| {
-                l.items
-                    .into_iter()
-                    .map(|p| {
-                        json!({"pod": p.metadata.name, "node": p.spec.and_then(|s| s.node_name),
-                               "ip": p.status.and_then(|s| s.pod_ip)})
-                    })
-                    .collect()
-            })
+            .map(|l| l.items)
             .unwrap_or_default();
+        let nodes: Vec<String> =
+            server_pods.iter().filter_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone())).collect();
+        let servers: Vec<_> = server_pods
+            .into_iter()
+            .map(|p| {
+                json!({"pod": p.metadata.name, "node": p.spec.and_then(|s| s.node_name),
+                       "ip": p.status.and_then(|s| s.pod_ip)})
+            })
+            .collect();
+        let accelerators = self.accelerator_exporters(snap, &nodes).await;
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": RUNTIME_CONFIGMAP, "namespace": ns, "labels": serde_json::to_value(&labels).unwrap_or_default()},
+            "data": {"url": url, "accelerator_urls": accelerators.join(",")}});
+        apply::apply(&self.client, ns, &cm, false).await?;
         let runtime = json!({
             "platform": "kube", "namespace": ns, "url": url, "model_server_pods": servers,
+            "accelerator_urls": accelerators,
             "seconds": {"apply": applied_s, "ready": ready_s},
         });
         // Nothing to keep alive here: the namespace is the deployment.
         Ok(Deployment { url, runtime, handle: Box::new(()) })
+    }
+
+    /// The `/metrics` URLs of the DCGM exporters (pods matching the load spec's
+    /// `server_metrics.accelerator_selector`, in any namespace) on `nodes`, the model server's:
+    /// scraped by the load engine beside the server. A cluster without them, or credentials that
+    /// cannot list pods cluster-wide, give none (a warning in the latter case).
+    async fn accelerator_exporters(&self, snap: &Snapshot, nodes: &[String]) -> Vec<String> {
+        let selector = snap
+            .load
+            .server_metrics
+            .as_ref()
+            .and_then(|m| m.accelerator_selector.clone())
+            .unwrap_or_else(|| DCGM_SELECTOR.to_owned());
+        if selector.is_empty() || nodes.is_empty() {
+            return vec![];
+        }
+        let all: Api<Pod> = Api::all(self.client.clone());
+        let found = match all.list(&kube::api::ListParams::default().labels(&selector)).await {
+            Ok(l) => l.items,
+            Err(e) => {
+                eprintln!("warning: {}: no accelerator metrics: listing pods {selector}: {e}", snap.namespace);
+                return vec![];
+            }
+        };
+        let mut urls: Vec<String> = found
+            .into_iter()
+            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some_and(|n| nodes.contains(n)))
+            .filter_map(|p| {
+                let ip = p.status.as_ref()?.pod_ip.clone()?;
+                let port = p
+                    .spec
+                    .as_ref()?
+                    .containers
+                    .iter()
+                    .flat_map(|c| c.ports.iter().flatten())
+                    .find(|port| port.name.as_deref() == Some("metrics"))
+                    .map_or(DCGM_PORT, |port| port.container_port);
+                Some(format!("http://{ip}:{port}/metrics"))
+            })
+            .collect();
+        urls.sort();
+        urls.dedup();
+        urls
     }
 
     /// The load engine's target: the Service's ClusterIP, the Gateway's address, or the URL.

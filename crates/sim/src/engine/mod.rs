@@ -155,7 +155,26 @@ pub struct EngineHandle {
     running: AtomicUsize,
     preemptions: AtomicU64,
     max_waiting: Option<usize>,
+    /// What the engine's accelerators did, for the simulated DCGM metrics.
+    pub work: Work,
 }
+
+/// An engine's accumulated work, nanoseconds of simulated step time: what a DCGM exporter reads
+/// off its GPUs (utilisation = busy over wall time), derived from the steps the engine ran.
+#[derive(Debug, Default)]
+pub struct Work {
+    /// Time inside steps: a kernel running (DCGM_FI_DEV_GPU_UTIL).
+    pub busy_ns: AtomicU64,
+    /// Step time weighted by how full the step keeps the SMs: its tokens over
+    /// [`SM_SATURATING_TOKENS`] (a decode step of a few sequences leaves most SMs idle).
+    pub sm_ns: AtomicU64,
+    /// Step time weighted by how busy memory is: decode reads the weights and the KV cache
+    /// (memory-bound, near 0.9), prefill computes (near 0.4).
+    pub dram_ns: AtomicU64,
+}
+
+/// Tokens in a step that keep every SM busy.
+pub const SM_SATURATING_TOKENS: f64 = 256.0;
 
 impl EngineHandle {
     /// Queues a request; events arrive on the returned receiver. Dropping the receiver aborts it.
@@ -250,6 +269,7 @@ impl Engine {
             running: AtomicUsize::new(0),
             preemptions: AtomicU64::new(0),
             max_waiting: cfg.max_waiting,
+            work: Work::default(),
         });
         let kv = KvCache::new(cfg.kv_blocks, cfg.block_size, cfg.prefix_caching);
         let e = Engine {
@@ -290,6 +310,7 @@ impl Engine {
                 continue;
             }
             let dt = self.step_time(&plan);
+            self.count_work(&plan, dt);
             let now = Instant::now();
             let start = if now.saturating_duration_since(deadline) <= CATCH_UP { deadline } else { now };
             deadline = start + dt;
@@ -323,6 +344,23 @@ impl Engine {
                 aborted: false,
             });
         }
+    }
+
+    /// Adds a step of `dt` to the engine's [`Work`].
+    fn count_work(&self, plan: &Plan, dt: Duration) {
+        let ns = dt.as_nanos() as f64;
+        let (mut tokens, mut decode) = (0u64, 0u64);
+        for &(i, n) in plan {
+            tokens += u64::from(n);
+            decode += u64::from(self.running[i].is_decoding());
+        }
+        let decode_share = if plan.is_empty() { 0.0 } else { decode as f64 / plan.len() as f64 };
+        let sm = (tokens as f64 / SM_SATURATING_TOKENS).min(1.0);
+        let dram = 0.4 + 0.5 * decode_share;
+        let w = &self.handle.work;
+        w.busy_ns.fetch_add(ns as u64, Ordering::Relaxed);
+        w.sm_ns.fetch_add((ns * sm) as u64, Ordering::Relaxed);
+        w.dram_ns.fetch_add((ns * dram) as u64, Ordering::Relaxed);
     }
 
     fn step_time(&self, plan: &Plan) -> Duration {
