@@ -321,13 +321,13 @@ fn server_view(h: &mut String, stages: &[StageResult]) {
     h.push_str(
         "<div class=\"wrap\"><table class=\"server-view\"><caption>The server's own figures (its /metrics over each stage) beside the client's means</caption>\
          <thead><tr><th>stage</th><th>TTFT ms server</th><th>TTFT ms client</th><th>e2e ms server</th><th>e2e ms client</th>\
-         <th>queue ms</th><th>running (mean)</th><th>waiting (mean)</th><th>KV cache %</th><th>requests</th><th>output tokens</th>\
+         <th>queue ms</th><th>running (mean)</th><th>waiting (mean)</th><th>KV cache %</th><th title=\"DCGM_FI_DEV_GPU_UTIL, the mean of the GPUs\">GPU util %</th><th title=\"DCGM_FI_DEV_POWER_USAGE, all GPUs\">GPU power W</th><th>requests</th><th>output tokens</th>\
          <th title=\"the client's means within the server's own plus the allowance, and equal totals (ServerAgreement in proto/results.proto)\">agrees</th></tr></thead><tbody>\n",
     );
     for s in stages {
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>{}</tr>",
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>{}</tr>",
             esc(&s.name),
             ms(m(s, &["vllm:time_to_first_token_seconds", "sglang:time_to_first_token_seconds"], 1e3)),
             ms(client(s.ttft_ms)),
@@ -337,6 +337,8 @@ fn server_view(h: &mut String, stages: &[StageResult]) {
             num(m(s, &["vllm:num_requests_running", "sglang:num_running_reqs", "tgi_batch_current_size"], 1.0), 1),
             num(m(s, &["vllm:num_requests_waiting", "sglang:num_queue_reqs", "tgi_queue_size"], 1.0), 1),
             num(m(s, &["vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "sglang:token_usage"], 100.0), 1),
+            num(m(s, &["DCGM_FI_DEV_GPU_UTIL"], 1.0), 1),
+            num(m(s, &["DCGM_FI_DEV_POWER_USAGE"], 1.0), 0),
             num(total(s, "vllm:e2e_request_latency_seconds"), 0),
             num(total(s, "vllm:generation_tokens_total"), 0),
             match &s.server_agreement {

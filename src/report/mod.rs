@@ -19,6 +19,7 @@ pub mod records;
 pub mod stats;
 pub mod summary_csv;
 pub mod table;
+pub mod timeline;
 pub mod write;
 
 use std::path::{Path, PathBuf};

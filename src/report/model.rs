@@ -188,6 +188,10 @@ pub struct Sample {
 pub struct Window {
     /// Stage name.
     pub name: String,
+    /// When the stage started, warm-up included: where its records' times count from (absent in
+    /// files written before it was recorded: `from` then, exact without a warm-up).
+    #[serde(default)]
+    pub start: Option<f64>,
     /// Start (s).
     pub from: f64,
     /// End (s).

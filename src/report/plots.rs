@@ -5,8 +5,8 @@
 //! - throughput vs offered rate, with the offered = achieved diagonal: saturation is where the
 //!   curve leaves it;
 //! - per benchmark, the latency distribution (CDF) of each stage from its histogram's percentiles;
-//! - per benchmark, the model server's queue, running batch and KV-cache usage over the run, each
-//!   stage's window shaded.
+//! - per benchmark, the client and the server on one time axis ([`super::timeline`]): rate, requests
+//!   in flight, TTFT; the server's queue, batch, KV cache and GPU utilisation; stages shaded.
 //!
 //! Text is drawn with DejaVu Sans embedded in the binary (registered for plotters' `ab_glyph`
 //! renderer), so nothing depends on the system's fonts or fontconfig. A figure with no data
@@ -112,7 +112,7 @@ pub fn figures(run: &Run) -> Vec<Figure> {
     out.push(throughput_vs_offered(run));
     for (i, b) in run.benchmarks.iter().enumerate() {
         out.push(cdf(b, i));
-        out.push(server_timeline(b));
+        out.extend(super::timeline::figure(b));
     }
     out.retain(|f| f.panels.iter().any(|p| p.lines.iter().any(|l| !l.points.is_empty())));
     out
@@ -261,55 +261,6 @@ fn cdf(b: &Bench, _index: usize) -> Figure {
         panels: vec![panel("TTFT", |s| s.ttft_ms), panel("TPOT", |s| s.tpot_ms), panel("end-to-end", |s| s.e2e_ms)],
         grid: (1, 3),
         size: (1200, 420),
-    }
-}
-
-/// The server metrics drawn over time: (panel title, candidate metric names by server, scale).
-const TIMELINE: &[(&str, &[&str], f64)] = &[
-    (
-        "waiting (queue)",
-        &["vllm:num_requests_waiting", "sglang:num_queue_reqs", "tgi_queue_size", "jetstream_prefill_backlog_size"],
-        1.0,
-    ),
-    ("running (batch)", &["vllm:num_requests_running", "sglang:num_running_reqs", "tgi_batch_current_size"], 1.0),
-    (
-        "KV cache usage (%)",
-        &[
-            "vllm:kv_cache_usage_perc",
-            "vllm:gpu_cache_usage_perc",
-            "sglang:token_usage",
-            "jetstream_slots_used_percentage",
-        ],
-        100.0,
-    ),
-];
-
-fn server_timeline(b: &Bench) -> Figure {
-    let server = b.results.as_ref().and_then(|r| r.server.as_ref());
-    let mut panels = vec![];
-    for (title, names, scale) in TIMELINE {
-        let mut panel =
-            Panel { title: (*title).into(), x: "time (s)".into(), y: (*title).into(), ..Default::default() };
-        if let Some(s) = server {
-            // The first metric of the list the server has (vLLM V1 and V0 name KV usage differently).
-            if let Some(name) = names.iter().find(|n| s.samples.iter().any(|x| x.values.contains_key(**n))) {
-                // jetstream's percentage is a percentage already.
-                let scale = if name.ends_with("percentage") { 1.0 } else { *scale };
-                let points = s.samples.iter().filter_map(|x| x.values.get(*name).map(|v| (x.t, v * scale))).collect();
-                panel.lines.push(Line { label: (*name).into(), color: 0, dashed: false, points });
-                panel.title = format!("{title}: {name}");
-            }
-            panel.bands = s.stages.iter().map(|w| (w.from, w.to, w.name.clone())).collect();
-        }
-        panels.push(panel);
-    }
-    Figure {
-        name: format!("server-{}", b.name),
-        title: format!("{}: model server during the run", b.name),
-        caption: "The model server's own metrics as scraped from /metrics during the run: requests waiting in its queue, requests in the running batch, and KV-cache usage. Shaded: each load stage's measured window.".into(),
-        panels,
-        grid: (3, 1),
-        size: (900, 720),
     }
 }
 
@@ -512,11 +463,17 @@ fn draw_panel<DB: DrawingBackend>(
             chart.draw_series(l.points.iter().map(|q| Circle::new(*q, 3, c.filled())))?;
         }
     }
-    // A single line over stage windows is named in the title; a legend would hide a stage label.
-    if p.bands.is_empty() && p.lines.iter().any(|l| !l.label.is_empty()) {
+    // A single line over stage windows is named in the title; a legend would hide a stage label
+    // (drawn at the top): several lines over them get theirs at the bottom.
+    let several = p.lines.len() > 1;
+    if (p.bands.is_empty() || several) && p.lines.iter().any(|l| !l.label.is_empty()) {
         chart
             .configure_series_labels()
-            .position(if p.unit_y { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperLeft })
+            .position(if p.unit_y || !p.bands.is_empty() {
+                SeriesLabelPosition::LowerRight
+            } else {
+                SeriesLabelPosition::UpperLeft
+            })
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(200, 200, 200))
             .label_font(("sans-serif", 12))

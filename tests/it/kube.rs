@@ -909,3 +909,71 @@ fn a_real_vllm_serves_a_benchmark_through_the_whole_lifecycle() {
     assert_eq!(runtime["model_server_pods"][0]["pod"], pod.as_str(), "{runtime}");
     assert_nowhere_under(&r.out(), token);
 }
+
+#[test]
+fn a_dcgm_exporter_on_the_servers_node_is_found_and_summarised_and_the_report_draws_one_timeline() {
+    // A DCGM exporter on the node: our simulator, which serves the DCGM families on /metrics,
+    // labelled as NVIDIA's GPU operator labels its exporter, on a port named "metrics".
+    let (rt, client) = client();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let name = format!("dcgm-exporter-{}", std::process::id());
+    let exporter: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "nvidia-dcgm-exporter"}},
+        "spec": {"containers": [{
+            "name": "exporter", "image": inferbench::render::context::default_image(),
+            "args": ["sim", "--port", "9400", "--profile", "meta-llama/Llama-2-7b-hf@nvidia-l4"],
+            "ports": [{"name": "metrics", "containerPort": 9400}],
+            "readinessProbe": {"httpGet": {"path": "/health", "port": 9400}, "periodSeconds": 1}
+        }]}
+    }))
+    .unwrap();
+    // The controller-manager creates `default`'s service account some time after the cluster
+    // starts: a pod admitted before then is refused, so it is made here if still missing.
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), "default");
+    let account = serde_json::from_value(serde_json::json!({"metadata": {"name": "default"}})).unwrap();
+    let _ = rt.block_on(accounts.create(&PostParams::default(), &account));
+    rt.block_on(pods.create(&PostParams::default(), &exporter)).unwrap();
+    // Ready (its address known) before the run looks for it.
+    let ip = {
+        let t0 = std::time::Instant::now();
+        loop {
+            let p = rt.block_on(pods.get(&name)).unwrap();
+            let status = p.status.unwrap_or_default();
+            let ready = status.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
+            if ready && let Some(ip) = status.pod_ip {
+                break ip;
+            }
+            assert!(t0.elapsed().as_secs() < 60, "the exporter pod never became ready: {status:?}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    let r = kube_run(&sim_benchmark(
+        "kdcgm",
+        "",
+        "duration_seconds: 3 rates { request_rates: [20, 40] } server_metrics { interval_seconds: 0.5 }",
+    ));
+    let o = r.run(&[]);
+    let _ = rt.block_on(pods.delete(&name, &Default::default()));
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = r.bench_dir("kdcgm").join("results");
+    let url = format!("http://{ip}:9400/metrics");
+    let runtime: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("runtime.json")).unwrap()).unwrap();
+    assert_eq!(runtime["accelerator_urls"], serde_json::json!([url]), "found on the server's node: {runtime}");
+    let scraped: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("server_metrics.json")).unwrap()).unwrap();
+    assert_eq!(scraped["accelerator_urls"], serde_json::json!([url]), "scraped by the load pod");
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    for st in summary["stages"].as_array().unwrap() {
+        let m = &st["server_metrics"];
+        assert_eq!(m["DCGM_FI_DEV_GPU_UTIL"]["kind"], "gauge", "{m}");
+        assert!(m["DCGM_FI_DEV_FB_USED"]["mean"].as_f64().unwrap() > 0.0, "{m}");
+        assert!(m.as_object().unwrap().keys().any(|k| k.starts_with("DCGM_FI_DEV_POWER_USAGE{Hostname=")), "{m}");
+        assert!(st["verdict"]["checks"].as_array().is_some_and(|c| !c.is_empty()), "a verdict from the pod: {st}");
+    }
+    let rep = Command::new(BIN).args(["report", r.out().join(r.run_id()).to_str().unwrap()]).output().unwrap();
+    assert!(rep.status.success(), "{}", text(&rep));
+    let timeline = r.out().join(r.run_id()).join("report/plots/timeline-kdcgm.svg");
+    let svg = std::fs::read_to_string(&timeline).unwrap_or_else(|e| panic!("{}: {e}", timeline.display()));
+    assert!(svg.contains("DCGM_FI_DEV_GPU_UTIL") && svg.contains("client: requests in flight"), "one timeline");
+}

@@ -289,5 +289,5 @@ fn run_servers_real_runs_vllm_on_the_local_platform_and_report_shows_it() {
     let view = &html[html.find("<table class=\"server-view\">").expect("the server's view in the report")..];
     let row = &view[view.find("<tr><td>rate-8</td>").expect("a row for the stage")..];
     let row = &row[..row.find("</tr>").unwrap()];
-    assert!(row.ends_with("<td class=\"n\">16</td><td class=\"n\">256</td>"), "{row}");
+    assert!(row.ends_with("<td class=\"n\">16</td><td class=\"n\">256</td><td>yes</td>"), "and they agree: {row}");
 }

@@ -300,11 +300,11 @@ fn the_report_of_a_real_run_shows_summary_json_numbers_in_table_and_csv() {
         "latency-vs-throughput-e2e.svg",
         "latency-vs-throughput-tpot.svg",
         "latency-vs-throughput-ttft.svg",
-        "server-chat.svg",
-        "server-errors.svg", // a failed benchmark's server was scraped too
-        "server-one.svg",
-        "server-two.svg",
         "throughput-vs-offered.svg",
+        "timeline-chat.svg",
+        "timeline-errors.svg", // a failed benchmark's server was scraped too
+        "timeline-one.svg",
+        "timeline-two.svg",
     ];
     assert_eq!(svgs, expected);
     for name in &svgs {
@@ -324,9 +324,18 @@ fn the_report_of_a_real_run_shows_summary_json_numbers_in_table_and_csv() {
     for label in ["one p50", "one p99", "two p50", "two p99", "chat p50"] {
         assert!(ttft.iter().any(|t| t == label), "legend {label} in {ttft:?}");
     }
-    let server = svg_texts(&plots.join("server-one.svg"));
-    for label in ["rate-40", "rate-80", "waiting (queue): vllm:num_requests_waiting"] {
-        assert!(server.iter().any(|t| t == label), "{label} in {server:?}");
+    // One time axis: the client's series above the server's, the stages shaded.
+    let timeline = svg_texts(&plots.join("timeline-one.svg"));
+    for label in [
+        "rate-40",
+        "rate-80",
+        "client: requests in flight",
+        "client: TTFT p50 of the requests sent",
+        "vllm:num_requests_waiting",
+        "vllm:kv_cache_usage_perc",
+        "DCGM_FI_DEV_GPU_UTIL",
+    ] {
+        assert!(timeline.iter().any(|t| t == label), "{label} in {timeline:?}");
     }
 
     // The page: self-contained, with the tables, the plots inline and each benchmark's config.

@@ -313,6 +313,10 @@ pub struct Scraped {
 pub struct StageWindow {
     /// The stage's name (as in `summary.json`).
     pub name: String,
+    /// When the stage started (its warm-up included): its per-request records' times
+    /// (`intended_us`, `sent_us`) count from here, so the client's and the server's series share
+    /// one time axis.
+    pub start: f64,
     /// Start of its measurement (after warm-up).
     pub from: f64,
     /// Its end.
@@ -424,11 +428,12 @@ impl Scraper {
         at.saturating_duration_since(self.inner.start).as_secs_f64()
     }
 
-    /// The summary of stage `name` over `[from, to]`; the window is recorded in [`Scraped::stages`].
-    pub fn summarise(&self, name: &str, from: Instant, to: Instant) -> BTreeMap<String, ServerSeries> {
-        let (from, to) = (self.offset(from), self.offset(to));
+    /// The summary of stage `name` (started at `start`) over `[from, to]`; the window is recorded
+    /// in [`Scraped::stages`].
+    pub fn summarise(&self, name: &str, start: Instant, from: Instant, to: Instant) -> BTreeMap<String, ServerSeries> {
+        let (start, from, to) = (self.offset(start), self.offset(from), self.offset(to));
         let mut s = self.inner.state.lock().expect("scraper state");
-        s.stages.push(StageWindow { name: name.to_owned(), from, to });
+        s.stages.push(StageWindow { name: name.to_owned(), start, from, to });
         summarise(&s.samples, from, to, s.interval_seconds / 4.0)
     }
 

@@ -251,6 +251,7 @@ impl Session {
             if let Some(s) = &scraper {
                 s.scrape_now().await;
             }
+            let started = Instant::now();
             let out = run_stage(self.client.clone(), self.prompts.clone(), stage, first).await;
             if let Some(s) = &scraper {
                 s.scrape_now().await;
@@ -259,7 +260,7 @@ impl Session {
             recorded += out.records.len() as u64;
             let mut result = out.result;
             if let Some(s) = &scraper {
-                result.server_metrics = s.summarise(&name, began, Instant::now()).into_iter().collect();
+                result.server_metrics = s.summarise(&name, started, began, Instant::now()).into_iter().collect();
                 let allowance = metrics.agreement_allowance_ms.unwrap_or(agreement::DEFAULT_ALLOWANCE_MS);
                 result.server_agreement = agreement::agreement(&result, warmup.is_zero(), allowance);
             }
