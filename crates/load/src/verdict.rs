@@ -275,7 +275,10 @@ fn in_flight_check(
 ) -> Option<LoadCheck> {
     let within: Vec<u64> =
         samples.iter().filter(|(t, _)| (from..=to).contains(&(*t as f64 / 1e6))).map(|(_, n)| *n).collect();
-    if within.len() < 3 || implied <= 0.0 {
+    // Below one request in flight on average, samples every 100 ms see mostly none, and when they
+    // run is not independent of the requests (the client's threads serve both): measured against
+    // a server answering in 0.1 ms at 3 000 req/s (0.45 implied), they read 0.0-0.2.
+    if within.len() < 3 || implied < 1.0 {
         return None;
     }
     let mean = within.iter().sum::<u64>() as f64 / within.len() as f64;
