@@ -76,7 +76,9 @@ pub fn verdict(result: &StageResult, records: &Records, asked: Asked<'_>, in_fli
             if let Some(c) = arrivals_check(schedule, first_turns().map(|r| r.intended_us)) {
                 checks.push(c);
             }
-            if let Some(lag) = result.schedule_lag_ms.filter(|d| d.count > 0) {
+            // All at once (an infinite rate) has no schedule to keep: its lag is the queue it makes.
+            let scheduled = schedule.expected_by(0.0).is_some();
+            if let Some(lag) = result.schedule_lag_ms.filter(|d| d.count > 0 && scheduled) {
                 checks.push(LoadCheck {
                     name: "lag".into(),
                     passed: lag.p99 <= LAG_P99_LIMIT_MS,
@@ -428,6 +430,21 @@ mod tests {
         let bursty: Vec<u64> = g.clone().take(5000).map(|d| d.as_micros() as u64).collect();
         assert!(arrivals_check(&g, bursty.iter().copied()).unwrap().passed);
         assert!(!arrivals_check(&schedule(Process::Poisson, 100.0), bursty.into_iter()).unwrap().passed);
+    }
+
+    #[test]
+    fn all_at_once_has_no_schedule_to_keep() {
+        let s = Schedule::new(Process::Poisson, vec![Segment::steady(f64::INFINITY, None)], Some(50), 0).unwrap();
+        let recs = records(&[0; 50], 30_000, 1000);
+        let result = StageResult {
+            counts: Some(inferbench_schema::Counts { sent: 50, ..Default::default() }),
+            schedule_lag_ms: Some(inferbench_schema::Distribution { count: 50, p99: 30.0, ..Default::default() }),
+            ..Default::default()
+        };
+        let v = verdict(&result, &recs, Asked::Open(&s), &[]).unwrap();
+        let names: Vec<&str> = v.checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["dropped", "cap"], "no rate, arrival process or lag to hold it to");
+        assert!(v.delivered);
     }
 
     #[test]
