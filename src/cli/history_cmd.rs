@@ -365,6 +365,19 @@ async fn check(a: &CheckArgs) -> CommandResult {
     }
     let mut text = format!("run {} ({})\n", this.run_id, this.started_at);
     text.push_str(&crate::report::compare::terminal(&c));
+    // Figures measured under less load than asked compare nothing: say which, whatever the result.
+    let compared: Vec<(&str, &str)> = c.stages.iter().map(|s| (s.benchmark.as_str(), s.stage.as_str())).collect();
+    for run in [&this, &baseline] {
+        for (b, st, why) in query::undelivered(&store, &run.run_id).await.map_err(Failure::new)? {
+            if compared.contains(&(b.as_str(), st.as_str())) {
+                text.push_str(&format!(
+                    "check: warning: run {} {b} {st}: the client did not deliver the configured load ({}): its figures are not the load's\n",
+                    run.run_id,
+                    why.replace('\n', "; ")
+                ));
+            }
+        }
+    }
     let flagged_worse = || {
         c.stages.iter().flat_map(|s| {
             s.metrics.iter().filter(|m| m.verdict == crate::report::compare::Verdict::Worse).map(move |m| (s, m))

@@ -132,6 +132,11 @@ pub struct LoadArgs {
     /// The address --metrics-port listens on (default 127.0.0.1; 0.0.0.0 in a pod).
     #[arg(long, value_name = "IP")]
     pub metrics_address: Option<String>,
+    /// After the run, keep serving --metrics-port this long (a Prometheus scraping every 15 s
+    /// then sees the run's end); Ctrl-C ends it early. With --hold-results the metrics are served
+    /// until the results are fetched anyway.
+    #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
+    pub metrics_linger: f64,
     /// LPG's extra metadata: a JSON object whose entries are added to the results' metadata (and
     /// LPG's `dimensions`).
     #[arg(long)]
@@ -270,7 +275,8 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let url = spec.url.clone().unwrap_or_default();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     eprintln!("inferbench load: {} stage(s) against {url} ({})", session.stage_count(), session.api_name());
-    if let Some(at) = session.metrics_addr {
+    let session_metrics = session.metrics_addr;
+    if let Some(at) = session_metrics {
         eprintln!("inferbench load: live metrics at http://{at}/metrics");
     }
     // Ctrl-C / SIGTERM: stop sending, let requests in flight finish (a short grace), write what
@@ -282,13 +288,16 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         let mut signals = super::Signals::new().context("cannot listen for Ctrl-C / SIGTERM")?;
         rt.spawn(async move {
             signals.next().await;
-            eprintln!(
+            // Stop first, then say so, and never panic on a closed stderr (`2>&1 | head`):
+            // eprintln! would, and the stop would never happen.
+            stop.cancel();
+            let _ = writeln!(
+                std::io::stderr(),
                 "inferbench load: stopping: no new requests; those in flight get up to {} s to finish, then what was measured is written (Ctrl-C again exits at once, writing nothing)",
                 crate::load::runner::STOP_GRACE.as_secs()
             );
-            stop.cancel();
             signals.next().await;
-            eprintln!("inferbench load: exiting now; no results written");
+            let _ = writeln!(std::io::stderr(), "inferbench load: exiting now; no results written");
             std::process::exit(i32::from(super::EXIT_INTERRUPTED));
         });
     }
@@ -329,7 +338,22 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = args.output_dir.as_deref().filter(|_| args.hold_results && !stop.is_cancelled()) {
         hold(dir, args.hold_timeout, &stop)?;
     }
-    if stop.is_cancelled() {
+    let interrupted = stop.is_cancelled();
+    if let Some(at) = session_metrics.filter(|_| !interrupted && !args.hold_results && args.metrics_linger > 0.0) {
+        eprintln!(
+            "inferbench load: serving the final metrics at http://{at}/metrics for {} s (Ctrl-C ends it)",
+            args.metrics_linger
+        );
+        let linger = std::time::Duration::from_secs_f64(args.metrics_linger.min(86_400.0));
+        rt.block_on(async {
+            tokio::select! {
+                () = tokio::time::sleep(linger) => {}
+                () = stop.cancelled() => {}
+            }
+        });
+    }
+    drop(out);
+    if interrupted {
         return Ok(ExitCode::from(super::EXIT_INTERRUPTED));
     }
     if sent > 0 && ok == 0 {

@@ -134,10 +134,14 @@ fn stop_on_signals(rt: &tokio::runtime::Runtime) -> Result<CancellationToken, Fa
     let token = stop.clone();
     rt.spawn(async move {
         signals.next().await;
-        eprintln!("inferbench run: stopping: ending the load, tearing down (Ctrl-C again exits at once)");
+        // Stop first, then say so, and never panic on a closed stderr (eprintln! would).
         token.cancel();
+        let _ = writeln!(
+            std::io::stderr(),
+            "inferbench run: stopping: ending the load, tearing down (Ctrl-C again exits at once)"
+        );
         signals.next().await;
-        eprintln!("inferbench run: exiting now; resume with --run-id");
+        let _ = writeln!(std::io::stderr(), "inferbench run: exiting now; resume with --run-id");
         std::process::exit(i32::from(EXIT_INTERRUPTED));
     });
     Ok(stop)

@@ -170,6 +170,20 @@ pub async fn latest_before(store: &Store, this: &RunRef) -> Result<Option<RunRef
     Ok(rows.rows.first().map(|r| RunRef { run_id: text(&r[0]), started_at: text(&r[1]), folder: text(&r[2]) }))
 }
 
+/// The stages of run `run_id` whose client did not deliver the configured load (their verdict):
+/// (benchmark, stage, reasons), in run order. Their latencies are not those of the load asked for.
+pub async fn undelivered(store: &Store, run_id: &str) -> Result<Vec<(String, String, String)>, HistoryError> {
+    let rows = store
+        .query(
+            "SELECT s.benchmark, s.stage, s.load_reasons FROM stages s \
+             WHERE s.run_id = @run AND s.load_delivered = 0 ORDER BY s.benchmark, s.stage_index",
+            &[("run", run_id.into())],
+            true,
+        )
+        .await?;
+    Ok(rows.rows.iter().map(|r| (text(&r[0]), text(&r[1]), text(&r[2]))).collect())
+}
+
 /// A stage's figures as recorded: (benchmark, stage) → figures, in run order.
 async fn figures(store: &Store, run_id: &str) -> Result<Vec<((String, String), Vec<Figure>)>, HistoryError> {
     let rows = store

@@ -87,6 +87,25 @@ fn a_run_lands_in_the_history_a_rerun_passes_the_gate_and_a_slower_server_fails_
     assert_eq!(o.status.code(), Some(0), "{t}");
     assert!(t.contains(&format!("compared with run {}", ids[0])) && t.contains("1 stage(s) in both"), "{t}");
     assert!(t.contains("check: nothing got worse beyond noise"), "{t}");
+    assert!(!t.contains("did not deliver"), "both runs' clients delivered their load: {t}");
+    // A baseline whose client fell short is named: its figures are not those of the load.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let marked = conn
+        .execute(
+            "UPDATE stages SET load_delivered = 0, load_reasons = 'schedule lag p99 40.0 ms > 10 ms' WHERE run_id = ?1",
+            [&ids[0]],
+        )
+        .unwrap();
+    assert_eq!(marked, 1);
+    drop(conn);
+    let o = inferbench(&["history", "check", &ids[1], "--output", r.out().to_str().unwrap()], r.dir());
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "a warning, not a failure: {t}");
+    assert!(
+        t.contains(&format!("check: warning: run {} ", ids[0]))
+            && t.contains("the client did not deliver the configured load (schedule lag p99 40.0 ms > 10 ms)"),
+        "{t}"
+    );
 
     // The simulated hardware three times slower: worse, exit 3, naming the stage and figures.
     std::fs::write(r.dir().join("t.pbtxt"), catalog(1.5)).unwrap();

@@ -741,3 +741,44 @@ async fn the_simulators_gpu_metrics_are_summarised_per_stage_and_per_gpu() {
     assert_eq!(scraped["kinds"]["DCGM_FI_PROF_SM_ACTIVE"], "gauge");
     assert!(scraped["samples"][0]["values"]["DCGM_FI_DEV_FB_FREE"].as_f64().unwrap() > 0.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stand_alone_load_keeps_serving_its_final_metrics_while_it_lingers() {
+    let s = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = std::process::Command::new(BIN)
+        .args(["load", "--url", &s.url(), "--models", "meta-llama/Llama-3.1-8B-Instruct"])
+        .args(["--request-rate", "50", "--num-prompts", "20", "--metrics-port", &port.to_string()])
+        .args(["--metrics-linger", "600", "--output-dir", out.to_str().unwrap()])
+        .env_remove("INFERBENCH_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // Its stderr read to the end (a closed pipe must not be what the test measures).
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let said = tokio::task::spawn_blocking(move || {
+        rx.iter().find(|l| l.contains("serving the final metrics")).unwrap_or_default()
+    })
+    .await
+    .unwrap();
+    assert!(said.contains(&format!("http://127.0.0.1:{port}/metrics for 600 s")), "{said:?}");
+    let end = http_get(&format!("127.0.0.1:{port}"), "/metrics").unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let succeeded = summary["stages"][0]["counts"]["succeeded"].as_f64().unwrap();
+    assert_eq!(sample(&end, "inferbench_requests_completed_total"), Some(succeeded), "{end}");
+    assert_eq!(succeeded, 20.0);
+    // Ctrl-C ends the lingering; the run itself was complete: exit 0.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert_eq!(status.code(), Some(0));
+}
