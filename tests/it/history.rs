@@ -87,7 +87,6 @@ fn a_run_lands_in_the_history_a_rerun_passes_the_gate_and_a_slower_server_fails_
     assert_eq!(o.status.code(), Some(0), "{t}");
     assert!(t.contains(&format!("compared with run {}", ids[0])) && t.contains("1 stage(s) in both"), "{t}");
     assert!(t.contains("check: nothing got worse beyond noise"), "{t}");
-    assert!(!t.contains("did not deliver"), "both runs' clients delivered their load: {t}");
     // A baseline whose client fell short is named: its figures are not those of the load.
     let conn = rusqlite::Connection::open(&db).unwrap();
     let marked = conn
