@@ -309,7 +309,17 @@ fn reason(c: &LoadCheck, o: &inferbench_schema::Offered) -> String {
             o.process,
             c.p_value.unwrap_or(f64::NAN)
         ),
-        "lag" => format!("schedule lag p99 {v:.1} ms > {high:.0} ms: requests left late"),
+        "lag" => {
+            let steal = if o.host_steal_seconds >= 0.01 {
+                format!(
+                    " (the hypervisor took {:.2} s of the machine's cores meanwhile: the host, not the client, may be why)",
+                    o.host_steal_seconds
+                )
+            } else {
+                String::new()
+            };
+            format!("schedule lag p99 {v:.1} ms > {high:.0} ms: requests left late{steal}")
+        }
         "cap" => format!(
             "{:.1} % of arrivals waited for a max_concurrency slot (> {:.0} %): the cap, not the rate, set the load",
             v * 100.0,
@@ -412,6 +422,18 @@ mod tests {
         assert_eq!(failed, ["rate", "lag", "in_flight", "cpu"], "{:#?}", v.reasons);
         assert!(v.reasons[0].starts_with("the client sent 50"), "{}", v.reasons[0]);
         assert!(v.reasons.iter().any(|r| r.contains("its own bottleneck")));
+        assert!(v.reasons[1].ends_with("requests left late"), "no steal, none named: {}", v.reasons[1]);
+        // A host that took the cores away is named beside the lag.
+        let stolen = StageResult {
+            offered: Some(inferbench_schema::Offered { host_steal_seconds: 0.35, ..result.offered.clone().unwrap() }),
+            ..result
+        };
+        let v = verdict(&stolen, &recs, Asked::Open(&s), &in_flight).unwrap();
+        assert!(
+            v.reasons[1].contains("the hypervisor took 0.35 s of the machine's cores meanwhile"),
+            "{}",
+            v.reasons[1]
+        );
     }
 
     #[test]
