@@ -910,6 +910,17 @@ fn a_real_vllm_serves_a_benchmark_through_the_whole_lifecycle() {
     assert_nowhere_under(&r.out(), token);
 }
 
+/// Deletes pod `.0` of `default` when dropped, whether the test passed or not (with a client of
+/// its own: one made on another runtime is not driven here).
+struct DeletedAtEnd(String);
+
+impl Drop for DeletedAtEnd {
+    fn drop(&mut self) {
+        let (rt, client) = client();
+        let _ = rt.block_on(Api::<Pod>::namespaced(client, "default").delete(&self.0, &Default::default()));
+    }
+}
+
 #[test]
 fn a_dcgm_exporter_on_the_servers_node_is_found_and_summarised_and_the_report_draws_one_timeline() {
     // A DCGM exporter on the node: our simulator, which serves the DCGM families on /metrics,
@@ -920,7 +931,8 @@ fn a_dcgm_exporter_on_the_servers_node_is_found_and_summarised_and_the_report_dr
     let exporter: Pod = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "labels": {"app": "nvidia-dcgm-exporter"}},
-        "spec": {"containers": [{
+        // No API token in it (the token controller may not have made one yet on a fresh cluster).
+        "spec": {"automountServiceAccountToken": false, "containers": [{
             "name": "exporter", "image": inferbench::render::context::default_image(),
             "args": ["sim", "--port", "9400", "--profile", "meta-llama/Llama-2-7b-hf@nvidia-l4"],
             "ports": [{"name": "metrics", "containerPort": 9400}],
@@ -933,28 +945,34 @@ fn a_dcgm_exporter_on_the_servers_node_is_found_and_summarised_and_the_report_dr
     let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), "default");
     let account = serde_json::from_value(serde_json::json!({"metadata": {"name": "default"}})).unwrap();
     let _ = rt.block_on(accounts.create(&PostParams::default(), &account));
+    // Only this test makes such pods: any left by an earlier, failed run goes first.
+    let lp = kube::api::ListParams::default().labels("app=nvidia-dcgm-exporter");
+    let _ = rt.block_on(pods.delete_collection(&Default::default(), &lp));
     rt.block_on(pods.create(&PostParams::default(), &exporter)).unwrap();
-    // Ready (its address known) before the run looks for it.
-    let ip = {
-        let t0 = std::time::Instant::now();
-        loop {
-            let p = rt.block_on(pods.get(&name)).unwrap();
-            let status = p.status.unwrap_or_default();
-            let ready = status.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
-            if ready && let Some(ip) = status.pod_ip {
-                break ip;
-            }
-            assert!(t0.elapsed().as_secs() < 60, "the exporter pod never became ready: {status:?}");
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
+    let _gone = DeletedAtEnd(name.clone());
+    // Ready (its address known) before the run looks for it: watched, not polled.
+    let ready = |p: Option<&Pod>| {
+        let status = p.and_then(|p| p.status.as_ref());
+        let ready = status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        ready && status.is_some_and(|s| s.pod_ip.is_some())
     };
+    let waited = rt.block_on(async {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            kube::runtime::wait::await_condition(pods.clone(), &name, ready),
+        )
+        .await
+    });
+    let pod = waited.expect("the exporter pod became ready within 60 s").unwrap().expect("the pod exists");
+    let ip = pod.status.and_then(|s| s.pod_ip).unwrap();
     let r = kube_run(&sim_benchmark(
         "kdcgm",
         "",
         "duration_seconds: 3 rates { request_rates: [20, 40] } server_metrics { interval_seconds: 0.5 }",
     ));
     let o = r.run(&[]);
-    let _ = rt.block_on(pods.delete(&name, &Default::default()));
     assert!(o.status.success(), "{}", text(&o));
     let dir = r.bench_dir("kdcgm").join("results");
     let url = format!("http://{ip}:9400/metrics");

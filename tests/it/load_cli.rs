@@ -598,6 +598,20 @@ async fn the_verdict_flags_a_starved_client_and_not_a_healthy_one() {
     assert!(reasons.contains("it fell behind its schedule") && reasons.contains("requests left late"), "{reasons}");
 }
 
+/// A child's stderr, line by line, read to its end by a thread of its own (a pipe left unread or
+/// closed must not be what a test measures).
+fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr piped");
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
 /// A GET of `http://{addr}{path}`: the body, or None when nothing answers.
 fn http_get(addr: &str, path: &str) -> Option<String> {
     use std::io::Write as _;
@@ -631,14 +645,7 @@ async fn live_metrics_move_during_the_run_and_end_equal_to_summary_json() {
         .spawn()
         .unwrap();
     // The engine's stderr, line by line: it says where the metrics are, then when it holds.
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        use std::io::BufRead as _;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = stderr_lines(&mut child);
     let addr2 = addr.clone();
     let (said, stages, sent) = tokio::task::spawn_blocking(move || {
         let (mut said, mut stages, mut sent) = (vec![], vec![], vec![]);
@@ -765,15 +772,7 @@ async fn a_stand_alone_load_keeps_serving_its_final_metrics_while_it_lingers() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    // Its stderr read to the end (a closed pipe must not be what the test measures).
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        use std::io::BufRead as _;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = stderr_lines(&mut child);
     let said = tokio::task::spawn_blocking(move || {
         rx.iter().find(|l| l.contains("serving the final metrics")).unwrap_or_default()
     })
