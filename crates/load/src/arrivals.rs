@@ -84,6 +84,10 @@ pub struct Schedule {
     t: f64,
     rng: StdRng,
     gamma: Option<Gamma<f64>>,
+    /// This worker's share: arrivals whose global index is `share.0` mod `share.1` (see
+    /// [`Schedule::shared`]).
+    share: (u64, u64),
+    seed: u64,
 }
 
 impl Schedule {
@@ -128,7 +132,31 @@ impl Schedule {
             t: 0.0,
             rng: StdRng::seed_from_u64(seed),
             gamma,
+            share: (0, 1),
+            seed,
         })
+    }
+
+    /// Only worker `index`'s share of `workers`: the global schedule is drawn whole (every worker
+    /// draws the same times from the seed) and arrival k is given only when k mod `workers` is
+    /// `index`, so the workers' shares together are, arrival for arrival, the one schedule.
+    pub fn shared(mut self, index: u32, workers: u32) -> Schedule {
+        self.share = (u64::from(index), u64::from(workers.max(1)));
+        self
+    }
+
+    /// The global index of the last arrival given (0-based; every worker's count, not this
+    /// worker's): the request number its prompt is drawn by.
+    pub fn last_index(&self) -> u64 {
+        self.count.saturating_sub(1)
+    }
+
+    /// Arrivals the whole schedule (all workers) has before `end` (None: all), counted on a copy
+    /// from its start: what every worker agrees a stage offered, so the next stage's request
+    /// numbers are the same on each.
+    pub fn arrivals_before(&self, end: Option<Duration>) -> u64 {
+        let all = Schedule::new(self.process, self.segments.clone(), self.max_count, self.seed).expect("built before");
+        all.take_while(|t| end.is_none_or(|e| *t < e)).count() as u64
     }
 
     /// Offered requests over the whole schedule (∫ rate), when finite: what a run should send.
@@ -224,6 +252,18 @@ impl Iterator for Schedule {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
+        loop {
+            let t = self.next_of_all()?;
+            if (self.count - 1) % self.share.1 == self.share.0 {
+                return Some(t);
+            }
+        }
+    }
+}
+
+impl Schedule {
+    /// The next arrival of the whole schedule, whichever worker's it is.
+    fn next_of_all(&mut self) -> Option<Duration> {
         if self.max_count.is_some_and(|m| self.count >= m) {
             return None;
         }

@@ -427,6 +427,8 @@ impl StageAggregate {
             // Judged by the runner, which knows the schedule and what was in flight.
             verdict: None,
             server_agreement: None,
+            workers: vec![],
+            partial: None,
             server_metrics: Default::default(),
             per_token_ms: dist_ms(&self.per_token),
         }

@@ -45,6 +45,7 @@ fn plan_stages(spec: &LoadSpec, stop: &CancellationToken) -> Result<Vec<StageSpe
     ] {
         check_seconds(name, v)?;
     }
+    check_workers(spec)?;
     let duration = spec.duration_seconds.filter(|d| *d > 0.0).map(Duration::from_secs_f64);
     let count = spec.num_prompts.filter(|n| *n > 0);
     if duration.is_none() && count.is_none() {
@@ -81,6 +82,8 @@ fn plan_stages(spec: &LoadSpec, stop: &CancellationToken) -> Result<Vec<StageSpe
         precise_pacing: true,
         busy_poll: spec.busy_poll.unwrap_or(false),
         exporter: None,
+        share: Default::default(),
+        start_at: None,
     };
     let seed = spec.seed.unwrap_or(0);
     let schedule = |segments: Vec<Segment>, i: u64| {
@@ -130,6 +133,36 @@ fn plan_stages(spec: &LoadSpec, stop: &CancellationToken) -> Result<Vec<StageSpe
             // The rate stages follow once the probe has measured saturation: see `sweep_rates`.
             Ok(vec![base(SWEEP_PROBE.into(), Load::Closed { users, duration: probe, max_requests: None }, probe)])
         }
+    }
+}
+
+/// Most load workers a spec may ask for.
+pub const MAX_WORKERS: u32 = 1024;
+
+/// Why `spec.workers` cannot share its load, if it cannot: out of 1…[`MAX_WORKERS`], a closed
+/// loop with fewer users than workers (a worker would have none), or a sweep (each worker's probe
+/// would measure its own share and choose other rates).
+pub fn check_workers(spec: &LoadSpec) -> Result<(), String> {
+    let workers = spec.workers.unwrap_or(1);
+    if !(1..=MAX_WORKERS).contains(&workers) {
+        return Err(format!("workers {workers}: expected 1…{MAX_WORKERS} load workers"));
+    }
+    if workers == 1 {
+        return Ok(());
+    }
+    match &spec.pattern {
+        Some(Pattern::Concurrency(c)) => match c.users.iter().find(|u| **u < workers) {
+            Some(u) => Err(format!(
+                "concurrency.users {u} is fewer than workers {workers}: a closed loop needs at least one user per \
+                 worker (give more users or fewer workers)"
+            )),
+            None => Ok(()),
+        },
+        Some(Pattern::Sweep(_)) => Err(format!(
+            "workers {workers}: a sweep runs on one worker (its probe measures the server's saturation once); \
+             use rates or concurrency to share the load"
+        )),
+        _ => Ok(()),
     }
 }
 

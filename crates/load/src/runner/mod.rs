@@ -159,6 +159,40 @@ pub struct StageSpec {
     pub busy_poll: bool,
     /// The live metrics endpoint, when served.
     pub exporter: Option<Arc<Exporter>>,
+    /// This process's share of the load (see [`Share`]).
+    pub share: Share,
+    /// Start on this instant (the one every worker was given) rather than at once.
+    pub start_at: Option<Instant>,
+}
+
+/// Which part of a stage's load this process sends, when several workers share it: arrival k of
+/// the global schedule when k mod `of` is `index`; closed-loop users dealt out as evenly as
+/// possible. One process is `Share::default()`: index 0 of 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    /// This worker, 0-based.
+    pub index: u32,
+    /// Workers in all (≥ 1).
+    pub of: u32,
+}
+
+impl Default for Share {
+    fn default() -> Share {
+        Share { index: 0, of: 1 }
+    }
+}
+
+impl Share {
+    /// This worker's users of `users` (the first `users mod of` workers get one more).
+    pub fn users(self, users: u32) -> u32 {
+        users / self.of + u32::from(self.index < users % self.of)
+    }
+
+    /// This worker's arrivals of `total` numbered 0…total-1 (those ≡ index mod of).
+    pub fn arrivals(self, total: u64) -> u64 {
+        let (i, n) = (u64::from(self.index), u64::from(self.of));
+        total / n + u64::from(i < total % n)
+    }
 }
 
 /// What a running stage has done so far (read by a progress display; never by the results).
@@ -208,7 +242,12 @@ pub async fn run_stage<S: Sender>(
         warmup: 0,
         p50_at: None,
     }));
-    let start = Instant::now();
+    if let Some(at) = spec.start_at {
+        tokio::time::sleep_until(at).await;
+    }
+    // Anchored on the instant given (every worker's intended times count from the same one); a
+    // worker that wakes late sends late, and its schedule lag says so.
+    let start = spec.start_at.unwrap_or_else(Instant::now);
     let host_before = host::Sample::now();
     let warmup_end = start + spec.warmup;
     let mut cancelled = 0u64;
@@ -225,13 +264,16 @@ pub async fn run_stage<S: Sender>(
         stop: spec.stop.clone(),
         live: spec.live.clone(),
         exporter: spec.exporter.clone(),
+        share_of: spec.share.of,
     });
     let mut offered = Offered::default();
     let sampling = CancellationToken::new();
     let sampler = tokio::spawn(sample_in_flight(spec.live.clone(), start, sampling.clone()));
     let users_ran = Arc::new(AtomicU64::new(0));
+    let share = spec.share;
     let (mut tasks, made, dropped) = match spec.load.clone() {
         Load::Open { schedule, requested_rate, process } => {
+            let schedule = Box::new(schedule.shared(share.index, share.of));
             offered.requested_rate = requested_rate;
             offered.process = process;
             // The dispatcher runs as a task of the runtime, not on the thread that awaits the stage
@@ -247,11 +289,19 @@ pub async fn run_stage<S: Sender>(
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 Err(e) => panic!("the dispatcher ended early: {e}"),
             };
-            (d.tasks, d.made, d.dropped)
+            // Sharing workers agree on the next stage's first request number: the arrivals the
+            // whole schedule offered, whatever each sent.
+            let made = match &spec.load {
+                Load::Open { schedule, .. } if share.of > 1 => schedule.arrivals_before(spec.duration),
+                _ => d.made,
+            };
+            (d.tasks, made, d.dropped)
         }
         Load::Closed { users, duration, max_requests } => {
+            let users = share.users(users);
             offered.users = users;
             offered.process = "closed-loop".into();
+            let max_requests = max_requests.map(|m| share.arrivals(m));
             let end = duration.or(spec.duration).map(|d| start + d);
             let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
             let mut user_tasks = JoinSet::new();
@@ -267,7 +317,8 @@ pub async fn run_stage<S: Sender>(
                         if max_requests.is_some_and(|m| k >= m) {
                             return;
                         }
-                        ctx.request(first + k, now, false).await;
+                        // Numbered apart from the other workers' (k-th of this worker's share).
+                        ctx.request(first + k * u64::from(share.of) + u64::from(share.index), now, false).await;
                         if nth == 0 {
                             ran.fetch_add(1, Relaxed);
                         }
@@ -276,7 +327,7 @@ pub async fn run_stage<S: Sender>(
             }
             cancelled += drain(&mut user_tasks, &spec.stop).await;
             let made = next.load(std::sync::atomic::Ordering::Relaxed);
-            (JoinSet::new(), max_requests.map_or(made, |m| made.min(m)), 0)
+            (JoinSet::new(), max_requests.map_or(made, |m| made.min(m)) * u64::from(share.of), 0)
         }
     };
     cancelled += drain(&mut tasks, &spec.stop).await;
@@ -355,6 +406,8 @@ async fn dispatch<S: Sender>(
             () = stop.cancelled() => None,
         };
         let Some(intended) = intended else { break };
+        // Its number in the whole schedule (every worker's): the prompt it is sent with.
+        let index = pacer.rest().last_index();
         let (permit, waited) = match &cap {
             None => (None, false),
             Some(sem) => match sem.clone().try_acquire_owned() {
@@ -383,7 +436,7 @@ async fn dispatch<S: Sender>(
                             let due = |o: &Duration| end.is_some_and(|e| start + *o < e);
                             let schedule = pacer.rest();
                             let counted = schedule.by_ref().take_while(due).take(1_000_000).count() as u64;
-                            let expected = schedule.expected_count().unwrap_or(0.0) as u64;
+                            let expected = schedule.expected_count().unwrap_or(0.0) as u64 / u64::from(ctx.share_of);
                             let rest =
                                 if counted == 1_000_000 { expected.saturating_sub(made + 1 + counted) } else { 0 };
                             dropped += 1 + counted + rest;
@@ -395,7 +448,7 @@ async fn dispatch<S: Sender>(
         };
         let ctx = ctx.clone();
         let request = async move {
-            ctx.request(first + made, intended, waited).await;
+            ctx.request(first + index, intended, waited).await;
             drop(permit);
         };
         launch(&mut tasks, request, inline);
@@ -474,6 +527,8 @@ struct Ctx<S> {
     stop: CancellationToken,
     live: Arc<Live>,
     exporter: Option<Arc<Exporter>>,
+    /// Workers sharing the stage.
+    share_of: u32,
 }
 
 impl<S: Sender> Ctx<S> {

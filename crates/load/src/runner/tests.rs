@@ -91,6 +91,8 @@ fn open(segments: Vec<Segment>, cap: Option<u32>, warmup_ms: u64) -> StageSpec {
         precise_pacing: false,
         busy_poll: false,
         exporter: None,
+        share: Default::default(),
+        start_at: None,
     }
 }
 
@@ -281,4 +283,78 @@ async fn a_conversation_sends_each_turn_after_the_previous_answer_with_the_real_
         ["user: q0", "assistant: answer to q0", "user: q1", "assistant: answer to q1", "user: q2"]
     );
     assert_eq!(sent.iter().map(|s| s.2).collect::<Vec<_>>(), [5, 7, 9], "each turn's own answer length");
+}
+
+/// Hands out prompt numbers and remembers which were asked for.
+#[derive(Default)]
+struct Numbered(Mutex<Vec<u64>>);
+impl Prompts for Numbered {
+    fn get(&self, i: u64) -> Work {
+        self.0.lock().unwrap().push(i);
+        Same.get(i)
+    }
+}
+
+/// (intended µs, prompt number) of every request a stage of `share` sends, sorted.
+async fn sent_by(share: Share, load: Load, duration: Option<Duration>, first: u64) -> (Vec<(u64, u64)>, u64, u32) {
+    let prompts = Arc::new(Numbered::default());
+    let mut spec = open(vec![], None, 0);
+    (spec.load, spec.duration, spec.share) = (load, duration, share);
+    let out = run_stage(Fake::new(30), prompts.clone(), spec, first).await;
+    let mut intended: Vec<u64> = out.records.iter().map(|r| r.intended_us).collect();
+    intended.sort_unstable();
+    let mut numbers = prompts.0.lock().unwrap().clone();
+    numbers.sort_unstable();
+    assert_eq!(intended.len(), numbers.len());
+    let users = out.result.offered.unwrap().users;
+    (intended.into_iter().zip(numbers).collect(), out.requests_made, users)
+}
+
+#[tokio::test(start_paused = true)]
+async fn workers_sharing_a_schedule_send_together_exactly_what_one_process_sends() {
+    let poisson = || {
+        let s = Schedule::new(Process::Poisson, vec![Segment::steady(300.0, secs(1.0))], None, 7).unwrap();
+        Load::Open { schedule: Box::new(s), requested_rate: 300.0, process: "poisson".into() }
+    };
+    let (one, made, _) = sent_by(Share::default(), poisson(), secs(1.0), 1000).await;
+    assert!(one.len() > 250, "{}", one.len());
+    assert_eq!(made, one.len() as u64);
+    let mut union = vec![];
+    for index in 0..3 {
+        let (part, part_made, _) = sent_by(Share { index, of: 3 }, poisson(), secs(1.0), 1000).await;
+        assert_eq!(part_made, made, "every worker agrees on the stage's arrivals (the next stage's numbers)");
+        assert!(part.iter().all(|(_, n)| (n - 1000) % 3 == u64::from(index)), "arrival k goes to worker k mod 3");
+        assert_eq!(part.len() as u64, Share { index, of: 3 }.arrivals(made));
+        union.extend(part);
+    }
+    union.sort_unstable();
+    assert_eq!(union, one, "the same prompts at the same intended times");
+}
+
+#[tokio::test(start_paused = true)]
+async fn closed_loop_users_and_requests_are_dealt_out_without_overlap() {
+    let closed = || Load::Closed { users: 10, duration: None, max_requests: Some(100) };
+    let mut numbers = vec![];
+    let mut users = 0;
+    for index in 0..4 {
+        let (part, _, u) = sent_by(Share { index, of: 4 }, closed(), None, 0).await;
+        assert_eq!(u, if index < 2 { 3 } else { 2 }, "10 users over 4 workers: 3, 3, 2, 2");
+        users += u;
+        numbers.extend(part.into_iter().map(|(_, n)| n));
+    }
+    assert_eq!(users, 10);
+    numbers.sort_unstable();
+    assert_eq!(numbers, (0..100).collect::<Vec<_>>(), "100 requests in all, each number once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stage_given_a_start_instant_counts_its_schedule_from_it() {
+    let fake = Fake::new(10);
+    let mut spec = open(vec![Segment::steady(100.0, secs(0.1))], None, 0);
+    let at = Instant::now() + Duration::from_millis(250);
+    spec.start_at = Some(at);
+    let out = run_stage(fake.clone(), Arc::new(Same), spec, 0).await;
+    assert_eq!(out.records.len(), 10);
+    assert!(out.records.iter().all(|r| r.sent_us == r.intended_us), "sent on time from the instant given");
+    assert!(Instant::now() >= at + Duration::from_millis(90));
 }
