@@ -511,6 +511,15 @@ impl Checker<'_> {
         if l.max_concurrency == Some(0) {
             self.err(&format!("{p}.max_concurrency"), "expected a cap > 0 (leave unset for no cap)");
         }
+        let workers = l.workers.unwrap_or(1);
+        if !(1..=crate::load::stages::MAX_WORKERS).contains(&workers) {
+            self.err(
+                &format!("{p}.workers"),
+                format!("expected 1…{} load workers, got {workers}", crate::load::stages::MAX_WORKERS),
+            );
+        } else if let Err(why) = crate::load::stages::check_workers(l) {
+            self.err(&format!("{p}.workers"), why);
+        }
         if let Some(s) = &l.slo {
             self.positive_f64(&format!("{p}.slo.ttft_ms"), s.ttft_ms);
             self.positive_f64(&format!("{p}.slo.tpot_ms"), s.tpot_ms);

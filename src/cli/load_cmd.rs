@@ -137,6 +137,18 @@ pub struct LoadArgs {
     /// until the results are fetched anyway.
     #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
     pub metrics_linger: f64,
+    /// Load processes sharing the load (1…1024): arrival k goes to worker k mod N, closed-loop
+    /// users are dealt out; each stage starts on one instant and the workers' results are merged
+    /// exactly into one (a `workers` table per stage). For more streams than one process's files
+    /// or ports allow, or more cores.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<u32>,
+    /// Run as worker K of the spec's workers (how `--workers` starts its processes).
+    #[arg(long, hide = true, requires = "worker_gate")]
+    pub worker_index: Option<u32>,
+    /// The folder of this worker's start gate (see --worker-index).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub worker_gate: Option<PathBuf>,
     /// LPG's extra metadata: a JSON object whose entries are added to the results' metadata (and
     /// LPG's `dimensions`).
     #[arg(long)]
@@ -227,6 +239,7 @@ impl LoadArgs {
         set(&mut spec.request_timeout_seconds, self.request_timeout);
         set(&mut spec.ignore_eos, self.ignore_eos);
         set(&mut spec.seed, self.seed);
+        set(&mut spec.workers, self.workers);
         if let Some(t) = &self.tokenizer {
             spec.tokenizer = Some(t.clone());
         }
@@ -260,8 +273,16 @@ pub fn load(args: &LoadArgs) -> super::CommandResult {
 
 fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let spec = args.to_spec()?;
+    crate::load::stages::check_workers(&spec).map_err(anyhow::Error::msg)?;
+    if spec.workers.unwrap_or(1) > 1 && args.worker_index.is_none() {
+        return run_workers(args, &spec);
+    }
     let stop = CancellationToken::new();
     let mut session = Session::prepare(spec.clone(), &stop).map_err(anyhow::Error::msg)?;
+    if let (Some(k), Some(dir)) = (args.worker_index, &args.worker_gate) {
+        let gate = crate::load::gate::Gate::new(dir).with_context(|| format!("the start gate {}", dir.display()))?;
+        session = session.as_worker(k, gate).map_err(anyhow::Error::msg)?;
+    }
     if args.save_json_results == Some(true) {
         session.lpg_also_in = Some(std::env::current_dir()?);
     }
@@ -359,6 +380,77 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     if sent > 0 && ok == 0 {
         eprintln!("inferbench load: every request failed (see the error counts above)");
         return Ok(ExitCode::from(super::EXIT_INPUT));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--workers N`: N processes of this program, merged (see `platform::local::workers`).
+fn run_workers(args: &LoadArgs, spec: &LoadSpec) -> anyhow::Result<ExitCode> {
+    let n = spec.workers.unwrap_or(1);
+    // Checked here, before any worker starts: a spec that cannot run fails once, not N times.
+    Session::prepare(spec.clone(), &CancellationToken::new()).map_err(anyhow::Error::msg)?;
+    // Without --output-dir the workers still write (the merge reads their files): a folder of
+    // this process's own, removed at the end.
+    let temporary = args
+        .output_dir
+        .is_none()
+        .then(|| std::env::temp_dir().join(format!("inferbench-workers-{}", std::process::id())));
+    let out = args.output_dir.clone().or(temporary.clone()).expect("one of them");
+    let stop = CancellationToken::new();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    eprintln!(
+        "inferbench load: {n} workers against {} (each worker's output in {}/workers/)",
+        spec.url.as_deref().unwrap_or_default(),
+        out.display()
+    );
+    {
+        let stop = stop.clone();
+        let _guard = rt.enter();
+        let mut signals = super::Signals::new().context("cannot listen for Ctrl-C / SIGTERM")?;
+        rt.spawn(async move {
+            signals.next().await;
+            stop.cancel();
+            let _ = writeln!(
+                std::io::stderr(),
+                "inferbench load: stopping the workers: each writes what it measured, then they are merged"
+            );
+        });
+    }
+    let merged = rt
+        .block_on(crate::platform::local::workers::run(spec, &out, &stop, &mut |s| print_stage(s)))
+        .map_err(anyhow::Error::msg)?;
+    let rows: Vec<super::progress::Row<'_>> =
+        merged.results.stages.iter().map(|s| super::progress::Row { benchmark: "", stage: Ok(s) }).collect();
+    let _ = writeln!(std::io::stdout(), "{}", super::progress::summary_table(&rows));
+    for s in &merged.results.stages {
+        let _ = writeln!(std::io::stdout(), "{}", crate::report::table::workers_table(s));
+    }
+    if let Some(t) = &temporary {
+        let _ = std::fs::remove_dir_all(t);
+    }
+    if args.output_dir.is_some() {
+        eprintln!("inferbench load: merged {n} workers into {}/summary.json and requests.jsonl.zst", out.display());
+    }
+    if stop.is_cancelled() {
+        return Ok(ExitCode::from(super::EXIT_INTERRUPTED));
+    }
+    if let Some(p) = merged.results.stages.iter().find_map(|s| s.partial.as_ref()) {
+        eprintln!("inferbench load: {}", p.reason);
+        return Ok(ExitCode::FAILURE);
+    }
+    let (sent, ok) = merged
+        .results
+        .stages
+        .iter()
+        .filter_map(|s| s.counts.as_ref())
+        .fold((0, 0), |(a, b), c| (a + c.sent, b + c.succeeded));
+    if sent > 0 && ok == 0 {
+        eprintln!("inferbench load: every request failed (see the error counts above)");
+        return Ok(ExitCode::from(super::EXIT_INPUT));
+    }
+    if !merged.complete {
+        eprintln!("inferbench load: a worker did not end well: see {}/workers/*.log", out.display());
+        return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -201,6 +201,50 @@ pub fn client_cpu(s: &StageResult) -> String {
     format!("CPU {busy:.0} % of {cores}{steal}")
 }
 
+/// The workers of a stage shared by several (`LoadSpec.workers`): each one's part, so one that
+/// lagged, failed or died shows though the stage's figures are merged. Empty for one process.
+pub fn workers_table(s: &StageResult) -> String {
+    if s.workers.is_empty() {
+        return String::new();
+    }
+    let mut t = Table::new();
+    t.load_style(UTF8_BORDERS_ONLY);
+    t.set_header(["stage", "worker", "sent", "failed", "req/s", "lag p99", "client CPU", "dropped", "start", "load"]);
+    for w in &s.workers {
+        if w.missing {
+            t.add_row(vec![s.name.clone(), w.index.to_string(), "missing: did not report this stage".into()]);
+            continue;
+        }
+        t.add_row(vec![
+            s.name.clone(),
+            w.index.to_string(),
+            w.sent.to_string(),
+            w.failed.to_string(),
+            num(w.achieved_rate.unwrap_or(f64::NAN), 2),
+            w.schedule_lag_p99_ms.map_or("-".into(), ms),
+            format!("{:.2} s", w.client_cpu_seconds),
+            w.dropped.to_string(),
+            format!("+{:.2} ms", w.start_offset_ms),
+            if w.delivered { "delivered".into() } else { "NOT delivered".into() },
+        ]);
+    }
+    for i in 2..=8 {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    let skew = worker_start_skew_ms(s).map_or(String::new(), |k| format!("\nstart skew between workers: {k:.2} ms"));
+    let partial = s.partial.as_ref().map_or(String::new(), |p| format!("\n{}", p.reason));
+    format!("{t}{skew}{partial}")
+}
+
+/// The spread of the workers' starts (the latest's offset less the earliest's), ms.
+pub fn worker_start_skew_ms(s: &StageResult) -> Option<f64> {
+    let offsets: Vec<f64> = s.workers.iter().filter(|w| !w.missing).map(|w| w.start_offset_ms).collect();
+    let (lo, hi) = offsets.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+    (offsets.len() > 1).then_some(hi - lo)
+}
+
 /// Failed requests and their kinds: "3 (http_5xx 2, timeout 1)".
 pub fn errors(c: Option<&Counts>) -> String {
     let Some(c) = c else { return "-".into() };

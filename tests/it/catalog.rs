@@ -254,3 +254,26 @@ fn a_simulator_needs_a_known_profile_even_with_explicit_rates() {
         "{e}"
     );
 }
+
+#[test]
+fn load_workers_out_of_range_or_above_the_users_are_refused_at_their_line() {
+    let with_load = |load: &str| {
+        let text =
+            GOOD.replace("  }\n  }", &format!("  }}\n    benchmark_tool {{ load {{\n      {load}\n    }} }}\n  }}"));
+        errors(&[("c.pbtxt", &format!("benchmarks {{ {text} }}"))])
+    };
+    let e = with_load("rates { request_rates: [1] } workers: 0");
+    assert_eq!(
+        e,
+        "error: cat/c.pbtxt:8:36: benchmarks[0].config.benchmark_tool.load.workers (benchmark \"a\"): expected 1…1024 load workers, got 0\n1 error"
+    );
+    let e = with_load("rates { request_rates: [1] } workers: 2000");
+    assert!(e.contains("load.workers (benchmark \"a\"): expected 1…1024 load workers, got 2000"), "{e}");
+    let e = with_load("concurrency { users: [8, 2] } workers: 4");
+    assert!(
+        e.starts_with("error: cat/c.pbtxt:8:37: benchmarks[0].config.benchmark_tool.load.workers (benchmark \"a\"): concurrency.users 2 is fewer than workers 4: a closed loop needs at least one user per worker"),
+        "{e}"
+    );
+    assert_eq!(with_load("concurrency { users: [8] } workers: 4"), "ok");
+    assert_eq!(with_load("rates { request_rates: [1] } workers: 3"), "ok");
+}

@@ -179,44 +179,44 @@ pub struct Slo {
 const MAX_TRACKED: u64 = 3_600_000_000;
 
 /// A fixed-range histogram: no resizing (allocation) while recording.
-fn hist() -> Histogram<u64> {
+pub(crate) fn hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_TRACKED, 3).expect("valid bounds")
 }
 
 /// Aggregates of one stage.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StageAggregate {
-    ttft: Histogram<u64>,
-    first_byte: Histogram<u64>,
-    e2e: Histogram<u64>,
-    tpot: Histogram<u64>,
-    ntpot: Histogram<u64>,
-    per_token: Histogram<u64>,
-    itl: Histogram<u64>,
-    itl_chunk: Histogram<u64>,
-    lag: Histogram<u64>,
-    ttft_intended: Histogram<u64>,
-    e2e_intended: Histogram<u64>,
-    input_tokens: Histogram<u64>,
-    dataset_input_tokens: Histogram<u64>,
-    output_tokens: Histogram<u64>,
-    sent: u64,
-    succeeded: u64,
-    errors: BTreeMap<&'static str, u64>,
-    sources: BTreeMap<&'static str, u64>,
-    prompt_mismatches: u64,
-    length_mismatches: u64,
-    delayed: u64,
-    late: u64,
-    good: u64,
-    cached: u64,
-    input_total: u64,
-    output_total: u64,
+    pub(crate) ttft: Histogram<u64>,
+    pub(crate) first_byte: Histogram<u64>,
+    pub(crate) e2e: Histogram<u64>,
+    pub(crate) tpot: Histogram<u64>,
+    pub(crate) ntpot: Histogram<u64>,
+    pub(crate) per_token: Histogram<u64>,
+    pub(crate) itl: Histogram<u64>,
+    pub(crate) itl_chunk: Histogram<u64>,
+    pub(crate) lag: Histogram<u64>,
+    pub(crate) ttft_intended: Histogram<u64>,
+    pub(crate) e2e_intended: Histogram<u64>,
+    pub(crate) input_tokens: Histogram<u64>,
+    pub(crate) dataset_input_tokens: Histogram<u64>,
+    pub(crate) output_tokens: Histogram<u64>,
+    pub(crate) sent: u64,
+    pub(crate) succeeded: u64,
+    pub(crate) errors: BTreeMap<&'static str, u64>,
+    pub(crate) sources: BTreeMap<&'static str, u64>,
+    pub(crate) prompt_mismatches: u64,
+    pub(crate) length_mismatches: u64,
+    pub(crate) delayed: u64,
+    pub(crate) late: u64,
+    pub(crate) good: u64,
+    pub(crate) cached: u64,
+    pub(crate) input_total: u64,
+    pub(crate) output_total: u64,
     /// Output tokens per whole second of the window (by token arrival).
-    per_second: Vec<u64>,
-    first_intended_us: Option<u64>,
-    last_end_us: u64,
-    slo: Slo,
+    pub(crate) per_second: Vec<u64>,
+    pub(crate) first_intended_us: Option<u64>,
+    pub(crate) last_end_us: u64,
+    pub(crate) slo: Slo,
 }
 
 /// Records µs into a histogram (values of 0 are recorded as 1 µs: HdrHistogram's lowest value).

@@ -20,11 +20,12 @@ use super::{
     compat,
     datasets::{self, Sampled},
     exporter::{Exporter, Served, StageLoad},
+    gate::{self, Gate, Start},
     output,
     records::Records,
-    runner::{Live, Load, StageSpec, run_stage},
+    runner::{Live, Load, Share, StageSpec, run_stage},
     scrape::Scraper,
-    stages,
+    shard, stages,
     tokenize::Tokenizer,
 };
 use inferbench_schema::{LoadSpec, RateList, Results, RunInfo, StageResult, Sweep, load_spec::Pattern, result_files};
@@ -69,6 +70,9 @@ pub struct Session {
     /// The live metrics' address (`LoadSpec.metrics_port`), bound when prepared.
     pub metrics_addr: Option<std::net::SocketAddr>,
     metrics_listener: Option<std::net::TcpListener>,
+    /// This process's share of the load, and the gate its stages start at (workers only).
+    share: Share,
+    gate: Option<Gate>,
 }
 
 /// The stage running now.
@@ -164,7 +168,30 @@ impl Session {
             current: Arc::default(),
             metrics_addr,
             metrics_listener,
+            share: Share::default(),
+            gate: None,
         })
+    }
+
+    /// Makes this process worker `index` of the spec's `workers`: it sends its share of every
+    /// stage (see [`Share`]), each stage started on the instant `gate` gives, and writes its
+    /// shard of each stage ([`shard::SHARDS`]) for the merge. A concurrency cap is dealt out like
+    /// users. Only worker 0 scrapes the server's metrics (one server, one series).
+    pub fn as_worker(mut self, index: u32, gate: Gate) -> Result<Session, LoadError> {
+        let of = self.spec.workers.unwrap_or(1).max(1);
+        if index >= of {
+            return Err(LoadError::Spec(format!("worker index {index} is not one of the spec's {of} workers")));
+        }
+        self.share = Share { index, of };
+        for stage in &mut self.stages {
+            stage.share = self.share;
+            stage.max_concurrency = stage.max_concurrency.map(|c| self.share.users(c).max(1));
+        }
+        if index > 0 {
+            self.spec.server_metrics.get_or_insert_with(Default::default).enabled = Some(false);
+        }
+        self.gate = Some(gate);
+        Ok(self)
     }
 
     /// Stages planned.
@@ -216,6 +243,7 @@ impl Session {
         let mut records = vec![];
         let mut first = 0;
         let mut recorded = 0;
+        let mut shards: Vec<shard::StageShard> = vec![];
         let mut queue: std::collections::VecDeque<StageSpec> = std::mem::take(&mut self.stages).into();
         tokio::select! {
             () = self.client.warm(warm_connections(queue.make_contiguous())) => {}
@@ -227,6 +255,21 @@ impl Session {
             }
             let probe_stop = (stage.name == stages::SWEEP_PROBE).then(|| stage.stop.clone());
             let mut stage = stage;
+            stage.share = self.share;
+            let mut start_given_ns = None;
+            if let Some(gate) = &self.gate {
+                let answer = gate
+                    .ready(results.stages.len() + 1, stop)
+                    .await
+                    .map_err(|e| LoadError::Spec(format!("the start gate: {e}")))?;
+                match answer {
+                    Start::Stop => break,
+                    Start::At(ns) => {
+                        start_given_ns = Some(ns);
+                        stage.start_at = Some(gate::instant_of(ns));
+                    }
+                }
+            }
             if let Some(e) = exporter.as_ref().map(|s| &s.exporter) {
                 let load = match &stage.load {
                     Load::Open { requested_rate, .. } => StageLoad { requested_rate: *requested_rate, users: 0 },
@@ -258,6 +301,18 @@ impl Session {
             }
             first += out.requests_made;
             recorded += out.records.len() as u64;
+            if self.gate.is_some() {
+                shards.push(shard::StageShard {
+                    name: name.clone(),
+                    worker: self.share.index,
+                    workers: self.share.of,
+                    start_given_ns,
+                    start_offset_us: out.began_late_us,
+                    planned_arrivals: out.planned_arrivals,
+                    warmup: out.warmup,
+                    aggregate: shard::AggregateState::of(&out.aggregate),
+                });
+            }
             let mut result = out.result;
             if let Some(s) = &scraper {
                 result.server_metrics = s.summarise(&name, started, began, Instant::now()).into_iter().collect();
@@ -275,6 +330,9 @@ impl Session {
                     output::write(dir, &results, &records)?;
                     if let Some(s) = &scraper {
                         result_files::write_json(dir, result_files::SERVER_METRICS, &s.scraped())?;
+                    }
+                    if !shards.is_empty() {
+                        result_files::write_json(dir, shard::SHARDS, &shards)?;
                     }
                 }
                 self.write_compat(output_dir, &results, results.stages.len() - 1)

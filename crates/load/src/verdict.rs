@@ -40,6 +40,10 @@ pub type InFlight = [(u64, u64)];
 pub enum Asked<'a> {
     /// An open loop on this schedule (as planned, not yet drawn from).
     Open(&'a Schedule),
+    /// One worker's share (every n-th arrival) of an open loop on this schedule: its rate and
+    /// the requests it keeps open are the schedule's over n. Its arrival gaps are not the
+    /// schedule's process (every n-th of a Poisson process is not Poisson): not tested here.
+    Shared(&'a Schedule, u32),
     /// A closed loop of this many users.
     Closed(u32),
 }
@@ -61,7 +65,12 @@ pub fn verdict(result: &StageResult, records: &Records, asked: Asked<'_>, in_fli
             .fold((0.0, 0u64), |(s, n), r| (s + f64::from(r.end_us) / 1e6, n + 1));
         if n == 0 { None } else { Some(sum / n as f64) }
     };
+    let (asked, share) = match asked {
+        Asked::Shared(schedule, n) => (Asked::Open(schedule), f64::from(n.max(1))),
+        other => (other, 1.0),
+    };
     match asked {
+        Asked::Shared(..) => unreachable!("taken apart above"),
         Asked::Open(schedule) => {
             checks.push(LoadCheck {
                 name: "dropped".into(),
@@ -70,10 +79,10 @@ pub fn verdict(result: &StageResult, records: &Records, asked: Asked<'_>, in_fli
                 high: Some(0.0),
                 ..Default::default()
             });
-            if let Some(c) = rate_check(schedule, first_turns().map(|r| r.sent_us)) {
+            if let Some(c) = rate_check(schedule, share, first_turns().map(|r| r.sent_us)) {
                 checks.push(c);
             }
-            if let Some(c) = arrivals_check(schedule, first_turns().map(|r| r.intended_us)) {
+            if let Some(c) = arrivals_check(schedule, first_turns().map(|r| r.intended_us)).filter(|_| share == 1.0) {
                 checks.push(c);
             }
             // All at once (an infinite rate) has no schedule to keep: its lag is the queue it makes.
@@ -107,7 +116,7 @@ pub fn verdict(result: &StageResult, records: &Records, asked: Asked<'_>, in_fli
                 if let (Some(l0), Some(l1)) = (schedule.expected_by(from), schedule.expected_by(b))
                     && b > from
                 {
-                    let implied = (l1 - l0) / (b - from) * per_arrival;
+                    let implied = (l1 - l0) / share / (b - from) * per_arrival;
                     // Open requests of a Poisson load are Poisson(implied) (M/G/∞); samples
                     // closer than a request's life are not independent.
                     let independent = ((b - from) / per_arrival.max(0.1)).max(1.0);
@@ -149,7 +158,10 @@ fn send_span(records: &Records) -> Option<(f64, f64)> {
 }
 
 /// "rate": the sends after the first, against the count the schedule offers over their span.
-fn rate_check(schedule: &Schedule, sent_us: impl Iterator<Item = u64>) -> Option<LoadCheck> {
+/// A worker's share (1/`share` of the arrivals) is held to its part of the count; the interval
+/// of the whole process's count is then wider than the share's (every n-th arrival is more
+/// regular than the process), so a share that passes is within it.
+fn rate_check(schedule: &Schedule, share: f64, sent_us: impl Iterator<Item = u64>) -> Option<LoadCheck> {
     let (mut lo, mut hi, mut n) = (u64::MAX, 0u64, 0u64);
     for s in sent_us {
         (lo, hi, n) = (lo.min(s), hi.max(s), n + 1);
@@ -158,7 +170,7 @@ fn rate_check(schedule: &Schedule, sent_us: impl Iterator<Item = u64>) -> Option
         return None;
     }
     let (a, b) = (lo as f64 / 1e6, hi as f64 / 1e6);
-    let mu = schedule.expected_by(b)? - schedule.expected_by(a)?;
+    let mu = (schedule.expected_by(b)? - schedule.expected_by(a)?) / share;
     let (low, high) = count_interval(mu, schedule.process());
     let k = (n - 1) as f64;
     let span = b - a;

@@ -26,6 +26,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 pub mod real_server;
+pub mod workers;
 
 use super::{Deployment, OnStage, Platform, PlatformError, Snapshot, Target};
 use crate::{
@@ -256,13 +257,25 @@ impl Platform for LocalPlatform {
     ) -> Result<Outcome, PlatformError> {
         let mut spec = snap.load.clone();
         spec.url = Some(dep.url.clone());
+        let name = snap.name.clone();
+        if spec.workers.unwrap_or(1) > 1 {
+            let merged =
+                workers::run(&spec, out, stop, &mut |s| on_stage(&name, s)).await.map_err(PlatformError::Load)?;
+            let recorded = merged.results.stages.iter().filter_map(|s| s.counts.as_ref()).map(|c| c.sent).sum();
+            return Ok(Outcome {
+                results: merged.results,
+                recorded,
+                complete: merged.complete && !stop.is_cancelled(),
+                slowest_scrape_seconds: None,
+                metrics: None,
+            });
+        }
         let session = {
             let stop = stop.clone();
             tokio::task::spawn_blocking(move || Session::prepare(spec, &stop))
                 .await
                 .map_err(|e| PlatformError::Load(e.to_string()))??
         };
-        let name = snap.name.clone();
         Ok(session.run(Some(out), stop, &mut |s| on_stage(&name, s)).await?)
     }
 

@@ -219,6 +219,12 @@ pub struct StageOutput {
     pub warmup: u64,
     /// Requests made, warm-up included: the next stage's first request index.
     pub requests_made: u64,
+    /// Its aggregates (what a worker's shard keeps).
+    pub aggregate: StageAggregate,
+    /// Arrivals the whole schedule offered (every worker's), for a shared open loop.
+    pub planned_arrivals: Option<u64>,
+    /// How late the stage began after the instant it was given (µs; 0 when none was given).
+    pub began_late_us: i64,
 }
 
 struct Shared {
@@ -248,6 +254,7 @@ pub async fn run_stage<S: Sender>(
     // Anchored on the instant given (every worker's intended times count from the same one); a
     // worker that wakes late sends late, and its schedule lag says so.
     let start = spec.start_at.unwrap_or_else(Instant::now);
+    let began_late_us = Instant::now().saturating_duration_since(start).as_micros() as i64;
     let host_before = host::Sample::now();
     let warmup_end = start + spec.warmup;
     let mut cancelled = 0u64;
@@ -271,6 +278,7 @@ pub async fn run_stage<S: Sender>(
     let sampler = tokio::spawn(sample_in_flight(spec.live.clone(), start, sampling.clone()));
     let users_ran = Arc::new(AtomicU64::new(0));
     let share = spec.share;
+    let mut planned_arrivals = None;
     let (mut tasks, made, dropped) = match spec.load.clone() {
         Load::Open { schedule, requested_rate, process } => {
             let schedule = Box::new(schedule.shared(share.index, share.of));
@@ -295,6 +303,7 @@ pub async fn run_stage<S: Sender>(
                 Load::Open { schedule, .. } if share.of > 1 => schedule.arrivals_before(spec.duration),
                 _ => d.made,
             };
+            planned_arrivals = (share.of > 1).then_some(made);
             (d.tasks, made, d.dropped)
         }
         Load::Closed { users, duration, max_requests } => {
@@ -352,11 +361,20 @@ pub async fn run_stage<S: Sender>(
         c.warmup = shared.warmup;
     }
     let asked = match &spec.load {
+        Load::Open { schedule, .. } if share.of > 1 => Asked::Shared(schedule, share.of),
         Load::Open { schedule, .. } => Asked::Open(schedule),
         Load::Closed { users, .. } => Asked::Closed(*users),
     };
     result.verdict = verdict::verdict(&result, &shared.records, asked, &in_flight);
-    StageOutput { result, records: shared.records, warmup: shared.warmup, requests_made: made }
+    StageOutput {
+        result,
+        records: shared.records,
+        warmup: shared.warmup,
+        requests_made: made,
+        aggregate: shared.agg,
+        planned_arrivals,
+        began_late_us,
+    }
 }
 
 /// How often the requests in flight are sampled for the verdict's Little's-law check.

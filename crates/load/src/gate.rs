@@ -1,0 +1,139 @@
+//! The start gate of workers sharing a load: before each stage a worker says it is ready and
+//! waits for the instant to start on; the platform gives one instant to all of them once every
+//! worker still alive is ready (dataset and tokenizer loaded, connections warmed, the previous
+//! stage drained). So the workers' schedules count from the same instant, as one process's would,
+//! and nothing but this handshake passes between them: no coordinator on the request path.
+//!
+//! It is files in a folder the worker and the platform both see: `ready-{n}` written by the
+//! worker, `start-{n}` (Unix nanoseconds, or `stop`) by the platform. On the local platform the
+//! folder is on disk; in a load pod the platform writes `start-{n}` through the API server's exec.
+//! A file is written whole (a hidden temporary renamed over it) and read when it is there.
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, SystemTime},
+};
+
+use tokio_util::sync::CancellationToken;
+
+use inferbench_schema::result_files::atomic_write;
+
+/// How often a waiting worker looks for its start instant.
+const POLL: Duration = Duration::from_millis(1);
+
+/// The start gate, as a worker sees it.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    dir: PathBuf,
+}
+
+/// What the platform answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Start on this instant (Unix ns).
+    At(i128),
+    /// Do not start: the run is over (stopped).
+    Stop,
+}
+
+/// Unix nanoseconds now.
+pub fn now_ns() -> i128 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128)
+}
+
+/// `at` (Unix ns) on tokio's clock.
+pub fn instant_of(at: i128) -> tokio::time::Instant {
+    let (now, wall) = (tokio::time::Instant::now(), now_ns());
+    if at >= wall {
+        now + Duration::from_nanos((at - wall) as u64)
+    } else {
+        now.checked_sub(Duration::from_nanos((wall - at) as u64)).unwrap_or(now)
+    }
+}
+
+fn ready_file(dir: &Path, stage: usize) -> PathBuf {
+    dir.join(format!("ready-{stage}"))
+}
+
+fn start_file(dir: &Path, stage: usize) -> PathBuf {
+    dir.join(format!("start-{stage}"))
+}
+
+impl Gate {
+    /// The gate in `dir` (created if needed).
+    pub fn new(dir: &Path) -> std::io::Result<Gate> {
+        std::fs::create_dir_all(dir)?;
+        Ok(Gate { dir: dir.to_path_buf() })
+    }
+
+    /// Says stage `stage` (1-based) is ready and waits for its start; a stop (Ctrl-C) while
+    /// waiting is [`Start::Stop`].
+    pub async fn ready(&self, stage: usize, stop: &CancellationToken) -> std::io::Result<Start> {
+        atomic_write(&ready_file(&self.dir, stage), now_ns().to_string().as_bytes())
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let path = start_file(&self.dir, stage);
+        loop {
+            if let Some(s) = read_start(&path)? {
+                return Ok(s);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(POLL) => {}
+                () = stop.cancelled() => return Ok(Start::Stop),
+            }
+        }
+    }
+}
+
+fn read_start(path: &Path) -> std::io::Result<Option<Start>> {
+    match std::fs::read_to_string(path) {
+        Ok(t) if t.trim() == "stop" => Ok(Some(Start::Stop)),
+        Ok(t) => t.trim().parse().map(|ns| Some(Start::At(ns))).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: not a start instant: {e}", path.display()),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the worker whose gate is `dir` is ready for stage `stage`.
+pub fn is_ready(dir: &Path, stage: usize) -> bool {
+    ready_file(dir, stage).exists()
+}
+
+/// Gives the worker whose gate is `dir` its answer for stage `stage`.
+pub fn open(dir: &Path, stage: usize, start: Start) -> std::io::Result<()> {
+    let text = match start {
+        Start::At(ns) => ns.to_string(),
+        Start::Stop => "stop".into(),
+    };
+    atomic_write(&start_file(dir, stage), text.as_bytes()).map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_worker_waits_at_the_gate_until_the_platform_gives_its_instant() {
+        let dir = tempfile::tempdir().unwrap();
+        let gate = Gate::new(dir.path()).unwrap();
+        let stop = CancellationToken::new();
+        let waiting = tokio::spawn({
+            let (gate, stop) = (gate.clone(), stop.clone());
+            async move { gate.ready(2, &stop).await.unwrap() }
+        });
+        while !is_ready(dir.path(), 2) {
+            tokio::task::yield_now().await;
+        }
+        assert!(!is_ready(dir.path(), 1));
+        open(dir.path(), 2, Start::At(1234)).unwrap();
+        assert_eq!(waiting.await.unwrap(), Start::At(1234));
+        open(dir.path(), 3, Start::Stop).unwrap();
+        assert_eq!(gate.ready(3, &stop).await.unwrap(), Start::Stop);
+        stop.cancel();
+        assert_eq!(gate.ready(4, &stop).await.unwrap(), Start::Stop, "Ctrl-C while waiting");
+    }
+}
