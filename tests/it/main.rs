@@ -18,6 +18,7 @@ mod inherit_prop;
 mod kube;
 mod load_cli;
 mod load_client;
+mod load_workers;
 mod real_vllm;
 mod render;
 mod report;
