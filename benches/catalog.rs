@@ -101,6 +101,7 @@ fn bench(c: &mut Criterion) {
                     output_root: out.path().into(),
                     name_regex: None,
                     overwrite_snapshot: false,
+                    workers: None,
                 };
                 let plan = generate::plan(&loaded, &opts).unwrap();
                 let reports = generate::generate(&plan, &renderer, false);

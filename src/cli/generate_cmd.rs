@@ -32,6 +32,7 @@ pub fn snapshots(a: &GenerateArgs, command: &str) -> Result<(Plan, Vec<SnapshotR
         output_root: a.output.clone(),
         name_regex: a.benchmark_name_regex.clone().filter(|r| !r.is_empty()),
         overwrite_snapshot: a.overwrite_snapshot,
+        workers: a.workers,
     };
     let plan = generate::plan(&loaded, &opts).map_err(|d| Failure::diagnostics(&d))?;
     print!("{plan}");

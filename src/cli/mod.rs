@@ -248,6 +248,10 @@ pub struct GenerateArgs {
     /// Replace existing snapshots instead of verifying and reusing them (never one with results).
     #[arg(long, env = "INFERBENCH_OVERWRITE_SNAPSHOT")]
     pub overwrite_snapshot: bool,
+    /// Load workers for every benchmark selected, overriding the catalogs' `workers` (1…1024;
+    /// processes on the local platform): recorded in each snapshot's load spec.
+    #[arg(long, env = "INFERBENCH_WORKERS", value_name = "N")]
+    pub workers: Option<u32>,
     /// Image with the inferbench binary, for load engine and simulator pods.
     #[arg(long, env = "INFERBENCH_IMAGE", value_name = "IMAGE", default_value_t = crate::render::context::default_image())]
     pub image: String,

@@ -32,6 +32,8 @@ pub struct PlanOptions {
     pub name_regex: Option<String>,
     /// Existing snapshots will be replaced (`--overwrite-snapshot`), not reused.
     pub overwrite_snapshot: bool,
+    /// `--workers`: every benchmark's `LoadSpec.workers`, whatever its catalog says.
+    pub workers: Option<u32>,
 }
 
 /// The state of a benchmark's snapshot folder before this run touches it.
@@ -187,6 +189,13 @@ pub fn build(
         let ms = cfg.model_server.clone().unwrap_or_default();
         let mut load = effective_spec::effective(cfg.benchmark_tool.as_ref(), &ms);
         let rates = rates::fill(&mut load, &ms, hw);
+        if let Some(w) = opts.workers {
+            load.workers = Some(w);
+            if let Err(why) = crate::load::stages::check_workers(&load) {
+                diags.push(Diagnostic::new(format!("--workers {w}: benchmark \"{}\": {why}", r.name)));
+                continue;
+            }
+        }
         let namespace = format!("{}-{run_id}", r.name);
         let dir = run_dir.join(&namespace);
         let state = snapshot_state(&dir);

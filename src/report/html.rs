@@ -351,6 +351,56 @@ fn server_view(h: &mut String, stages: &[StageResult]) {
     h.push_str("</tbody></table></div>\n");
 }
 
+/// The load workers of stages shared by several (`LoadSpec.workers`): each one's part, the start
+/// skew, and a partial stage's reason. Nothing for one process.
+fn workers_view(h: &mut String, stages: &[StageResult]) {
+    if stages.iter().all(|s| s.workers.is_empty()) {
+        return;
+    }
+    h.push_str(
+        "<div class=\"wrap\"><table class=\"workers\"><caption>Load workers: each one's part of the merged figures \
+         (arrival k went to worker k mod N; start is how long after the common instant it began)</caption>\
+         <thead><tr><th>stage</th><th>worker</th><th>sent</th><th>failed</th><th>req/s</th><th>lag p99 ms</th>\
+         <th>client CPU s</th><th>dropped</th><th>start ms</th><th>load</th></tr></thead><tbody>\n",
+    );
+    for s in stages {
+        for w in &s.workers {
+            if w.missing {
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{}</td><td class=\"n\">{}</td><td colspan=\"8\" class=\"undelivered\">missing: did not report this stage</td></tr>",
+                    esc(&s.name),
+                    w.index
+                );
+                continue;
+            }
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.2}</td><td class=\"n\">{}</td><td class=\"n\">{:.2}</td>{}</tr>",
+                esc(&s.name),
+                w.index,
+                w.sent,
+                w.failed,
+                num(w.achieved_rate.unwrap_or(f64::NAN), 2),
+                ms(w.schedule_lag_p99_ms.unwrap_or(f64::NAN)),
+                w.client_cpu_seconds,
+                w.dropped,
+                w.start_offset_ms,
+                if w.delivered { "<td>delivered</td>" } else { "<td class=\"undelivered\">not delivered</td>" },
+            );
+        }
+    }
+    h.push_str("</tbody></table></div>\n");
+    for s in stages {
+        if let Some(k) = crate::report::table::worker_start_skew_ms(s) {
+            let _ = writeln!(h, "<p class=\"note\">{}: start skew between workers {k:.2} ms.</p>", esc(&s.name));
+        }
+        if let Some(p) = &s.partial {
+            let _ = writeln!(h, "<p class=\"note undelivered\">{}: {}</p>", esc(&s.name), esc(&p.reason));
+        }
+    }
+}
+
 fn benchmark(h: &mut String, b: &Bench, link: &dyn Fn(&Path) -> String) {
     let state = b.state_label();
     let _ = writeln!(
@@ -400,6 +450,7 @@ fn benchmark(h: &mut String, b: &Bench, link: &dyn Fn(&Path) -> String) {
                 );
             }
             server_view(h, b.stages());
+            workers_view(h, b.stages());
             h.push_str("<details><summary>Raw files</summary><ul>");
             for f in &r.files {
                 let shown = f.strip_prefix(&b.dir).unwrap_or(f).display().to_string();

@@ -16,6 +16,7 @@ fn plan(paths: &[&str], regex: &str) -> Plan {
         output_root: "/nonexistent/output".into(),
         name_regex: Some(regex.into()),
         overwrite_snapshot: false,
+        workers: None,
     };
     generate::plan(&loaded, &opts).unwrap()
 }

@@ -287,3 +287,67 @@ fn a_second_ctrl_c_exits_at_once_without_corrupting_anything() {
     let rec = &f.run_json()["benchmarks"]["slow"];
     assert_eq!(rec["state"], "pending", "a running state left by a gone process is no longer running: {rec}");
 }
+
+/// (stage, intended µs, dataset prompt tokens) of every request of a benchmark, sorted.
+fn requests_of(bench_dir: &Path) -> Vec<(String, u64, u64)> {
+    use std::io::Read as _;
+    let mut jsonl = String::new();
+    zstd::Decoder::new(std::fs::File::open(bench_dir.join("results/requests.jsonl.zst")).unwrap())
+        .unwrap()
+        .read_to_string(&mut jsonl)
+        .unwrap();
+    let mut v: Vec<_> = jsonl
+        .lines()
+        .map(|l| {
+            let r: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                r["stage"].as_str().unwrap().to_owned(),
+                r["intended_us"].as_u64().unwrap(),
+                r["dataset_input_tokens"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_benchmark_with_three_load_workers_gives_one_merged_result_equal_to_one_workers_requests() {
+    let load = "duration_seconds: 1.5 rates { request_rates: [40, 80] }";
+    let mut catalog = sim_benchmark("one", 1, load);
+    catalog.push_str("benchmarks { name: \"three\" base_benchmark_name: \"one\" config { benchmark_tool { load { workers: 3 } } } }\n");
+    let f = Run::new(&catalog);
+    let o = f.run(&[]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let (one, three) = (f.bench_dir("one"), f.bench_dir("three"));
+    let sent = requests_of(&one);
+    assert!(sent.len() > 100, "{}", sent.len());
+    assert_eq!(requests_of(&three), sent, "the same prompts on the same intended times");
+    let s = summary(&three);
+    for st in s["stages"].as_array().unwrap() {
+        let workers = st["workers"].as_array().unwrap();
+        assert_eq!(workers.len(), 3, "{st}");
+        assert_eq!(
+            workers.iter().map(|w| w["sent"].as_u64().unwrap()).sum::<u64>(),
+            st["counts"]["sent"].as_u64().unwrap()
+        );
+    }
+    let no_workers = &summary(&one)["stages"][0]["workers"];
+    assert!(no_workers.is_null() || no_workers == &serde_json::json!([]), "one process has no workers table");
+    assert!(three.join("results/workers/2/summary.json").is_file(), "each worker's own results are kept");
+    // The report shows the workers.
+    let o = Command::new(env!("CARGO_BIN_EXE_inferbench")).args(["report"]).arg(f.run_dir()).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let html = std::fs::read_to_string(f.run_dir().join("report/index.html")).unwrap();
+    assert!(
+        html.contains("<table class=\"workers\">") && html.contains("start skew between workers"),
+        "the report shows the workers"
+    );
+    // `--workers` overrides the catalog, and the snapshot records it.
+    let o = f.run(&["--workers", "2", "--benchmark-name-regex", "one", "--run-id", "override"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let overridden = f.out().join("override/one-override");
+    assert_eq!(summary(&overridden)["stages"][0]["workers"].as_array().unwrap().len(), 2);
+    assert_eq!(requests_of(&overridden), sent);
+}
