@@ -145,7 +145,7 @@ fn worker_pid(out: &Path, k: u32) -> Option<i32> {
         let pid: i32 = e.file_name().to_str()?.parse().ok()?;
         let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        args.iter().any(|a| *a == gate.as_bytes()).then_some(pid)
+        args.contains(&gate.as_bytes()).then_some(pid)
     })
 }
 
@@ -154,7 +154,7 @@ async fn a_worker_killed_mid_stage_leaves_a_partial_stage_that_says_which_and_wh
     let s = sim(&["--time-scale", "0.02"]).await;
     let dir = tempfile::tempdir().unwrap();
     let out: PathBuf = dir.path().join("r");
-    let mut child = load(&s.url(), &out, &["--request-rate", "40", "--benchmark-time-seconds", "6", "--workers", "3"])
+    let child = load(&s.url(), &out, &["--request-rate", "40", "--benchmark-time-seconds", "6", "--workers", "3"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -199,7 +199,7 @@ mod tests {
         o.record.end_us = 5_000 + (i * 7919 % 90_000) as u32;
         o.record.first_token_us = 1_000 + (i * 104_729 % 20_000) as u32;
         o.record.output_tokens = 1 + (i % 300) as u32;
-        if i % 13 == 0 {
+        if i.is_multiple_of(13) {
             o.record.error = Some(ErrorKind::Http5xx);
         }
         o

@@ -136,7 +136,9 @@ pub async fn run(
         // Stages every worker has finished (or will never finish) since the last merge: merged,
         // on disk, then reported.
         let results = if stage > 1 { merge_now(spec, &workers, &reports, out)? } else { Results::default() };
-        results.stages.iter().skip(merged_stages).for_each(|s| on_stage(s));
+        for s in results.stages.iter().skip(merged_stages) {
+            on_stage(s);
+        }
         merged_stages = results.stages.len();
         if ready.is_empty() {
             let complete = !stop.is_cancelled()
