@@ -208,3 +208,21 @@ async fn bad_worker_counts_are_refused_before_anything_runs() {
         assert!(!out.exists(), "{args:?}: nothing written");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_users_than_one_process_can_connect_are_refused_before_the_run_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let mut hard = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes the struct it is given.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut hard) }, 0);
+    let users = (hard.rlim_max.min(1 << 20) + 1000).to_string();
+    let o = output(load("http://127.0.0.1:9", &out, &["--users", &users, "--benchmark-time-seconds", "1"])).await;
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains(&format!("{users} users need up to {users} open connections")) && t.contains("--workers"),
+        "{t}"
+    );
+    assert!(!out.exists(), "refused before anything ran");
+}

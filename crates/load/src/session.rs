@@ -55,6 +55,53 @@ fn warm_connections(stages: &[StageSpec]) -> usize {
     (most.ceil() as usize).clamp(WARM_CONNECTIONS.0, WARM_CONNECTIONS.1)
 }
 
+/// Files a process keeps for itself beside its connections (logs, results, the runtime's own).
+const FILES_RESERVED: u64 = 64;
+
+/// Why the streams a closed-loop stage holds open at once cannot all be had by one worker, if they cannot:
+/// each is a connection, so a file of the process (its hard limit: the soft one is raised to it)
+/// and a local port towards the one server address (the kernel's ephemeral range). Said before
+/// the run, with what to do, instead of users that silently never run.
+fn streams_beyond_limits(spec: &LoadSpec, stages: &[StageSpec]) -> Option<String> {
+    let workers = spec.workers.unwrap_or(1).max(1);
+    // Worker 0 has the largest share.
+    let share = Share { index: 0, of: workers };
+    // Closed-loop users each hold a stream; an open loop's cap is a bound, not a demand (its
+    // streams are the rate × the latency, unknown before the run).
+    let (most, what) = stages
+        .iter()
+        .filter_map(|s| match &s.load {
+            Load::Closed { users, .. } => Some((u64::from(share.users(*users)), format!("{users} users"))),
+            Load::Open { .. } => None,
+        })
+        .max_by_key(|(n, _)| *n)?;
+    let files = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum.unwrap_or(u64::MAX);
+    let ports = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| {
+            let mut it = t.split_whitespace().map(|x| x.parse::<u64>().ok());
+            Some(it.next()??.abs_diff(it.next()??) + 1)
+        })
+        .unwrap_or(u64::MAX);
+    let (limit, why) = if files.saturating_sub(FILES_RESERVED) < ports {
+        (
+            files.saturating_sub(FILES_RESERVED),
+            format!("this process may open {files} files (its hard limit, `ulimit -Hn`)"),
+        )
+    } else {
+        (ports, format!("one address has {ports} local ports towards the server (net.ipv4.ip_local_port_range)"))
+    };
+    if most <= limit {
+        return None;
+    }
+    let need = (most * u64::from(workers)).div_ceil(limit.max(1)).max(u64::from(workers) + 1);
+    let per = if workers > 1 { format!(" ({most} for each of {workers} workers)") } else { String::new() };
+    Some(format!(
+        "{what} need up to {most} open connections{per}, but {why}: the rest would never run. \
+         Share them among processes with --workers {need} (LoadSpec.workers), or ask for fewer"
+    ))
+}
+
 /// A load run ready to start.
 pub struct Session {
     spec: LoadSpec,
@@ -127,6 +174,9 @@ impl Session {
             .filter(|u| !u.is_empty())
             .ok_or_else(|| LoadError::Spec("the load spec has no target URL".into()))?;
         let stages = stages::plan(&spec, stop)?;
+        if let Some(why) = streams_beyond_limits(&spec, &stages) {
+            return Err(LoadError::Spec(why));
+        }
         let tokenizer = spec.tokenizer.as_deref().filter(|t| !t.is_empty()).map(Tokenizer::load).transpose()?;
         let mut dataset = spec.dataset.clone().unwrap_or_default();
         if dataset.source.is_none() {

@@ -535,6 +535,14 @@ impl Platform for KubePlatform {
     }
 
     async fn deploy(&self, snap: &Snapshot, stop: &CancellationToken) -> Result<Deployment, PlatformError> {
+        // Said before anything is created: the rendered load Job runs one pod, and a pod sending
+        // a share would leave the rest of the load unsent.
+        if let Some(n) = snap.load.workers.filter(|n| *n > 1) {
+            return Err(PlatformError::Snapshot(format!(
+                "load workers {n}: the kube platform runs one load pod so far (issue: load beyond one pod); \
+                 run it with --platform local, or set workers: 1"
+            )));
+        }
         let t0 = Instant::now();
         if let apply::Claim::Leftover = apply::claim(&self.client, &snap.namespace, &self.opts.run_id).await? {
             // An earlier attempt of this run (killed, or kept by --skip-tear-down): start clean.
