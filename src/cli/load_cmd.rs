@@ -303,25 +303,14 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     // Ctrl-C / SIGTERM: stop sending, let requests in flight finish (a short grace), write what
     // was measured, exit 130. A second one exits at once (nothing is written then: every result
     // file is written whole or not at all).
-    {
-        let stop = stop.clone();
-        let _guard = rt.enter();
-        let mut signals = super::Signals::new().context("cannot listen for Ctrl-C / SIGTERM")?;
-        rt.spawn(async move {
-            signals.next().await;
-            // Stop first, then say so, and never panic on a closed stderr (`2>&1 | head`):
-            // eprintln! would, and the stop would never happen.
-            stop.cancel();
-            let _ = writeln!(
-                std::io::stderr(),
-                "inferbench load: stopping: no new requests; those in flight get up to {} s to finish, then what was measured is written (Ctrl-C again exits at once, writing nothing)",
-                crate::load::runner::STOP_GRACE.as_secs()
-            );
-            signals.next().await;
-            let _ = writeln!(std::io::stderr(), "inferbench load: exiting now; no results written");
-            std::process::exit(i32::from(super::EXIT_INTERRUPTED));
-        });
-    }
+    stop_on_signal(
+        &rt,
+        &stop,
+        format!(
+            "inferbench load: stopping: no new requests; those in flight get up to {} s to finish, then what was measured is written (Ctrl-C again exits at once, writing nothing)",
+            crate::load::runner::STOP_GRACE.as_secs()
+        ),
+    )?;
     let out = rt.block_on(async {
         let bar = super::progress::StageBar::start(session.current.clone());
         let in_pod = args.hold_results;
@@ -384,6 +373,24 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// On Ctrl-C / SIGTERM, cancels `stop` and says `said`; a second one exits at once (130).
+fn stop_on_signal(rt: &tokio::runtime::Runtime, stop: &CancellationToken, said: String) -> anyhow::Result<()> {
+    let stop = stop.clone();
+    let _guard = rt.enter();
+    let mut signals = super::Signals::new().context("cannot listen for Ctrl-C / SIGTERM")?;
+    rt.spawn(async move {
+        signals.next().await;
+        // Stop first, then say so, and never panic on a closed stderr (`2>&1 | head`): eprintln!
+        // would, and the stop would never happen.
+        stop.cancel();
+        let _ = writeln!(std::io::stderr(), "{said}");
+        signals.next().await;
+        let _ = writeln!(std::io::stderr(), "inferbench load: exiting now; no results written");
+        std::process::exit(i32::from(super::EXIT_INTERRUPTED));
+    });
+    Ok(())
+}
+
 /// `--workers N`: N processes of this program, merged (see `platform::local::workers`).
 fn run_workers(args: &LoadArgs, spec: &LoadSpec) -> anyhow::Result<ExitCode> {
     let n = spec.workers.unwrap_or(1);
@@ -403,19 +410,11 @@ fn run_workers(args: &LoadArgs, spec: &LoadSpec) -> anyhow::Result<ExitCode> {
         spec.url.as_deref().unwrap_or_default(),
         out.display()
     );
-    {
-        let stop = stop.clone();
-        let _guard = rt.enter();
-        let mut signals = super::Signals::new().context("cannot listen for Ctrl-C / SIGTERM")?;
-        rt.spawn(async move {
-            signals.next().await;
-            stop.cancel();
-            let _ = writeln!(
-                std::io::stderr(),
-                "inferbench load: stopping the workers: each writes what it measured, then they are merged"
-            );
-        });
-    }
+    stop_on_signal(
+        &rt,
+        &stop,
+        "inferbench load: stopping the workers: each writes what it measured, then they are merged (Ctrl-C again exits at once)".into(),
+    )?;
     let merged = rt
         .block_on(crate::platform::local::workers::run(spec, &out, &stop, &mut |s| print_stage(s)))
         .map_err(anyhow::Error::msg)?;
