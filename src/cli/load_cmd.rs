@@ -340,7 +340,9 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let (sent, ok) = out.sent_ok();
-    if let Some(dir) = args.output_dir.as_deref().filter(|_| !args.hold_results && sent > 0) {
+    // A worker's part is not a run: the merge of all of them is recorded (by `--workers`).
+    let whole_run = !args.hold_results && args.worker_index.is_none();
+    if let Some(dir) = args.output_dir.as_deref().filter(|_| whole_run && sent > 0) {
         // Beside the output folder, as a run's history is beside its run folder.
         let beside = dir.parent().unwrap_or(Path::new(""));
         super::history_cmd::record_after(&args.history, beside, dir, "inferbench load");
@@ -427,6 +429,15 @@ fn run_workers(args: &LoadArgs, spec: &LoadSpec) -> anyhow::Result<ExitCode> {
     if let Some(t) = &temporary {
         let _ = std::fs::remove_dir_all(t);
     }
+    let (sent, ok) = merged
+        .results
+        .stages
+        .iter()
+        .filter_map(|s| s.counts.as_ref())
+        .fold((0, 0), |(a, b), c| (a + c.sent, b + c.succeeded));
+    if let Some(dir) = args.output_dir.as_deref().filter(|_| sent > 0) {
+        super::history_cmd::record_after(&args.history, dir.parent().unwrap_or(Path::new("")), dir, "inferbench load");
+    }
     if args.output_dir.is_some() {
         eprintln!("inferbench load: merged {n} workers into {}/summary.json and requests.jsonl.zst", out.display());
     }
@@ -437,12 +448,6 @@ fn run_workers(args: &LoadArgs, spec: &LoadSpec) -> anyhow::Result<ExitCode> {
         eprintln!("inferbench load: {}", p.reason);
         return Ok(ExitCode::FAILURE);
     }
-    let (sent, ok) = merged
-        .results
-        .stages
-        .iter()
-        .filter_map(|s| s.counts.as_ref())
-        .fold((0, 0), |(a, b), c| (a + c.sent, b + c.succeeded));
     if sent > 0 && ok == 0 {
         eprintln!("inferbench load: every request failed (see the error counts above)");
         return Ok(ExitCode::from(super::EXIT_INPUT));

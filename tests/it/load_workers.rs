@@ -130,6 +130,8 @@ async fn three_workers_send_what_one_sends_and_their_merge_is_exact() {
             }
         }
     }
+    // The merged run is recorded in the results history, a worker's part is not.
+    assert!(dir.path().join("history.db").is_file() && !three.join("workers/history.db").exists());
     // Each worker's own results are kept beside the merge.
     for k in 0..3 {
         assert!(three.join(format!("workers/{k}/summary.json")).exists());
