@@ -114,6 +114,9 @@ async fn three_workers_send_what_one_sends_and_their_merge_is_exact() {
         let sent_by_workers: u64 = workers.iter().map(|w| w["sent"].as_u64().unwrap_or(0)).sum();
         assert_eq!(stage["counts"]["sent"].as_u64().unwrap(), sent_by_workers, "{name}");
         assert!(stage.get("partial").is_none(), "{name}");
+        // The server's own counters (read once every worker's answers were in) hold every
+        // merged request.
+        assert_eq!(stage["server_agreement"]["agrees"], true, "{name}: {}", stage["server_agreement"]);
         for (field, hist) in [
             ("e2e_ms", histogram(&recs, name, |r| r["end_us"].as_u64())),
             ("ttft_ms", histogram(&recs, name, |r| r["first_token_us"].as_u64())),

@@ -4,8 +4,13 @@
 //! stage drained). So the workers' schedules count from the same instant, as one process's would,
 //! and nothing but this handshake passes between them: no coordinator on the request path.
 //!
+//! After the stage, each worker says it is done and waits until all are ([`Phase::End`]): the
+//! server's counters are read at the end of the stage only once every worker's last answer is
+//! in, so they hold all the merged requests.
+//!
 //! It is files in a folder the worker and the platform both see: `ready-{n}` written by the
-//! worker, `start-{n}` (Unix nanoseconds, or `stop`) by the platform. On the local platform the
+//! worker, `start-{n}` (Unix nanoseconds, or `stop`) by the platform; `done-{n}` and `ended-{n}`
+//! the same way at the stage's end. On the local platform the
 //! folder is on disk; in a load pod the platform writes `start-{n}` through the API server's exec.
 //! A file is written whole (a hidden temporary renamed over it) and read when it is there.
 
@@ -51,12 +56,37 @@ pub fn instant_of(at: i128) -> tokio::time::Instant {
     }
 }
 
-fn ready_file(dir: &Path, stage: usize) -> PathBuf {
-    dir.join(format!("ready-{stage}"))
+/// The two meetings of a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Before it: ready, then the instant to start on.
+    Start,
+    /// After it: done, then the word that every worker is.
+    End,
 }
 
-fn start_file(dir: &Path, stage: usize) -> PathBuf {
-    dir.join(format!("start-{stage}"))
+impl Phase {
+    fn said(self) -> &'static str {
+        match self {
+            Phase::Start => "ready",
+            Phase::End => "done",
+        }
+    }
+
+    fn answered(self) -> &'static str {
+        match self {
+            Phase::Start => "start",
+            Phase::End => "ended",
+        }
+    }
+}
+
+fn said_file(dir: &Path, phase: Phase, stage: usize) -> PathBuf {
+    dir.join(format!("{}-{stage}", phase.said()))
+}
+
+fn answer_file(dir: &Path, phase: Phase, stage: usize) -> PathBuf {
+    dir.join(format!("{}-{stage}", phase.answered()))
 }
 
 impl Gate {
@@ -69,9 +99,18 @@ impl Gate {
     /// Says stage `stage` (1-based) is ready and waits for its start; a stop (Ctrl-C) while
     /// waiting is [`Start::Stop`].
     pub async fn ready(&self, stage: usize, stop: &CancellationToken) -> std::io::Result<Start> {
-        atomic_write(&ready_file(&self.dir, stage), now_ns().to_string().as_bytes())
+        self.meet(Phase::Start, stage, stop).await
+    }
+
+    /// Says stage `stage` is done here and waits until it is done everywhere (or a stop).
+    pub async fn done(&self, stage: usize, stop: &CancellationToken) -> std::io::Result<()> {
+        self.meet(Phase::End, stage, stop).await.map(drop)
+    }
+
+    async fn meet(&self, phase: Phase, stage: usize, stop: &CancellationToken) -> std::io::Result<Start> {
+        atomic_write(&said_file(&self.dir, phase, stage), now_ns().to_string().as_bytes())
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let path = start_file(&self.dir, stage);
+        let path = answer_file(&self.dir, phase, stage);
         loop {
             if let Some(s) = read_start(&path)? {
                 return Ok(s);
@@ -98,18 +137,18 @@ fn read_start(path: &Path) -> std::io::Result<Option<Start>> {
     }
 }
 
-/// Whether the worker whose gate is `dir` is ready for stage `stage`.
-pub fn is_ready(dir: &Path, stage: usize) -> bool {
-    ready_file(dir, stage).exists()
+/// Whether the worker whose gate is `dir` has reached `phase` of stage `stage`.
+pub fn is_at(dir: &Path, phase: Phase, stage: usize) -> bool {
+    said_file(dir, phase, stage).exists()
 }
 
-/// Gives the worker whose gate is `dir` its answer for stage `stage`.
-pub fn open(dir: &Path, stage: usize, start: Start) -> std::io::Result<()> {
+/// Gives the worker whose gate is `dir` its answer at `phase` of stage `stage`.
+pub fn open(dir: &Path, phase: Phase, stage: usize, start: Start) -> std::io::Result<()> {
     let text = match start {
         Start::At(ns) => ns.to_string(),
         Start::Stop => "stop".into(),
     };
-    atomic_write(&start_file(dir, stage), text.as_bytes()).map_err(|e| std::io::Error::other(e.to_string()))
+    atomic_write(&answer_file(dir, phase, stage), text.as_bytes()).map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 #[cfg(test)]
@@ -125,13 +164,22 @@ mod tests {
             let (gate, stop) = (gate.clone(), stop.clone());
             async move { gate.ready(2, &stop).await.unwrap() }
         });
-        while !is_ready(dir.path(), 2) {
+        while !is_at(dir.path(), Phase::Start, 2) {
             tokio::task::yield_now().await;
         }
-        assert!(!is_ready(dir.path(), 1));
-        open(dir.path(), 2, Start::At(1234)).unwrap();
+        assert!(!is_at(dir.path(), Phase::Start, 1) && !is_at(dir.path(), Phase::End, 2));
+        open(dir.path(), Phase::Start, 2, Start::At(1234)).unwrap();
         assert_eq!(waiting.await.unwrap(), Start::At(1234));
-        open(dir.path(), 3, Start::Stop).unwrap();
+        let done = tokio::spawn({
+            let (gate, stop) = (gate.clone(), stop.clone());
+            async move { gate.done(2, &stop).await.unwrap() }
+        });
+        while !is_at(dir.path(), Phase::End, 2) {
+            tokio::task::yield_now().await;
+        }
+        open(dir.path(), Phase::End, 2, Start::At(0)).unwrap();
+        done.await.unwrap();
+        open(dir.path(), Phase::Start, 3, Start::Stop).unwrap();
         assert_eq!(gate.ready(3, &stop).await.unwrap(), Start::Stop);
         stop.cancel();
         assert_eq!(gate.ready(4, &stop).await.unwrap(), Start::Stop, "Ctrl-C while waiting");

@@ -18,6 +18,7 @@ use inferbench_schema::{
 };
 
 use super::{
+    agreement,
     recorder::Slo,
     runner::Share,
     shard::{SHARDS, StageShard},
@@ -80,7 +81,7 @@ pub fn merge(spec: &LoadSpec, workers: &[Worker], out: &Path) -> Result<Results,
     let mut results =
         Results { run: reported.iter().find_map(|r| r.summary.as_ref().and_then(|s| s.run.clone())), stages: vec![] };
     for name in &names {
-        results.stages.push(merge_stage(slo, of, workers, &reported, name)?);
+        results.stages.push(merge_stage(spec, slo, of, workers, &reported, name)?);
     }
     std::fs::create_dir_all(out).map_err(|e| FileError { path: out.to_path_buf(), message: e.to_string() })?;
     concat_records(workers, &out.join(REQUESTS))?;
@@ -95,6 +96,7 @@ pub fn merge(spec: &LoadSpec, workers: &[Worker], out: &Path) -> Result<Results,
 
 /// One stage of every worker that reported it, merged.
 fn merge_stage(
+    spec: &LoadSpec,
     slo: Slo,
     of: u32,
     workers: &[Worker],
@@ -132,12 +134,17 @@ fn merge_stage(
     if let Some(c) = result.counts.as_mut() {
         c.warmup = parts.iter().map(|p| p.1.warmup).sum();
     }
-    // The server is scraped by one worker (the lowest still reporting): its series. Its stage
-    // ends when its own share is in, perhaps before the others' last answers: the server's
-    // counters then miss a few of the merged requests, so the merged figures are not held to them
-    // (no server_agreement) rather than flagged for a difference the split made.
+    // The server is scraped by one worker (the lowest still reporting), at the stage's end once
+    // every worker's answers are in (see `gate`): its series, and the agreement of the merged
+    // figures with them.
     if let Some(s) = own.iter().find(|s| !s.server_metrics.is_empty()) {
         result.server_metrics = s.server_metrics.clone();
+        let allowance = spec
+            .server_metrics
+            .as_ref()
+            .and_then(|m| m.agreement_allowance_ms)
+            .unwrap_or(agreement::DEFAULT_ALLOWANCE_MS);
+        result.server_agreement = agreement::agreement(&result, spec.warmup_seconds.unwrap_or(0.0) <= 0.0, allowance);
     }
     let planned = parts.iter().find_map(|p| p.1.planned_arrivals);
     let mut verdict = LoadVerdict { delivered: true, ..Default::default() };

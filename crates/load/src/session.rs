@@ -346,6 +346,12 @@ impl Session {
             }
             let started = Instant::now();
             let out = run_stage(self.client.clone(), self.prompts.clone(), stage, first).await;
+            if let Some(gate) = &self.gate {
+                // The server's end-of-stage counters once every worker's answers are in.
+                gate.done(results.stages.len() + 1, stop)
+                    .await
+                    .map_err(|e| LoadError::Spec(format!("the start gate: {e}")))?;
+            }
             if let Some(s) = &scraper {
                 s.scrape_now().await;
             }

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     load::{
-        gate::{self, Start},
+        gate::{self, Phase, Start},
         merge::{self, Worker},
     },
     schema::{LoadSpec, Results, StageResult},
@@ -114,25 +114,7 @@ pub async fn run(
     let mut stage = 1;
     let mut stopping = false;
     loop {
-        // Every worker still running is ready for `stage`, or has ended.
-        let ready = loop {
-            for w in &mut workers {
-                if w.ended.is_none() {
-                    w.ended = w.child.try_wait().map_err(|e| format!("load worker {}: {e}", w.index))?;
-                }
-            }
-            let waiting = workers.iter().any(|w| w.ended.is_none() && !gate::is_ready(&w.gate, stage));
-            if !waiting {
-                break workers.iter().filter(|w| w.ended.is_none()).map(|w| w.index).collect::<Vec<u32>>();
-            }
-            if stop.is_cancelled() && !stopping {
-                stopping = true;
-                for w in workers.iter().filter(|w| w.ended.is_none()) {
-                    terminate(&w.child);
-                }
-            }
-            tokio::time::sleep(POLL).await;
-        };
+        let ready = meet(&mut workers, Phase::Start, stage, stop, &mut stopping).await?;
         // Stages every worker has finished (or will never finish) since the last merge: merged,
         // on disk, then reported.
         let results = if stage > 1 { merge_now(spec, &workers, &reports, out)? } else { Results::default() };
@@ -151,11 +133,50 @@ pub async fn run(
         }
         let answer =
             if stop.is_cancelled() { Start::Stop } else { Start::At(gate::now_ns() + START_MARGIN.as_nanos() as i128) };
-        for w in workers.iter().filter(|w| ready.contains(&w.index)) {
-            gate::open(&w.gate, stage, answer).map_err(|e| format!("{}: {e}", w.gate.display()))?;
+        open(&workers, &ready, Phase::Start, stage, answer)?;
+        if answer != Start::Stop {
+            let done = meet(&mut workers, Phase::End, stage, stop, &mut stopping).await?;
+            open(&workers, &done, Phase::End, stage, Start::At(gate::now_ns()))?;
         }
         stage += 1;
     }
+}
+
+/// Waits until every worker still running has reached `phase` of `stage` (or ended); returns
+/// those that have. On a stop, asks every worker still running to stop (once).
+async fn meet(
+    workers: &mut [Running],
+    phase: Phase,
+    stage: usize,
+    stop: &CancellationToken,
+    stopping: &mut bool,
+) -> Result<Vec<u32>, String> {
+    loop {
+        for w in workers.iter_mut() {
+            if w.ended.is_none() {
+                w.ended = w.child.try_wait().map_err(|e| format!("load worker {}: {e}", w.index))?;
+            }
+        }
+        let waiting = workers.iter().any(|w| w.ended.is_none() && !gate::is_at(&w.gate, phase, stage));
+        if !waiting {
+            return Ok(workers.iter().filter(|w| w.ended.is_none()).map(|w| w.index).collect());
+        }
+        if stop.is_cancelled() && !*stopping {
+            *stopping = true;
+            for w in workers.iter().filter(|w| w.ended.is_none()) {
+                terminate(&w.child);
+            }
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Gives the workers `at` their answer at `phase` of `stage`.
+fn open(workers: &[Running], at: &[u32], phase: Phase, stage: usize, answer: Start) -> Result<(), String> {
+    for w in workers.iter().filter(|w| at.contains(&w.index)) {
+        gate::open(&w.gate, phase, stage, answer).map_err(|e| format!("{}: {e}", w.gate.display()))?;
+    }
+    Ok(())
 }
 
 /// Merges what the workers have written so far, naming how each that ended badly ended.
