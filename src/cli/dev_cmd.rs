@@ -28,6 +28,18 @@ pub enum ResultsCommand {
         /// The results folder.
         dir: PathBuf,
     },
+    /// A load worker's start gate (`load --worker-gate DIR`): list what it has said, or give it
+    /// an answer (`--open start-2 --answer UNIX_NS`).
+    Gate {
+        /// The gate folder.
+        dir: PathBuf,
+        /// The answer to write (start-N or ended-N).
+        #[arg(long, requires = "answer")]
+        open: Option<String>,
+        /// What it holds (Unix ns, or "stop").
+        #[arg(long)]
+        answer: Option<String>,
+    },
 }
 
 /// `inferbench dev` commands.
@@ -78,6 +90,12 @@ pub fn results(c: &ResultsCommand) -> CommandResult {
             })
         }
         ResultsCommand::Release { dir } => handoff::release(dir),
+        ResultsCommand::Gate { dir, open, answer } => match (open, answer) {
+            (Some(name), Some(text)) => crate::load::gate::write_answer(dir, name, text),
+            _ => crate::load::gate::listing(dir).map(|names| {
+                let _ = writeln!(std::io::stdout(), "{}", names.join(" "));
+            }),
+        },
     };
     r.map_err(|e| Failure::new(format!("results: {e}")))?;
     Ok(ExitCode::SUCCESS)

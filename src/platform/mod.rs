@@ -6,6 +6,7 @@
 
 pub mod kube;
 pub mod local;
+pub mod workers;
 
 use std::{path::Path, sync::Arc};
 use tokio_util::sync::CancellationToken;

@@ -81,12 +81,55 @@ impl Phase {
     }
 }
 
+/// The file a worker writes at `phase` of `stage`.
+pub fn said_name(phase: Phase, stage: usize) -> String {
+    format!("{}-{stage}", phase.said())
+}
+
+/// The file the platform answers it with.
+pub fn answer_name(phase: Phase, stage: usize) -> String {
+    format!("{}-{stage}", phase.answered())
+}
+
+/// The file a worker writes once it has run every stage and written its results.
+pub const OVER: &str = "over";
+
 fn said_file(dir: &Path, phase: Phase, stage: usize) -> PathBuf {
-    dir.join(format!("{}-{stage}", phase.said()))
+    dir.join(said_name(phase, stage))
 }
 
 fn answer_file(dir: &Path, phase: Phase, stage: usize) -> PathBuf {
-    dir.join(format!("{}-{stage}", phase.answered()))
+    dir.join(answer_name(phase, stage))
+}
+
+impl Start {
+    /// As the answer file holds it.
+    pub fn to_text(self) -> String {
+        match self {
+            Start::At(ns) => ns.to_string(),
+            Start::Stop => "stop".into(),
+        }
+    }
+}
+
+/// The names of the files in the gate `dir` (what its worker has said, what it was answered).
+pub fn listing(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Writes the answer `name` (one of [`answer_name`]) holding `text` into the gate `dir`: what
+/// `inferbench results gate DIR --open NAME --answer TEXT` does in a load pod.
+pub fn write_answer(dir: &Path, name: &str, text: &str) -> std::io::Result<()> {
+    let ok = name.split_once('-').is_some_and(|(p, n)| ["start", "ended"].contains(&p) && n.parse::<usize>().is_ok());
+    if !ok {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{name:?} is not a gate answer")));
+    }
+    atomic_write(&dir.join(name), text.as_bytes()).map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 impl Gate {
@@ -105,6 +148,12 @@ impl Gate {
     /// Says stage `stage` is done here and waits until it is done everywhere (or a stop).
     pub async fn done(&self, stage: usize, stop: &CancellationToken) -> std::io::Result<()> {
         self.meet(Phase::End, stage, stop).await.map(drop)
+    }
+
+    /// Says this worker has run every stage and written its results.
+    pub fn over(&self) -> std::io::Result<()> {
+        atomic_write(&self.dir.join(OVER), now_ns().to_string().as_bytes())
+            .map_err(|e| std::io::Error::other(e.to_string()))
     }
 
     async fn meet(&self, phase: Phase, stage: usize, stop: &CancellationToken) -> std::io::Result<Start> {
@@ -144,11 +193,7 @@ pub fn is_at(dir: &Path, phase: Phase, stage: usize) -> bool {
 
 /// Gives the worker whose gate is `dir` its answer at `phase` of stage `stage`.
 pub fn open(dir: &Path, phase: Phase, stage: usize, start: Start) -> std::io::Result<()> {
-    let text = match start {
-        Start::At(ns) => ns.to_string(),
-        Start::Stop => "stop".into(),
-    };
-    atomic_write(&answer_file(dir, phase, stage), text.as_bytes()).map_err(|e| std::io::Error::other(e.to_string()))
+    write_answer(dir, &answer_name(phase, stage), &start.to_text())
 }
 
 #[cfg(test)]

@@ -399,6 +399,9 @@ impl Session {
             }
         }
         let complete = queue.is_empty() && !stop.is_cancelled();
+        if let Some(gate) = &self.gate {
+            gate.over().map_err(|e| LoadError::Spec(format!("the start gate: {e}")))?;
+        }
         let slowest_scrape_seconds = scraper.as_ref().map(|s| s.scraped().slowest_scrape_seconds);
         Ok(Outcome { results, recorded, complete, slowest_scrape_seconds, metrics: exporter })
     }

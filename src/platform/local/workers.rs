@@ -1,7 +1,7 @@
-//! `workers: N` on this machine: N `inferbench load` processes, each sending its share of the
-//! load ([`crate::load::runner::Share`]), started stage by stage on one instant through their
-//! [`gate`]s, merged into one result ([`merge`]). `inferbench load --workers N` and the local
-//! platform both run this; a pod of the kube platform is one such process.
+//! `workers: N` on this machine: N `inferbench load` processes, conducted by
+//! [`crate::platform::workers`] through their start gates (folders on disk) and merged into one
+//! result ([`merge`]) after every stage. `inferbench load --workers N` and the local platform both
+//! run this; a pod of the kube platform is one such process.
 //!
 //! Folders, under the output folder: `workers/load.pbtxt` (the spec every worker runs),
 //! `workers/{k}/` (worker k's own results and shards, kept: the raw material of the merge),
@@ -17,11 +17,14 @@ use prost_reflect::ReflectMessage as _;
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
+use async_trait::async_trait;
+
 use crate::{
     load::{
         gate::{self, Phase, Start},
         merge::{self, Worker},
     },
+    platform::workers::{Fleet, State, conduct},
     schema::{LoadSpec, Results, StageResult},
 };
 
@@ -58,12 +61,81 @@ pub struct Merged {
 }
 
 struct Running {
-    index: u32,
     child: Child,
     gate: PathBuf,
     dir: PathBuf,
     /// How it ended (None: still running).
     ended: Option<std::process::ExitStatus>,
+}
+
+/// The worker processes of one run.
+struct Processes<'a> {
+    spec: &'a LoadSpec,
+    out: &'a Path,
+    workers: Vec<Running>,
+}
+
+impl Processes<'_> {
+    fn reports(&self) -> Vec<Worker> {
+        self.workers
+            .iter()
+            .enumerate()
+            .map(|(k, w)| Worker {
+                index: k as u32,
+                dir: w.dir.clone(),
+                failure: w.ended.filter(|e| !e.success()).map(|e| format!("its process {e}")),
+            })
+            .collect()
+    }
+
+    fn merge(&self) -> Result<Results, String> {
+        merge::merge(self.spec, &self.reports(), self.out).map_err(|e| format!("merging the workers' results: {e}"))
+    }
+}
+
+#[async_trait]
+impl Fleet for Processes<'_> {
+    async fn look(&mut self, phase: Phase, stage: usize) -> Result<Vec<State>, String> {
+        let mut states = vec![];
+        for (k, w) in self.workers.iter_mut().enumerate() {
+            if w.ended.is_none() {
+                w.ended = w.child.try_wait().map_err(|e| format!("load worker {k}: {e}"))?;
+            }
+            states.push(if gate::listing(&w.gate).is_ok_and(|l| l.iter().any(|n| n == gate::OVER)) {
+                State::Over
+            } else if let Some(e) = w.ended {
+                State::Ended(format!("its process {e}"))
+            } else if gate::is_at(&w.gate, phase, stage) {
+                State::Waiting
+            } else {
+                State::Busy
+            });
+        }
+        Ok(states)
+    }
+
+    async fn answer(&mut self, k: u32, phase: Phase, stage: usize, answer: Start) -> Result<(), String> {
+        let w = &self.workers[k as usize];
+        gate::open(&w.gate, phase, stage, answer).map_err(|e| format!("{}: {e}", w.gate.display()))
+    }
+
+    async fn stop_all(&mut self) {
+        for w in self.workers.iter().filter(|w| w.ended.is_none()) {
+            terminate(&w.child);
+        }
+    }
+
+    fn start_margin(&self) -> Duration {
+        START_MARGIN
+    }
+
+    fn poll_every(&self) -> Duration {
+        POLL
+    }
+
+    fn merge_so_far(&mut self) -> Option<Result<Results, String>> {
+        Some(self.merge())
+    }
 }
 
 /// Runs `spec` (its `workers` > 1, `url` set) as that many local processes writing to `out`;
@@ -82,7 +154,7 @@ pub async fn run(
     let spec_file = root.join("load.pbtxt");
     let text = crate::schema::text::print::to_text(&spec.transcode_to_dynamic());
     crate::schema::result_files::atomic_write(&spec_file, text.as_bytes()).map_err(|e| e.to_string())?;
-    let mut workers = vec![];
+    let mut fleet = Processes { spec, out, workers: vec![] };
     for k in 0..n {
         let (dir, gate) = (root.join(k.to_string()), root.join(format!(".gate-{k}")));
         // A resumed run starts its workers afresh: an earlier attempt's gate would start them at once.
@@ -106,90 +178,24 @@ pub async fn run(
         // Not in our process group: a Ctrl-C reaches us, and we stop them (SIGTERM) ourselves.
         cmd.process_group(0).kill_on_drop(true);
         let child = cmd.spawn().map_err(|e| format!("cannot start load worker {k} ({}): {e}", bin.display()))?;
-        workers.push(Running { index: k, child, gate, dir, ended: None });
+        fleet.workers.push(Running { child, gate, dir, ended: None });
     }
-    let reports: Vec<Worker> =
-        workers.iter().map(|w| Worker { index: w.index, dir: w.dir.clone(), failure: None }).collect();
-    let mut merged_stages = 0;
-    let mut stage = 1;
-    let mut stopping = false;
-    loop {
-        let ready = meet(&mut workers, Phase::Start, stage, stop, &mut stopping).await?;
-        // Stages every worker has finished (or will never finish) since the last merge: merged,
-        // on disk, then reported.
-        let results = if stage > 1 { merge_now(spec, &workers, &reports, out)? } else { Results::default() };
-        for s in results.stages.iter().skip(merged_stages) {
-            on_stage(s);
+    let conducted = conduct(&mut fleet, stop, on_stage).await?;
+    // Every worker has said it is over or has ended: wait for the processes themselves.
+    for w in &mut fleet.workers {
+        if w.ended.is_none() {
+            w.ended = Some(w.child.wait().await.map_err(|e| e.to_string())?);
         }
-        merged_stages = results.stages.len();
-        if ready.is_empty() {
-            let complete = !stop.is_cancelled()
-                && workers.iter().all(|w| w.ended.is_some_and(|e| e.success()))
-                && results.stages.iter().all(|s| s.partial.is_none());
-            for w in &workers {
-                let _ = std::fs::remove_dir_all(&w.gate);
-            }
-            return Ok(Merged { results, complete });
-        }
-        let answer =
-            if stop.is_cancelled() { Start::Stop } else { Start::At(gate::now_ns() + START_MARGIN.as_nanos() as i128) };
-        open(&workers, &ready, Phase::Start, stage, answer)?;
-        if answer != Start::Stop {
-            let done = meet(&mut workers, Phase::End, stage, stop, &mut stopping).await?;
-            open(&workers, &done, Phase::End, stage, Start::At(gate::now_ns()))?;
-        }
-        stage += 1;
     }
-}
-
-/// Waits until every worker still running has reached `phase` of `stage` (or ended); returns
-/// those that have. On a stop, asks every worker still running to stop (once).
-async fn meet(
-    workers: &mut [Running],
-    phase: Phase,
-    stage: usize,
-    stop: &CancellationToken,
-    stopping: &mut bool,
-) -> Result<Vec<u32>, String> {
-    loop {
-        for w in workers.iter_mut() {
-            if w.ended.is_none() {
-                w.ended = w.child.try_wait().map_err(|e| format!("load worker {}: {e}", w.index))?;
-            }
-        }
-        let waiting = workers.iter().any(|w| w.ended.is_none() && !gate::is_at(&w.gate, phase, stage));
-        if !waiting {
-            return Ok(workers.iter().filter(|w| w.ended.is_none()).map(|w| w.index).collect());
-        }
-        if stop.is_cancelled() && !*stopping {
-            *stopping = true;
-            for w in workers.iter().filter(|w| w.ended.is_none()) {
-                terminate(&w.child);
-            }
-        }
-        tokio::time::sleep(POLL).await;
+    let results = fleet.merge()?;
+    let complete = !stop.is_cancelled()
+        && conducted.failed.is_empty()
+        && fleet.workers.iter().all(|w| w.ended.is_some_and(|e| e.success()))
+        && results.stages.iter().all(|s| s.partial.is_none());
+    for w in &fleet.workers {
+        let _ = std::fs::remove_dir_all(&w.gate);
     }
-}
-
-/// Gives the workers `at` their answer at `phase` of `stage`.
-fn open(workers: &[Running], at: &[u32], phase: Phase, stage: usize, answer: Start) -> Result<(), String> {
-    for w in workers.iter().filter(|w| at.contains(&w.index)) {
-        gate::open(&w.gate, phase, stage, answer).map_err(|e| format!("{}: {e}", w.gate.display()))?;
-    }
-    Ok(())
-}
-
-/// Merges what the workers have written so far, naming how each that ended badly ended.
-fn merge_now(spec: &LoadSpec, workers: &[Running], reports: &[Worker], out: &Path) -> Result<Results, String> {
-    let reports: Vec<Worker> = reports
-        .iter()
-        .zip(workers)
-        .map(|(r, w)| Worker {
-            failure: w.ended.filter(|e| !e.success()).map(|e| format!("its process {e}")),
-            ..r.clone()
-        })
-        .collect();
-    merge::merge(spec, &reports, out).map_err(|e| format!("merging the workers' results: {e}"))
+    Ok(Merged { results, complete })
 }
 
 /// Asks a worker to stop as Ctrl-C would (it writes what it measured).
