@@ -267,6 +267,8 @@ impl Ctx {
         let torn_note = torn.as_ref().err().map(|e| format!("; {e}")).unwrap_or_default();
         let out = match loaded {
             Ok(out) if out.complete => out,
+            // A load worker died: what the others measured is kept, as a failed attempt's files.
+            Ok(out) if !self.stop.is_cancelled() && out.results.stages.iter().any(|s| s.partial.is_some()) => out,
             Ok(_) => {
                 store::discard(&staging);
                 return Err(format!("{}{torn_note}", self.interrupted()));
@@ -344,6 +346,9 @@ fn publish(
         } else {
             format!("every request failed ({})", error_counts(&out.results))
         }));
+    }
+    if let Some(p) = out.results.stages.iter().find_map(|s| s.partial.as_ref()) {
+        return Err(keep(format!("a load worker did not finish: {}", p.reason)));
     }
     let verified = match store::verify(staging, per_request) {
         Ok(v) => v,

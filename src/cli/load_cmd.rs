@@ -279,9 +279,11 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     }
     let stop = CancellationToken::new();
     let mut session = Session::prepare(spec.clone(), &stop).map_err(anyhow::Error::msg)?;
+    let mut gate = None;
     if let (Some(k), Some(dir)) = (args.worker_index, &args.worker_gate) {
-        let gate = crate::load::gate::Gate::new(dir).with_context(|| format!("the start gate {}", dir.display()))?;
-        session = session.as_worker(k, gate).map_err(anyhow::Error::msg)?;
+        let g = crate::load::gate::Gate::new(dir).with_context(|| format!("the start gate {}", dir.display()))?;
+        gate = Some(g.clone());
+        session = session.as_worker(k, g).map_err(anyhow::Error::msg)?;
     }
     if args.save_json_results == Some(true) {
         session.lpg_also_in = Some(std::env::current_dir()?);
@@ -311,6 +313,10 @@ fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             crate::load::runner::STOP_GRACE.as_secs()
         ),
     )?;
+    if let Some(g) = gate {
+        // A worker in a pod is stopped through its gate (the platform cannot signal it).
+        rt.spawn(g.watch_stop(stop.clone()));
+    }
     let out = rt.block_on(async {
         let bar = super::progress::StageBar::start(session.current.clone());
         let in_pod = args.hold_results;

@@ -166,6 +166,8 @@ pub struct LoadCtx {
     pub target_port: u16,
     /// Upper bound on the Job's run time (load time + margin), seconds.
     pub active_deadline_seconds: u64,
+    /// Load workers (`LoadSpec.workers`): one Job each.
+    pub workers: u32,
 }
 
 /// Default images per server kind. Unpinned tags are the user's to pin: the snapshot records
@@ -256,6 +258,7 @@ pub fn build(p: &Planned, run_id: &str, opts: &RenderOptions) -> Context {
         target_name,
         target_port,
         active_deadline_seconds: deadline(&p.load),
+        workers: p.load.workers.unwrap_or(1).max(1),
     };
     let benchmark = {
         let opts = prost_reflect::SerializeOptions::new().use_proto_field_name(true);

@@ -995,3 +995,124 @@ fn a_dcgm_exporter_on_the_servers_node_is_found_and_summarised_and_the_report_dr
     let svg = std::fs::read_to_string(&timeline).unwrap_or_else(|e| panic!("{}: {e}", timeline.display()));
     assert!(svg.contains("DCGM_FI_DEV_GPU_UTIL") && svg.contains("client: requests in flight"), "one timeline");
 }
+
+/// (stage, intended µs, dataset prompt tokens) of every request of a results folder, sorted.
+fn requests_in(results: &Path) -> Vec<(String, u64, u64)> {
+    use std::io::Read as _;
+    let mut jsonl = String::new();
+    zstd::Decoder::new(std::fs::File::open(results.join("requests.jsonl.zst")).unwrap())
+        .unwrap()
+        .read_to_string(&mut jsonl)
+        .unwrap();
+    let mut v: Vec<_> = jsonl
+        .lines()
+        .map(|l| {
+            let r: serde_json::Value = serde_json::from_str(l).unwrap();
+            let n = |k: &str| r[k].as_u64().unwrap_or(0);
+            (r["stage"].as_str().unwrap().to_owned(), n("intended_us"), n("dataset_input_tokens"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn three_load_worker_pods_send_what_one_process_sends_and_merge_into_one_result() {
+    let catalog = sim_benchmark("kw", "", "workers: 3 duration_seconds: 2 rates { request_rates: [30, 60] }");
+    let r = kube_run(&catalog);
+    let o = r.run(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = r.bench_dir("kw").join("results");
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    for st in summary["stages"].as_array().unwrap() {
+        let workers = st["workers"].as_array().unwrap();
+        assert_eq!(workers.len(), 3, "{st}");
+        let sent: u64 = workers.iter().map(|w| w["sent"].as_u64().unwrap()).sum();
+        assert_eq!(st["counts"]["sent"].as_u64().unwrap(), sent, "{st}");
+        assert!(st.get("partial").is_none(), "{st}");
+        assert!(workers.iter().all(|w| w["start_offset_ms"].as_f64().is_some_and(|s| s >= 0.0)), "{st}");
+    }
+    for k in 0..3 {
+        assert!(dir.join(format!("workers/{k}/SHA256SUMS")).is_file(), "worker {k}'s own results were fetched");
+    }
+    let kube: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("kube.json")).unwrap()).unwrap();
+    assert_eq!(
+        (kube["workers"].as_u64(), kube["failed_workers"].as_array().map(Vec::len)),
+        (Some(3), Some(0)),
+        "{kube}"
+    );
+    // The same requests as one process on the local platform.
+    let local = Run::new(&catalog);
+    let o = local.run(&["--workers", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let one = requests_in(&local.bench_dir("kw").join("results"));
+    assert!(one.len() > 50, "{}", one.len());
+    assert_eq!(requests_in(&dir), one, "3 pods sent, request for request, what one process sent");
+    assert!(namespaces_of(&r.run_id()).is_empty());
+}
+
+#[test]
+fn a_load_worker_pod_deleted_mid_run_leaves_a_partial_stage_that_says_so() {
+    let catalog = sim_benchmark("kwd", "", "workers: 3 duration_seconds: 3 rates { request_rates: [20, 30] }");
+    let r = kube_run(&catalog);
+    let run_id = "0decade1";
+    let child = spawn_until(&r, &["--run-id", run_id], "[kwd] ready at");
+    let ns = format!("kwd-{run_id}");
+    let (rt, client) = client();
+    let pods: Api<Pod> = Api::namespaced(client, &ns);
+    // Worker 1's pod, once it has reported its first stage (its log says so): then deleted at once.
+    let pod = rt.block_on(async {
+        use futures_util::{AsyncBufReadExt as _, StreamExt as _};
+        let labels = "app=load-engine,inferbench.dev/load-worker=1";
+        let cond = |p: Option<&Pod>| {
+            p.and_then(|p| p.status.as_ref()?.container_statuses.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some())))
+        };
+        let mut events = std::pin::pin!(kube::runtime::watcher(
+            pods.clone(),
+            kube::runtime::watcher::Config::default().labels(labels)
+        ));
+        let name = loop {
+            if let Some(Ok(kube::runtime::watcher::Event::Apply(p))) = events.next().await
+                && cond(Some(&p))
+            {
+                break p.metadata.name.unwrap();
+            }
+        };
+        let lp = kube::api::LogParams { follow: true, ..Default::default() };
+        let mut lines = pods.log_stream(&name, &lp).await.unwrap().lines();
+        while let Some(Ok(line)) = lines.next().await {
+            if inferbench::schema::handoff::parse_stage_log_line(&line).is_some_and(|s| s.name == "rate-20") {
+                break;
+            }
+        }
+        pods.delete(&name, &kube::api::DeleteParams::default().grace_period(0)).await.unwrap();
+        name
+    });
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "the benchmark failed");
+    let rec = &r.run_json()["benchmarks"]["kwd"];
+    assert_eq!(rec["state"], "failed", "{rec}");
+    let reason = rec["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(
+            "a load worker did not finish: partial: 1 of 3 workers did not report this stage (worker 1 (its pod"
+        ),
+        "{reason}"
+    );
+    assert!(reason.contains(&pod), "names the pod: {reason}");
+    // What the others measured is kept, and says what it lacks: the deleted pod's results went
+    // with it (its emptyDir), so every stage lacks worker 1.
+    let kept = r.bench_dir("kwd").join("failed-results");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(kept.join("summary.json")).unwrap()).unwrap();
+    for st in summary["stages"].as_array().unwrap() {
+        let partial = &st["partial"];
+        assert_eq!(partial["missing_workers"], serde_json::json!([1]), "{st}");
+        assert!(partial["unsent_arrivals"].as_u64().unwrap() >= 10, "worker 1's third of ~60–90 arrivals: {partial}");
+        assert_eq!(st["workers"][1]["missing"], true);
+        assert!(st["workers"][0]["sent"].as_u64().unwrap() > 0 && st["workers"][2]["sent"].as_u64().unwrap() > 0);
+        assert!(st.get("server_agreement").is_none(), "a partial stage is not held to the server's counts: {st}");
+    }
+    assert!(namespaces_of(run_id).is_empty());
+}

@@ -94,6 +94,10 @@ pub fn answer_name(phase: Phase, stage: usize) -> String {
 /// The file a worker writes once it has run every stage and written its results.
 pub const OVER: &str = "over";
 
+/// The file the platform writes to stop a worker as Ctrl-C would (where it cannot signal it: in a
+/// pod, through exec).
+pub const STOP: &str = "stop";
+
 fn said_file(dir: &Path, phase: Phase, stage: usize) -> PathBuf {
     dir.join(said_name(phase, stage))
 }
@@ -125,7 +129,8 @@ pub fn listing(dir: &Path) -> std::io::Result<Vec<String>> {
 /// Writes the answer `name` (one of [`answer_name`]) holding `text` into the gate `dir`: what
 /// `inferbench results gate DIR --open NAME --answer TEXT` does in a load pod.
 pub fn write_answer(dir: &Path, name: &str, text: &str) -> std::io::Result<()> {
-    let ok = name.split_once('-').is_some_and(|(p, n)| ["start", "ended"].contains(&p) && n.parse::<usize>().is_ok());
+    let ok = name == STOP
+        || name.split_once('-').is_some_and(|(p, n)| ["start", "ended"].contains(&p) && n.parse::<usize>().is_ok());
     if !ok {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{name:?} is not a gate answer")));
     }
@@ -148,6 +153,21 @@ impl Gate {
     /// Says stage `stage` is done here and waits until it is done everywhere (or a stop).
     pub async fn done(&self, stage: usize, stop: &CancellationToken) -> std::io::Result<()> {
         self.meet(Phase::End, stage, stop).await.map(drop)
+    }
+
+    /// Cancels `stop` once the platform writes [`STOP`] into the gate (looked for every 50 ms).
+    pub async fn watch_stop(self, stop: CancellationToken) {
+        let path = self.dir.join(STOP);
+        loop {
+            if path.exists() {
+                stop.cancel();
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                () = stop.cancelled() => return,
+            }
+        }
     }
 
     /// Says this worker has run every stage and written its results.

@@ -180,8 +180,10 @@ fn merge_stage(
             })
             .collect();
         let lost = match planned {
-            Some(_) => format!("{unsent} arrivals of its share were never sent"),
-            None => "its users' requests were never sent".to_owned(),
+            Some(_) => {
+                format!("{unsent} arrivals of its share are not in the figures (never sent, or sent and lost with it)")
+            }
+            None => "its users' requests are not in the figures".to_owned(),
         };
         let reason = format!(
             "partial: {} of {of} workers did not report this stage ({}); {lost}: the figures cover the other workers only",
@@ -190,6 +192,8 @@ fn merge_stage(
         );
         verdict.delivered = false;
         verdict.reasons.insert(0, reason.clone());
+        // The server saw the missing worker's requests: its counts cannot agree with the rest.
+        result.server_agreement = None;
         result.partial = Some(Partial { reason, missing_workers: missing.clone(), unsent_arrivals: unsent });
         for i in missing {
             result.workers.push(WorkerShare { index: i, missing: true, ..Default::default() });

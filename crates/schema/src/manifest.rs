@@ -15,6 +15,17 @@ pub const LOAD_SPEC_CONFIGMAP: &str = "load-spec";
 pub const MODEL_SERVER: &str = "model-server";
 /// The load engine's Job, and its container.
 pub const LOAD_ENGINE: &str = "load-engine";
+/// Label of a load worker's pod (`LoadSpec.workers` > 1): its index. Worker k's Job is
+/// `load-engine` for k = 0, `load-engine-{k}` after.
+pub const LOAD_WORKER: &str = "inferbench.dev/load-worker";
+/// Where a load worker's start gate is mounted in its pod.
+pub const LOAD_GATE_DIR: &str = "/gate";
+
+/// Whether a Job of the snapshot is a load worker's (`load-engine` or `load-engine-{k}`).
+pub fn is_load_job(name: &str) -> bool {
+    name == LOAD_ENGINE || name.strip_prefix("load-engine-").is_some_and(|k| k.parse::<u32>().is_ok())
+}
+
 /// The ConfigMap the platform creates at run time with the load engine's target URL.
 pub const RUNTIME_CONFIGMAP: &str = "inferbench-runtime";
 

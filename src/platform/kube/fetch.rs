@@ -88,6 +88,13 @@ async fn exec_to(
     }
 }
 
+/// Runs `cmd` in the load container of `pod`; its standard output.
+pub async fn exec_output(api: &Api<Pod>, pod: &str, cmd: &[&str]) -> Result<String, String> {
+    let mut out = Vec::new();
+    exec_to(api, pod, cmd, &mut out).await?;
+    String::from_utf8(out).map_err(|e| format!("{cmd:?} in {pod}: not text: {e}"))
+}
+
 /// Results that could not be downloaded from the load pod, or the engine not released.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]

@@ -17,6 +17,7 @@ pub mod diagnose;
 pub mod fetch;
 pub mod secrets;
 pub mod wait;
+pub mod workers;
 
 use std::{
     path::Path,
@@ -36,7 +37,10 @@ use kube::{
 use serde_json::json;
 
 use super::{Deployment, OnStage, Platform, PlatformError, Snapshot, Target};
-use crate::{load::session::Outcome, schema::manifest::RUNTIME_CONFIGMAP};
+use crate::{
+    load::session::Outcome,
+    schema::manifest::{self, RUNTIME_CONFIGMAP},
+};
 
 /// DCGM exporter pods, by default: NVIDIA's GPU operator's label.
 pub const DCGM_SELECTOR: &str = "app=nvidia-dcgm-exporter";
@@ -180,7 +184,7 @@ impl KubePlatform {
             apply::apply_all(
                 &self.client,
                 snap,
-                |o| o.kind != "Namespace" && !(o.kind == "Job" && o.name == LOAD_JOB),
+                |o| o.kind != "Namespace" && !(o.kind == "Job" && manifest::is_load_job(&o.name)),
                 false,
             )
             .await?;
@@ -388,6 +392,14 @@ impl KubePlatform {
         on_stage: OnStage,
     ) -> Result<Outcome, PlatformError> {
         let reported = Reported::default();
+        if snap.load.workers.unwrap_or(1) > 1 {
+            // Stages are merged once every worker's results are fetched: reported then, below.
+            let outcome = self.load_workers(snap, out, stop).await?;
+            for s in &outcome.results.stages {
+                on_stage(&snap.name, s);
+            }
+            return Ok(outcome);
+        }
         let follower = self.follow_stages(&snap.namespace, snap.name.clone(), on_stage.clone(), reported.clone());
         let r = self.load_and_fetch(snap, out, stop).await;
         follower.abort();
@@ -454,6 +466,109 @@ impl KubePlatform {
             .map_err(|e| PlatformError::Load(format!("{}: {e}", summary.display())))?;
         let recorded = results.stages.iter().filter_map(|s| s.counts.as_ref()).map(|c| c.sent).sum();
         Ok(Outcome { results, recorded, complete: true, slowest_scrape_seconds: None, metrics: None })
+    }
+
+    /// `LoadSpec.workers` > 1: applies every worker's Job, conducts their stages through their
+    /// gates ([`workers`]), fetches each one's sealed results into `out/workers/{k}/` and merges
+    /// them into `out` (see [`crate::load::merge`]).
+    async fn load_workers(
+        &self,
+        snap: &Snapshot,
+        out: &Path,
+        stop: &CancellationToken,
+    ) -> Result<Outcome, PlatformError> {
+        let ns = &snap.namespace;
+        let t0 = Instant::now();
+        let n = snap.load.workers.unwrap_or(1);
+        let jobs: Vec<&crate::snapshot::read::Object> =
+            snap.objects.iter().filter(|o| o.kind == "Job" && manifest::is_load_job(&o.name)).collect();
+        if jobs.len() != n as usize {
+            return Err(PlatformError::Snapshot(format!(
+                "{}: the load spec asks for {n} workers, manifests/ holds {} load Jobs",
+                snap.dir.display(),
+                jobs.len()
+            )));
+        }
+        let mut deadline = 3600;
+        let mut results_dir = String::new();
+        for job in jobs {
+            let value = serde_json::to_value(&job.value).map_err(|e| PlatformError::Snapshot(e.to_string()))?;
+            deadline = value.pointer("/spec/activeDeadlineSeconds").and_then(|v| v.as_u64()).unwrap_or(deadline);
+            results_dir = self::results_dir(&value);
+            apply::apply(&self.client, ns, &value, false).await.map_err(|e| PlatformError::Load(e.to_string()))?;
+        }
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let mut fleet = workers::Pods::new(pods.clone(), n);
+        let t = Duration::from_secs(deadline) + self.opts.timeouts.load_margin;
+        let conducted = wait::bounded(
+            async { crate::platform::workers::conduct(&mut fleet, stop, &mut |_| {}).await.map_err(WaitError::Failed) },
+            t,
+            stop,
+        )
+        .await;
+        let conducted = match conducted {
+            Ok(c) => c,
+            Err(e) => return Err(self.diagnose_wait(snap, "load", "the load workers", t, e).await),
+        };
+        let load_s = t0.elapsed().as_secs_f64();
+        let mut reports = vec![];
+        let mut fetched_bytes = 0;
+        for k in 0..n {
+            let dir = out.join("workers").join(k.to_string());
+            let mut failure = conducted.failed.iter().find(|f| f.0 == k).map(|f| f.1.clone());
+            if failure.is_none() {
+                match self.fetch_worker(ns, k, &results_dir, &dir, stop).await {
+                    Ok(bytes) => fetched_bytes += bytes,
+                    Err(PlatformError::Interrupted) => return Err(PlatformError::Interrupted),
+                    Err(e) => failure = Some(format!("its results could not be fetched: {e}")),
+                }
+            }
+            reports.push(crate::load::merge::Worker { index: k, dir, failure });
+        }
+        let results = crate::load::merge::merge(&snap.load, &reports, out)
+            .map_err(|e| PlatformError::Load(format!("merging the workers' results: {e}")))?;
+        let failed: Vec<String> =
+            reports.iter().filter_map(|w| Some(format!("worker {}: {}", w.index, w.failure.as_ref()?))).collect();
+        let timings = json!({"load_until_over": load_s, "fetch": t0.elapsed().as_secs_f64() - load_s,
+                             "fetched_bytes": fetched_bytes, "workers": n, "failed_workers": failed});
+        let _ = std::fs::write(out.join("kube.json"), serde_json::to_vec_pretty(&timings).unwrap_or_default());
+        let recorded = results.stages.iter().filter_map(|s| s.counts.as_ref()).map(|c| c.sent).sum();
+        let complete = failed.is_empty() && results.stages.iter().all(|s| s.partial.is_none());
+        Ok(Outcome { results, recorded, complete, slowest_scrape_seconds: None, metrics: None })
+    }
+
+    /// Worker `k`'s sealed results into `dir`, then releases its pod; the bytes downloaded.
+    async fn fetch_worker(
+        &self,
+        ns: &str,
+        k: u32,
+        results_dir: &str,
+        dir: &Path,
+        stop: &CancellationToken,
+    ) -> Result<u64, PlatformError> {
+        let labels = format!("app={},{}={k}", manifest::LOAD_ENGINE, manifest::LOAD_WORKER);
+        let tf = self.opts.timeouts.fetch;
+        let pod = match wait::load_sealed_where(&self.client, ns, &labels, tf, stop).await {
+            Ok(wait::LoadPod::Sealed(p)) => p,
+            Err(WaitError::Interrupted) => return Err(PlatformError::Interrupted),
+            Err(e) => return Err(PlatformError::Load(format!("{e:?}"))),
+        };
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        std::fs::create_dir_all(dir).map_err(|e| PlatformError::Load(format!("{}: {e}", dir.display())))?;
+        let fetched = wait::bounded(
+            async { fetch::fetch(&pods, &pod, results_dir, dir).await.map_err(|e| WaitError::Failed(e.0)) },
+            tf,
+            stop,
+        )
+        .await
+        .map_err(|e| match e {
+            WaitError::Interrupted => PlatformError::Interrupted,
+            e => PlatformError::Load(format!("{e:?}")),
+        })?;
+        if let Err(e) = fetch::release(&pods, &pod, results_dir).await {
+            eprintln!("warning: {ns}: releasing load worker {k}'s pod: {e} (the namespace's deletion stops it anyway)");
+        }
+        Ok(fetched.bytes)
     }
 
     /// Waits (briefly) for the Job to complete after the release; says how it ended.
@@ -535,14 +650,6 @@ impl Platform for KubePlatform {
     }
 
     async fn deploy(&self, snap: &Snapshot, stop: &CancellationToken) -> Result<Deployment, PlatformError> {
-        // Said before anything is created: the rendered load Job runs one pod, and a pod sending
-        // a share would leave the rest of the load unsent.
-        if let Some(n) = snap.load.workers.filter(|n| *n > 1) {
-            return Err(PlatformError::Snapshot(format!(
-                "load workers {n}: the kube platform runs one load pod so far (issue: load beyond one pod); \
-                 run it with --platform local, or set workers: 1"
-            )));
-        }
         let t0 = Instant::now();
         if let apply::Claim::Leftover = apply::claim(&self.client, &snap.namespace, &self.opts.run_id).await? {
             // An earlier attempt of this run (killed, or kept by --skip-tear-down): start clean.

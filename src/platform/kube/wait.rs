@@ -148,10 +148,20 @@ pub async fn load_sealed(
     timeout: Duration,
     stop: &CancellationToken,
 ) -> Result<LoadPod, WaitError> {
+    load_sealed_where(client, ns, "app=load-engine", timeout, stop).await
+}
+
+/// [`load_sealed`] of the load pod matching `labels` (one worker's).
+pub async fn load_sealed_where(
+    client: &Client,
+    ns: &str,
+    labels: &str,
+    timeout: Duration,
+    stop: &CancellationToken,
+) -> Result<LoadPod, WaitError> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let mut events = std::pin::pin!(
-        watcher(pods, watcher::Config::default().labels("app=load-engine")).default_backoff().applied_objects()
-    );
+    let mut events =
+        std::pin::pin!(watcher(pods, watcher::Config::default().labels(labels)).default_backoff().applied_objects());
     let wait = async {
         while let Some(p) = events.next().await {
             let Ok(p) = p else { continue }; // recoverable (see deployment_available)
