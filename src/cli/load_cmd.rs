@@ -501,7 +501,7 @@ pub fn stage_line(s: &schema::StageResult) -> String {
     let mut errors: Vec<String> = c.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
     errors.sort();
     format!(
-        "{:<12} sent {:>6} ok {:>6} failed {:>5}{}  achieved {:>8} req/s  out {:>9} tok/s  TTFT p50 {:>8} p99 {:>8} ms  TPOT p50 {:>7} ms  lag p99 {:>7} ms{}{}{}{}",
+        "{:<12} sent {:>6} ok {:>6} failed {:>5}{}  achieved {:>8} req/s  out {:>9} tok/s  TTFT p50 {:>8} p99 {:>8} ms  TPOT p50 {:>7} ms  lag p99 {:>7} ms{}{}{}{}{}",
         s.name,
         c.sent,
         c.succeeded,
@@ -526,6 +526,11 @@ pub fn stage_line(s: &schema::StageResult) -> String {
             Some(v) if v.delivered => "  load delivered".to_owned(),
             Some(v) => format!("  LOAD NOT DELIVERED: {}", v.reasons.join("; ")),
             None => String::new(),
+        },
+        match (s.workers.len(), crate::report::table::worker_start_skew_ms(s)) {
+            (0, _) => String::new(),
+            (n, Some(k)) => format!("  {n} workers, start skew {k:.2} ms"),
+            (n, None) => format!("  {n} workers"),
         },
         match &s.server_agreement {
             Some(a) if a.agrees => "  server agrees".to_owned(),
