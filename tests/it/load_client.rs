@@ -34,7 +34,7 @@ async fn send(url: &str, api: Api, prompt: &Prompt, max_tokens: u32, stream: boo
 async fn send_with(url: &str, api: Api, prompt: &Prompt, max_tokens: u32, stream: bool, timeout: Duration) -> Sent {
     let client = Client::new(url, api, timeout).unwrap();
     let model = if api == Api::TritonGenerate { "ensemble" } else { "meta-llama/Llama-3.1-8B-Instruct" };
-    let req = Request { model, prompt, max_tokens, prompt_tokens: 0, ignore_eos: true, stream };
+    let req = Request { model, prompt, max_tokens, prompt_tokens: 0, ignore_eos: true, stream, keep_text: true };
     let now = Instant::now();
     client.send(&req, "test-1", Timing { stage_start: now, intended: now, waited_for_slot: false }).await
 }
@@ -127,7 +127,7 @@ async fn failures_are_classified() {
     let client = Client::new(&url, Api::OpenaiCompletions, Duration::from_secs(5)).unwrap();
     let now = Instant::now();
     let req =
-        Request { model: "nope", prompt: &text("x"), max_tokens: 2, prompt_tokens: 0, ignore_eos: true, stream: false };
+        Request { model: "nope", prompt: &text("x"), max_tokens: 2, prompt_tokens: 0, ignore_eos: true, stream: false, keep_text: true };
     let r = client.send(&req, "t", Timing { stage_start: now, intended: now, waited_for_slot: false }).await;
     assert_eq!(r.outcome.record.error, Some(ErrorKind::Http4xx));
     let closed = {
@@ -184,6 +184,7 @@ async fn a_target_with_a_path_gets_it_before_every_api_path_with_its_host_header
                 prompt_tokens: 0,
                 ignore_eos: true,
                 stream: false,
+                keep_text: true,
             };
             let r = client.send(&req, "t", Timing { stage_start: now, intended: now, waited_for_slot: false }).await;
             assert_eq!((r.outcome.record.error, r.text), (None, addr.to_string()), "{base}: {:?}", r.error);
@@ -236,7 +237,7 @@ async fn a_tokenizer_counts_answers_without_usage_and_the_servers_counts_are_che
         (Api::OpenaiChatCompletions, 1, 8, true, (4, TokenSource::Tokenizer, false, false)),
     ] {
         let client = Client::new(&url, api, Duration::from_secs(5)).unwrap().with_tokenizer(tokenizer.clone());
-        let req = Request { model: "m", prompt: &text("x"), max_tokens, prompt_tokens, ignore_eos, stream: false };
+        let req = Request { model: "m", prompt: &text("x"), max_tokens, prompt_tokens, ignore_eos, stream: false, keep_text: true };
         let r = client.send(&req, "t", timing).await;
         let rec = r.outcome.record;
         assert_eq!(rec.error, None);

@@ -114,6 +114,7 @@ impl Client {
         let req = &Request { stream: req.stream && self.backend.can_stream(), ..*req };
         let sent = Instant::now();
         let mut m = Measure::new(req, sent);
+        m.keep_text |= self.tokenizer.is_some();
         // Boxed: the exchange's future (HTTP request, connection, body) is most of a request's
         // state, and unboxed it was copied whole at each level it was moved through (the spawn
         // among them): 5-7 % of the client's CPU in memmove at 20 000 req/s.
@@ -259,9 +260,14 @@ struct Measure {
     sent: Instant,
     first_byte: Option<Instant>,
     status: u16,
-    /// Content chunks: arrival, tokens the API counted (0: unknown), text bytes.
-    chunks: Vec<(Instant, u32, u32)>,
+    /// Content chunks: arrival (µs after `sent`), tokens the API counted (0: unknown), text bytes.
+    /// 12 bytes each, grown as they come: a stream holds what it has received, not its
+    /// `max_tokens` in advance (at 24 bytes × 4 096, 98 KB per open stream).
+    chunks: Vec<(u32, u32, u32)>,
+    /// The answer's text, when something needs it: the tokenizer's count, a conversation's next
+    /// turn, a whole (unstreamed) body's word count. Else only its length is kept (in `chunks`).
     text: String,
+    keep_text: bool,
     usage: Usage,
     done: bool,
     prompt_chars: u32,
@@ -280,8 +286,9 @@ impl Measure {
             sent,
             first_byte: None,
             status: 0,
-            chunks: Vec::with_capacity(if req.stream { (req.max_tokens as usize + 2).min(4096) } else { 1 }),
+            chunks: Vec::new(),
             text: String::new(),
+            keep_text: !req.stream || req.keep_text,
             usage: Usage::default(),
             done: false,
             body_ended: false,
@@ -295,8 +302,11 @@ impl Measure {
 
     fn add(&mut self, p: &super::backends::Parsed, at: Instant) {
         if p.is_content() {
-            self.chunks.push((at, p.tokens.unwrap_or(0), p.text.len() as u32));
-            self.text.push_str(&p.text);
+            let after = at.saturating_duration_since(self.sent).as_micros().min(u128::from(NONE_US - 1)) as u32;
+            self.chunks.push((after, p.tokens.unwrap_or(0), p.text.len() as u32));
+            if self.keep_text {
+                self.text.push_str(&p.text);
+            }
         }
         let u = &p.usage;
         self.usage.prompt_tokens = u.prompt_tokens.or(self.usage.prompt_tokens);
@@ -334,7 +344,7 @@ impl Measure {
             .completion_tokens
             .is_some_and(|got| if self.ignore_eos { got != self.max_tokens } else { got > self.max_tokens });
         let per_chunk = spread(&self.chunks, output_tokens);
-        let chunks: Vec<(u32, u32)> = self.chunks.iter().zip(per_chunk).map(|(c, n)| (us(c.0), n)).collect();
+        let chunks: Vec<(u32, u32)> = self.chunks.iter().zip(per_chunk).map(|(c, n)| (c.0, n)).collect();
         let mut error = error;
         if error.is_none() && output_tokens == 0 {
             error = Some((ErrorKind::Empty, "the answer has no output token".into()));
@@ -343,8 +353,8 @@ impl Measure {
             intended_us: since_start(timing.intended),
             sent_us: since_start(self.sent),
             first_byte_us: self.first_byte.map_or(NONE_US, us),
-            first_token_us: self.chunks.first().map_or(NONE_US, |c| us(c.0)),
-            last_token_us: self.chunks.last().map_or(NONE_US, |c| us(c.0)),
+            first_token_us: self.chunks.first().map_or(NONE_US, |c| c.0),
+            last_token_us: self.chunks.last().map_or(NONE_US, |c| c.0),
             end_us: us(end),
             input_tokens: self.usage.prompt_tokens.unwrap_or(if self.prompt_tokens > 0 {
                 self.prompt_tokens
@@ -372,7 +382,7 @@ impl Measure {
 /// Tokens of each chunk, summing to `total`: what the API counted per chunk when that adds up,
 /// else `total` spread in proportion to each chunk's text (a chunk of several tokens, as with
 /// speculative decoding, gets its share), every chunk at least one while there are enough.
-fn spread(chunks: &[(Instant, u32, u32)], total: u32) -> Vec<u32> {
+fn spread(chunks: &[(u32, u32, u32)], total: u32) -> Vec<u32> {
     if chunks.is_empty() {
         return vec![];
     }
@@ -414,12 +424,11 @@ mod tests {
 
     #[test]
     fn tokens_spread_over_chunks_by_text_and_sum_to_the_total() {
-        let t = Instant::now();
-        let c = |bytes| (t, 0, bytes);
+        let c = |bytes| (0, 0, bytes);
         assert_eq!(spread(&[c(4), c(4), c(16)], 6), [1, 1, 4]);
         assert_eq!(spread(&[c(4), c(4)], 2), [1, 1]);
         assert_eq!(spread(&[c(4), c(4), c(4)], 2), [1, 1, 0]);
-        assert_eq!(spread(&[(t, 1, 3), (t, 1, 0)], 2), [1, 1], "API counts that add up are kept");
+        assert_eq!(spread(&[(0, 1, 3), (0, 1, 0)], 2), [1, 1], "API counts that add up are kept");
         let s = spread(&[c(3), c(5), c(7)], 10);
         assert_eq!(s.iter().sum::<u32>(), 10);
     }

@@ -55,6 +55,9 @@ pub struct Request<'a> {
     pub ignore_eos: bool,
     /// Stream the answer.
     pub stream: bool,
+    /// Keep the answer's text (a conversation's next turn needs it); the tokenizer's count keeps
+    /// it anyway.
+    pub keep_text: bool,
 }
 
 /// Token counts a server reports.

@@ -94,6 +94,7 @@ impl Sender for Client {
             prompt_tokens: work.input_tokens,
             ignore_eos,
             stream,
+            keep_text: !work.turns.is_empty(),
         };
         let mut sent = Client::send(self, &req, &id, timing).await;
         sent.outcome.record.model = work.model;
