@@ -89,7 +89,8 @@ fn main() {
         // The child: merge and nothing else, so its peak RSS is the merge's.
         let (dir, workers) = (Path::new(&a[1]), a[2].parse::<u32>().unwrap());
         let spec = LoadSpec { workers: Some(workers), ..Default::default() };
-        let ws: Vec<Worker> = (0..workers).map(|k| Worker { index: k, dir: dir.join(k.to_string()), failure: None }).collect();
+        let ws: Vec<Worker> =
+            (0..workers).map(|k| Worker { index: k, dir: dir.join(k.to_string()), failure: None }).collect();
         let t = Instant::now();
         let r = merge(&spec, &ws, &dir.join("merged")).unwrap();
         let s = t.elapsed().as_secs_f64();

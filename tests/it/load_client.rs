@@ -126,8 +126,15 @@ async fn failures_are_classified() {
     // An unknown model is a 4xx; nothing listening is a connect error.
     let client = Client::new(&url, Api::OpenaiCompletions, Duration::from_secs(5)).unwrap();
     let now = Instant::now();
-    let req =
-        Request { model: "nope", prompt: &text("x"), max_tokens: 2, prompt_tokens: 0, ignore_eos: true, stream: false, keep_text: true };
+    let req = Request {
+        model: "nope",
+        prompt: &text("x"),
+        max_tokens: 2,
+        prompt_tokens: 0,
+        ignore_eos: true,
+        stream: false,
+        keep_text: true,
+    };
     let r = client.send(&req, "t", Timing { stage_start: now, intended: now, waited_for_slot: false }).await;
     assert_eq!(r.outcome.record.error, Some(ErrorKind::Http4xx));
     let closed = {
@@ -237,7 +244,15 @@ async fn a_tokenizer_counts_answers_without_usage_and_the_servers_counts_are_che
         (Api::OpenaiChatCompletions, 1, 8, true, (4, TokenSource::Tokenizer, false, false)),
     ] {
         let client = Client::new(&url, api, Duration::from_secs(5)).unwrap().with_tokenizer(tokenizer.clone());
-        let req = Request { model: "m", prompt: &text("x"), max_tokens, prompt_tokens, ignore_eos, stream: false, keep_text: true };
+        let req = Request {
+            model: "m",
+            prompt: &text("x"),
+            max_tokens,
+            prompt_tokens,
+            ignore_eos,
+            stream: false,
+            keep_text: true,
+        };
         let r = client.send(&req, "t", timing).await;
         let rec = r.outcome.record;
         assert_eq!(rec.error, None);

@@ -436,3 +436,27 @@ async fn an_answer_ending_at_eos_streams_tgis_special_token_and_openais_stop() {
     assert_eq!(v["usage"]["completion_tokens"], 4, "min_tokens, then EOS");
     assert_eq!(words(v["choices"][0]["text"].as_str().unwrap()), 3);
 }
+
+/// A client that opens connections and walks away does not keep the server's files: an idle
+/// keep-alive connection is closed after the idle timeout (tokio's paused clock skips the wait),
+/// one that sends a request in time is served.
+#[tokio::test(start_paused = true)]
+async fn idle_connections_are_closed_after_the_idle_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let s = server(&[]).await;
+    let addr = s.url().trim_start_matches("http://").to_owned();
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let opened = tokio::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert_eq!(n, 0, "closed by the server");
+    let waited = opened.elapsed();
+    assert!(
+        waited >= inferbench::sim::api::IDLE_TIMEOUT && waited < inferbench::sim::api::IDLE_TIMEOUT * 2,
+        "after the idle timeout: {waited:?}"
+    );
+    let mut used = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    used.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    let n = used.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+}

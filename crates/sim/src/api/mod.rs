@@ -30,7 +30,6 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
-    serve::ListenerExt,
 };
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
@@ -45,12 +44,38 @@ use super::{
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 << 20;
 
-/// Serves `sim` on `listener` until an I/O error.
+/// A keep-alive connection idle this long (no request begun) is closed, as vLLM's server
+/// (uvicorn) closes its own: a client that opened tens of thousands and walked away must not keep
+/// the server's files, or its next connections — `/health` among them — wait behind them.
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Serves `sim` on `listener`, each connection on a task of its own. A failed accept (out of
+/// files: more connections than its limit) is waited out a little, and accepting goes on: those
+/// open end, and idle ones are closed after [`IDLE_TIMEOUT`].
 pub async fn serve(listener: TcpListener, sim: Arc<Simulator>) -> io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router(sim)).await
+    let app = hyper_util::service::TowerToHyperService::new(router(sim));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // A connection gone before it was accepted.
+            Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset) => continue,
+            // Out of files or memory: not the end of the server.
+            Err(_) => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(IDLE_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), app)
+                .with_upgrades()
+                .await;
+        });
+    }
 }
 
 /// Every route.
