@@ -137,6 +137,10 @@ pub struct LoadArgs {
     /// until the results are fetched anyway.
     #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
     pub metrics_linger: f64,
+    /// Local IP addresses to connect from, in turn (comma-separated; e.g. 127.0.0.2,127.0.0.3
+    /// towards a server on this machine): each has its own ~28 000 ports towards the server.
+    #[arg(long, value_delimiter = ',', value_name = "IPS")]
+    pub source_addresses: Vec<String>,
     /// Load processes sharing the load (1…1024): arrival k goes to worker k mod N, closed-loop
     /// users are dealt out; each stage starts on one instant and the workers' results are merged
     /// exactly into one (a `workers` table per stage). For more streams than one process's files
@@ -240,6 +244,9 @@ impl LoadArgs {
         set(&mut spec.ignore_eos, self.ignore_eos);
         set(&mut spec.seed, self.seed);
         set(&mut spec.workers, self.workers);
+        if !self.source_addresses.is_empty() {
+            spec.source_addresses.clone_from(&self.source_addresses);
+        }
         if let Some(t) = &self.tokenizer {
             spec.tokenizer = Some(t.clone());
         }

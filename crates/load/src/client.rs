@@ -167,6 +167,12 @@ impl Client {
         let _ = tokio::time::timeout(self.timeout.min(Duration::from_secs(10)), all).await;
     }
 
+    /// Makes new connections from `sources` in turn (see `LoadSpec.source_addresses`).
+    pub fn with_source_addresses(mut self, sources: Vec<std::net::IpAddr>) -> Self {
+        self.pool = self.pool.from_sources(sources);
+        self
+    }
+
     /// Counts output tokens with `tokenizer` too (see [`Client::send`]).
     pub fn with_tokenizer(mut self, tokenizer: Arc<Tokenizer>) -> Self {
         self.added_special_tokens = tokenizer.added_special_tokens();

@@ -38,6 +38,11 @@ type Io = Connection<TokioIo<TcpStream>, Body>;
 /// Idle keep-alive connections to one `host:port`.
 pub struct Pool {
     authority: String,
+    /// Local addresses new connections are made from, in turn (empty: the kernel's choice). The
+    /// kernel has one range of ephemeral ports (~28 000) per local address towards one server
+    /// address: N addresses, N times the connections.
+    sources: Vec<std::net::IpAddr>,
+    next_source: std::sync::atomic::AtomicUsize,
     /// Most recently used last: a request takes the warmest connection, and the ones at the
     /// bottom are those a server may have closed for idleness.
     idle: Mutex<Vec<Conn>>,
@@ -57,7 +62,13 @@ pub struct Conn {
 impl Pool {
     /// A pool for `authority` (`host:port`).
     pub fn new(authority: String) -> Pool {
-        Pool { authority, idle: Mutex::new(Vec::new()) }
+        Pool { authority, sources: vec![], next_source: Default::default(), idle: Mutex::new(Vec::new()) }
+    }
+
+    /// New connections are made from `sources` in turn.
+    pub fn from_sources(mut self, sources: Vec<std::net::IpAddr>) -> Pool {
+        self.sources = sources;
+        self
     }
 
     /// Sends `req` on an idle connection, or on a new one when none is idle or every idle one
@@ -107,7 +118,24 @@ impl Pool {
 
     async fn connect(&self) -> Result<Conn, String> {
         let err = |e: &dyn std::fmt::Display| format!("connect to {}: {e}", self.authority);
-        let tcp = TcpStream::connect(&self.authority).await.map_err(|e| err(&e))?;
+        let tcp = match self.sources.len() {
+            0 => TcpStream::connect(&self.authority).await.map_err(|e| err(&e))?,
+            n => {
+                let source = self.sources[self.next_source.fetch_add(1, SeqCst) % n];
+                let to = tokio::net::lookup_host(&self.authority)
+                    .await
+                    .map_err(|e| err(&e))?
+                    .find(|a| a.is_ipv4() == source.is_ipv4())
+                    .ok_or_else(|| err(&format!("no address of the family of source {source}")))?;
+                let socket =
+                    if source.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
+                        .map_err(|e| err(&e))?;
+                socket
+                    .bind(std::net::SocketAddr::new(source, 0))
+                    .map_err(|e| err(&format!("from source address {source}: {e}")))?;
+                socket.connect(to).await.map_err(|e| err(&e))?
+            }
+        };
         // Small writes go out at once (Nagle's wait would add up to 40 ms to a request).
         tcp.set_nodelay(true).map_err(|e| err(&e))?;
         // Long idle streams through load balancers and NAT stay open.
@@ -287,6 +315,30 @@ mod tests {
         assert_eq!(seen.recv().await.unwrap(), "accepted");
         assert!(seen.recv().await.unwrap().starts_with("POST /second"));
         assert!(seen.try_recv().is_err(), "sent once");
+    }
+
+    #[tokio::test]
+    async fn connections_are_made_from_the_source_addresses_in_turn() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let sources: Vec<std::net::IpAddr> = vec!["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()];
+        let pool = Pool::new(addr).from_sources(sources.clone());
+        let connects = async {
+            let mut conns = vec![];
+            for _ in 0..4 {
+                conns.push(Box::pin(pool.connect()).await.unwrap());
+            }
+            conns
+        };
+        let accepts = async {
+            let mut peers = vec![];
+            for _ in 0..4 {
+                peers.push(listener.accept().await.unwrap().1.ip());
+            }
+            peers
+        };
+        let (_conns, peers) = tokio::join!(connects, accepts);
+        assert_eq!(peers, [sources[0], sources[1], sources[0], sources[1]], "in turn, as the server sees them");
     }
 
     #[tokio::test]

@@ -185,7 +185,15 @@ impl Session {
         let loaded = datasets::load(&dataset, tokenizer.as_ref(), spec.seed.unwrap_or(0))?;
         let broken = (loaded.broken, loaded.first_broken.clone());
         let timeout = Duration::from_secs_f64(spec.request_timeout_seconds.unwrap_or(600.0).max(0.001));
-        let mut client = Client::new(&url, spec.api(), timeout)?;
+        let sources = spec
+            .source_addresses
+            .iter()
+            .map(|a| {
+                a.parse::<std::net::IpAddr>()
+                    .map_err(|_| LoadError::Spec(format!("source_addresses: {a:?} is not an IP address")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut client = Client::new(&url, spec.api(), timeout)?.with_source_addresses(sources);
         if let Some(t) = tokenizer {
             client = client.with_tokenizer(Arc::new(t));
         }
