@@ -169,7 +169,7 @@ impl Client {
 
     /// Makes new connections from `sources` in turn (see `LoadSpec.source_addresses`).
     pub fn with_source_addresses(mut self, sources: Vec<std::net::IpAddr>) -> Self {
-        self.pool = self.pool.from_sources(sources);
+        self.pool = self.pool.with_sources(sources);
         self
     }
 

@@ -66,7 +66,7 @@ impl Pool {
     }
 
     /// New connections are made from `sources` in turn.
-    pub fn from_sources(mut self, sources: Vec<std::net::IpAddr>) -> Pool {
+    pub fn with_sources(mut self, sources: Vec<std::net::IpAddr>) -> Pool {
         self.sources = sources;
         self
     }
@@ -322,7 +322,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let sources: Vec<std::net::IpAddr> = vec!["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()];
-        let pool = Pool::new(addr).from_sources(sources.clone());
+        let pool = Pool::new(addr).with_sources(sources.clone());
         let connects = async {
             let mut conns = vec![];
             for _ in 0..4 {
