@@ -419,12 +419,22 @@ async fn dispatch<S: Sender>(
     let (mut made, mut dropped) = (0u64, 0u64);
     let cap = max_concurrency.map(|n| Arc::new(Semaphore::new(n.max(1) as usize)));
     let inline = tokio::runtime::Handle::current().metrics().num_workers() == 1;
+    let overrun = end.map(|e| e.saturating_duration_since(start).mul_f64(OVERRUN_FRACTION).max(OVERRUN_MIN));
     loop {
         let intended = tokio::select! {
             i = pacer.next() => i,
             () = stop.cancelled() => None,
         };
         let Some(intended) = intended else { break };
+        // A client far behind its schedule (starved of CPU) would go on sending a stage's arrivals
+        // long after its end (a 2 s schedule once took 214 s): past the end by the overrun allowed,
+        // this arrival and those still due are dropped, and counted.
+        if let (Some(e), Some(d)) = (end, overrun)
+            && Instant::now() > e + d
+        {
+            dropped += 1 + still_due(&mut pacer, start, end, made, ctx.share_of);
+            break;
+        }
         // Its number in the whole schedule (every worker's): the prompt it is sent with.
         let index = pacer.rest().last_index();
         let (permit, waited) = match &cap {
@@ -450,15 +460,8 @@ async fn dispatch<S: Sender>(
                         Some(Ok(p)) => (Some(p), true),
                         _ => {
                             // The stage ended while it waited: it and every arrival still
-                            // due before the end are dropped, and counted (exactly up to
-                            // 10⁶ more; beyond, from the schedule's expected count).
-                            let due = |o: &Duration| end.is_some_and(|e| start + *o < e);
-                            let schedule = pacer.rest();
-                            let counted = schedule.by_ref().take_while(due).take(1_000_000).count() as u64;
-                            let expected = schedule.expected_count().unwrap_or(0.0) as u64 / u64::from(ctx.share_of);
-                            let rest =
-                                if counted == 1_000_000 { expected.saturating_sub(made + 1 + counted) } else { 0 };
-                            dropped += 1 + counted + rest;
+                            // due before the end are dropped, and counted.
+                            dropped += 1 + still_due(&mut pacer, start, end, made, ctx.share_of);
                             break;
                         }
                     }
@@ -477,6 +480,22 @@ async fn dispatch<S: Sender>(
         while tasks.try_join_next().is_some() {}
     }
     Dispatched { tasks, made, dropped }
+}
+
+/// How long past a stage's end a client behind its schedule may still send the stage's arrivals:
+/// this share of the stage, at least [`OVERRUN_MIN`]. Beyond, they are dropped (and counted).
+const OVERRUN_FRACTION: f64 = 0.1;
+/// See [`OVERRUN_FRACTION`].
+const OVERRUN_MIN: Duration = Duration::from_secs(1);
+
+/// Arrivals of the schedule after the last one released that were due before `end`: exactly up
+/// to 10⁶ more; beyond, from the schedule's expected count (this worker's share of it).
+fn still_due(pacer: &mut Pacer, start: Instant, end: Option<Instant>, made: u64, share_of: u32) -> u64 {
+    let due = |o: &Duration| end.is_some_and(|e| start + *o < e);
+    let schedule = pacer.rest();
+    let counted = schedule.by_ref().take_while(due).take(1_000_000).count() as u64;
+    let expected = schedule.expected_count().unwrap_or(0.0) as u64 / u64::from(share_of);
+    counted + if counted == 1_000_000 { expected.saturating_sub(made + 1 + counted) } else { 0 }
 }
 
 /// Starts `request` as a task of its own; `inline` (a runtime of one thread), after sending it

@@ -358,3 +358,33 @@ async fn a_stage_given_a_start_instant_counts_its_schedule_from_it() {
     assert!(out.records.iter().all(|r| r.sent_us == r.intended_us), "sent on time from the instant given");
     assert!(Instant::now() >= at + Duration::from_millis(90));
 }
+
+/// A client that needs `cost` of (paused) clock to send each request: starved of CPU.
+struct Starved {
+    cost: Duration,
+    inner: Arc<Fake>,
+}
+
+impl Sender for Starved {
+    async fn send(&self, w: Work, m: Arc<str>, id: String, timing: Timing, s: bool, i: bool) -> Sent {
+        tokio::time::advance(self.cost).await;
+        self.inner.send(w, m, id, timing, s, i).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_starved_client_stops_sending_soon_after_the_stage_end_and_counts_the_rest_as_dropped() {
+    let starved = Arc::new(Starved { cost: Duration::from_millis(10), inner: Fake::new(5) });
+    // 1 000 arrivals in 1 s, each costing the client 10 ms to send: 10 s to send them all.
+    let mut spec = open(vec![Segment::steady(1000.0, secs(1.0))], None, 0);
+    spec.duration = secs(1.0);
+    let started = Instant::now();
+    let out = run_stage(starved, Arc::new(Same), spec, 0).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(2_200), "stopped 1 s past the end, not after 10 s: {took:?}");
+    let sent = out.result.counts.unwrap().sent;
+    let dropped = out.result.offered.unwrap().dropped;
+    assert!((150..=250).contains(&sent), "about 2 s of sending at 100/s: {sent}");
+    assert_eq!(sent + dropped, 1000, "every arrival sent or counted as dropped");
+    assert!(!out.result.verdict.unwrap().delivered, "the verdict says so");
+}
