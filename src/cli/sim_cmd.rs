@@ -30,7 +30,7 @@ fn run(args: &SimArgs) -> anyhow::Result<()> {
                 format!("time scale {}", if args.zero_latency { 0.0 } else { args.time_scale })
             },
         );
-        let server = Server::bind(cfg, addr).await?;
+        let server = Server::bind_sharing(cfg, addr, args.reuse_port).await?;
         // One line a script can wait for and parse.
         println!("inferbench sim: serving {describe} on {}", server.url());
         tokio::select! {

@@ -32,6 +32,11 @@ pub struct SimArgs {
     /// Port to listen on (0: any free port; the address is printed).
     #[arg(long, env = "INFERBENCH_SIM_PORT", default_value_t = 8000)]
     pub port: u16,
+    /// Share the port with other simulators started so (SO_REUSEPORT): the kernel deals the
+    /// connections out among them. One process holds as many streams as its open files allow;
+    /// several on one port hold more (a load of 100 000 streams on one machine).
+    #[arg(long)]
+    pub reuse_port: bool,
     /// Model served (and, with --accelerator, the hardware profile looked up).
     #[arg(long, env = "INFERBENCH_SIM_MODEL", default_value = DEFAULT_MODEL)]
     pub model: String,

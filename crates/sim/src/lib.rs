@@ -496,7 +496,22 @@ pub struct Server {
 impl Server {
     /// Binds `addr` (port 0: any free port) and serves until dropped or [`Server::wait`] ends.
     pub async fn bind(cfg: SimConfig, addr: SocketAddr) -> Result<Server, ServeError> {
-        let listener = TcpListener::bind(addr).await.map_err(|source| ServeError::Listen { addr, source })?;
+        Server::bind_sharing(cfg, addr, false).await
+    }
+
+    /// [`Server::bind`], sharing the port with other servers bound with `reuse_port` (the kernel
+    /// deals connections out among them). The accept queue is long (4 096): thousands of clients
+    /// connect at once when a large closed loop starts.
+    pub async fn bind_sharing(cfg: SimConfig, addr: SocketAddr, reuse_port: bool) -> Result<Server, ServeError> {
+        let listen = || -> std::io::Result<TcpListener> {
+            let socket =
+                if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+            socket.set_reuseaddr(true)?;
+            socket.set_reuseport(reuse_port)?;
+            socket.bind(addr)?;
+            socket.listen(4096)
+        };
+        let listener = listen().map_err(|source| ServeError::Listen { addr, source })?;
         let addr = listener.local_addr()?;
         let sim = Simulator::start(cfg)?;
         let task = tokio::spawn(api::serve(listener, sim.clone()));
