@@ -1081,7 +1081,8 @@ fn a_load_worker_pod_deleted_mid_run_leaves_a_partial_stage_that_says_so() {
         };
         let lp = kube::api::LogParams { follow: true, ..Default::default() };
         let mut lines = pods.log_stream(&name, &lp).await.unwrap().lines();
-        while let Some(Ok(line)) = lines.next().await {
+        loop {
+            let line = lines.next().await.expect("worker 1's log ended before its first stage").unwrap();
             if inferbench::schema::handoff::parse_stage_log_line(&line).is_some_and(|s| s.name == "rate-20") {
                 break;
             }

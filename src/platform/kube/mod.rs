@@ -517,7 +517,8 @@ impl KubePlatform {
             let dir = out.join("workers").join(k.to_string());
             let mut failure = conducted.failed.iter().find(|f| f.0 == k).map(|f| f.1.clone());
             if failure.is_none() {
-                match self.fetch_worker(ns, k, &results_dir, &dir, stop).await {
+                let pod = fleet.pod(k).map(str::to_owned).unwrap_or_default();
+                match self.fetch_worker(ns, &pod, k, &results_dir, &dir, stop).await {
                     Ok(bytes) => fetched_bytes += bytes,
                     Err(PlatformError::Interrupted) => return Err(PlatformError::Interrupted),
                     Err(e) => failure = Some(format!("its results could not be fetched: {e}")),
@@ -541,14 +542,18 @@ impl KubePlatform {
     async fn fetch_worker(
         &self,
         ns: &str,
+        pod: &str,
         k: u32,
         results_dir: &str,
         dir: &Path,
         stop: &CancellationToken,
     ) -> Result<u64, PlatformError> {
+        // The very pod that said it was over (not a replacement the Job may have started), sealed
+        // moments after: a minute is plenty.
         let labels = format!("app={},{}={k}", manifest::LOAD_ENGINE, manifest::LOAD_WORKER);
         let tf = self.opts.timeouts.fetch;
-        let pod = match wait::load_sealed_where(&self.client, ns, &labels, tf, stop).await {
+        let sealing = Duration::from_secs(60);
+        let pod = match wait::load_sealed_where(&self.client, ns, &labels, Some(pod), sealing, stop).await {
             Ok(wait::LoadPod::Sealed(p)) => p,
             Err(WaitError::Interrupted) => return Err(PlatformError::Interrupted),
             Err(e) => return Err(PlatformError::Load(format!("{e:?}"))),

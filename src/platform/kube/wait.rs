@@ -148,20 +148,24 @@ pub async fn load_sealed(
     timeout: Duration,
     stop: &CancellationToken,
 ) -> Result<LoadPod, WaitError> {
-    load_sealed_where(client, ns, "app=load-engine", timeout, stop).await
+    load_sealed_where(client, ns, "app=load-engine", None, timeout, stop).await
 }
 
-/// [`load_sealed`] of the load pod matching `labels` (one worker's).
+/// [`load_sealed`] of the load pod matching `labels` (one worker's), and named `name` if given.
 pub async fn load_sealed_where(
     client: &Client,
     ns: &str,
     labels: &str,
+    name: Option<&str>,
     timeout: Duration,
     stop: &CancellationToken,
 ) -> Result<LoadPod, WaitError> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let mut events =
-        std::pin::pin!(watcher(pods, watcher::Config::default().labels(labels)).default_backoff().applied_objects());
+    let mut config = watcher::Config::default().labels(labels);
+    if let Some(n) = name {
+        config = config.fields(&format!("metadata.name={n}"));
+    }
+    let mut events = std::pin::pin!(watcher(pods, config).default_backoff().applied_objects());
     let wait = async {
         while let Some(p) = events.next().await {
             let Ok(p) = p else { continue }; // recoverable (see deployment_available)

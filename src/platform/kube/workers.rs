@@ -92,17 +92,20 @@ impl Fleet for Pods {
             .await
             .map_err(|e| format!("listing the load pods: {e}"))?;
         let by_worker: HashMap<u32, Pod> = list.items.into_iter().filter_map(|p| Some((worker_of(&p)?, p))).collect();
-        let mut states = vec![];
+        // First what the pods' status says; then the gates of the running ones, listed at once
+        // (each an exec through the API server: tens of ms, and there may be dozens of workers).
+        let mut states: Vec<Option<State>> = vec![];
+        let mut to_list: Vec<(usize, String)> = vec![];
         for k in 0..self.n {
             let i = k as usize;
             if let Some(s) = &self.last[i] {
-                states.push(s.clone());
+                states.push(Some(s.clone()));
                 continue;
             }
             let state = match by_worker.get(&k) {
                 None => match &self.seen[i] {
-                    Some(name) => State::Ended(format!("its pod {name} was deleted")),
-                    None => State::Busy, // not created yet
+                    Some(name) => Some(State::Ended(format!("its pod {name} was deleted"))),
+                    None => Some(State::Busy), // not created yet
                 },
                 Some(p) if self.seen[i].as_ref().is_some_and(|s| Some(s) != p.metadata.name.as_ref()) => {
                     // The Job replaced a pod that was deleted or evicted (a deleted pod is not a
@@ -111,37 +114,46 @@ impl Fleet for Pods {
                     let new = p.metadata.name.clone().unwrap_or_default();
                     let _ = self.gate(&new, &["--open", gate::STOP, "--answer", "stop"]).await;
                     let old = self.seen[i].clone().unwrap_or_default();
-                    State::Ended(format!("its pod {old} was deleted (the Job's replacement {new} was stopped)"))
+                    Some(State::Ended(format!("its pod {old} was deleted (the Job's replacement {new} was stopped)")))
                 }
                 Some(p) => {
                     let name = p.metadata.name.clone().unwrap_or_default();
                     self.seen[i] = Some(name.clone());
                     if let Some(how) = ended(p) {
-                        State::Ended(how)
+                        Some(State::Ended(how))
                     } else if !running(p) {
-                        State::Busy
+                        Some(State::Busy)
                     } else {
-                        match self.gate(&name, &[]).await {
-                            Ok(listing) => {
-                                let said: Vec<&str> = listing.split_whitespace().collect();
-                                if said.contains(&gate::OVER) {
-                                    State::Over
-                                } else if said.contains(&gate::said_name(phase, stage).as_str()) {
-                                    State::Waiting
-                                } else {
-                                    State::Busy
-                                }
-                            }
-                            // Starting, or ending (the next look sees which).
-                            Err(_) => State::Busy,
-                        }
+                        to_list.push((i, name));
+                        None
                     }
                 }
             };
+            states.push(state);
+        }
+        let said_now = gate::said_name(phase, stage);
+        let listings = futures_util::future::join_all(to_list.iter().map(|(_, pod)| self.gate(pod, &[]))).await;
+        for ((i, _), listing) in to_list.into_iter().zip(listings) {
+            states[i] = Some(match listing {
+                Ok(listing) => {
+                    let said: Vec<&str> = listing.split_whitespace().collect();
+                    if said.contains(&gate::OVER) {
+                        State::Over
+                    } else if said.contains(&said_now.as_str()) {
+                        State::Waiting
+                    } else {
+                        State::Busy
+                    }
+                }
+                // Starting, or ending (the next look sees which).
+                Err(_) => State::Busy,
+            });
+        }
+        let states: Vec<State> = states.into_iter().map(|s| s.expect("every worker looked at")).collect();
+        for (i, state) in states.iter().enumerate() {
             if matches!(state, State::Over | State::Ended(_)) {
                 self.last[i] = Some(state.clone());
             }
-            states.push(state);
         }
         Ok(states)
     }
