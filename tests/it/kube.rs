@@ -996,26 +996,6 @@ fn a_dcgm_exporter_on_the_servers_node_is_found_and_summarised_and_the_report_dr
     assert!(svg.contains("DCGM_FI_DEV_GPU_UTIL") && svg.contains("client: requests in flight"), "one timeline");
 }
 
-/// (stage, intended µs, dataset prompt tokens) of every request of a results folder, sorted.
-fn requests_in(results: &Path) -> Vec<(String, u64, u64)> {
-    use std::io::Read as _;
-    let mut jsonl = String::new();
-    zstd::Decoder::new(std::fs::File::open(results.join("requests.jsonl.zst")).unwrap())
-        .unwrap()
-        .read_to_string(&mut jsonl)
-        .unwrap();
-    let mut v: Vec<_> = jsonl
-        .lines()
-        .map(|l| {
-            let r: serde_json::Value = serde_json::from_str(l).unwrap();
-            let n = |k: &str| r[k].as_u64().unwrap_or(0);
-            (r["stage"].as_str().unwrap().to_owned(), n("intended_us"), n("dataset_input_tokens"))
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn three_load_worker_pods_send_what_one_process_sends_and_merge_into_one_result() {
     let catalog = sim_benchmark("kw", "", "workers: 3 duration_seconds: 2 rates { request_rates: [30, 60] }");
@@ -1045,9 +1025,9 @@ fn three_load_worker_pods_send_what_one_process_sends_and_merge_into_one_result(
     let local = Run::new(&catalog);
     let o = local.run(&["--workers", "1"]);
     assert!(o.status.success(), "{}", text(&o));
-    let one = requests_in(&local.bench_dir("kw").join("results"));
+    let one = crate::common::results::sent(&local.bench_dir("kw").join("results"));
     assert!(one.len() > 50, "{}", one.len());
-    assert_eq!(requests_in(&dir), one, "3 pods sent, request for request, what one process sent");
+    assert_eq!(crate::common::results::sent(&dir), one, "3 pods sent, request for request, what one process sent");
     assert!(namespaces_of(&r.run_id()).is_empty());
 }
 

@@ -4,13 +4,14 @@
 
 use std::{
     collections::BTreeMap,
-    io::Read as _,
     path::{Path, PathBuf},
     process::{Command, Output},
 };
 
 use clap::Parser;
 use inferbench::{cli::sim_cmd::SimArgs, sim::Server};
+
+use crate::common::results::{records, sent};
 
 const BIN: &str = env!("CARGO_BIN_EXE_inferbench");
 const MODEL: &str = "meta-llama/Llama-3.1-8B-Instruct";
@@ -42,33 +43,8 @@ fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-fn records(dir: &Path) -> Vec<serde_json::Value> {
-    let mut jsonl = String::new();
-    zstd::Decoder::new(std::fs::File::open(dir.join("requests.jsonl.zst")).unwrap())
-        .unwrap()
-        .read_to_string(&mut jsonl)
-        .unwrap();
-    jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
 fn summary(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
-}
-
-/// (stage, intended µs, prompt tokens as the dataset counted them) of every request, sorted.
-fn sent(dir: &Path) -> Vec<(String, u64, u64)> {
-    let mut v: Vec<_> = records(dir)
-        .iter()
-        .map(|r| {
-            (
-                r["stage"].as_str().unwrap().to_owned(),
-                r["intended_us"].as_u64().unwrap(),
-                r["dataset_input_tokens"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 /// A histogram (µs, 3 digits: the engine's) of `field` over the records of `stage`.

@@ -12,7 +12,6 @@
 //! they take turns ([`turn`]).
 
 use std::{
-    io::Read as _,
     path::{Path, PathBuf},
     process::{Command, Output},
 };
@@ -51,15 +50,6 @@ fn summary(dir: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap()
 }
 
-fn records(dir: &Path) -> Vec<Value> {
-    let mut jsonl = String::new();
-    zstd::Decoder::new(std::fs::File::open(dir.join("requests.jsonl.zst")).unwrap())
-        .unwrap()
-        .read_to_string(&mut jsonl)
-        .unwrap();
-    jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
@@ -95,7 +85,7 @@ fn completions_and_chat_streamed_and_not_count_tokens_as_vllm_does() {
         assert_eq!(u(&c["token_count_source"]["usage"]), 12, "{name}: {c}");
         assert_eq!(u(&c["prompt_token_mismatches"]), 0, "{name}: vLLM counted the prompt otherwise: {c}");
         assert_eq!(u(&c["output_length_mismatches"]), 0, "{name}: vLLM did not honour the length: {c}");
-        let recs = records(&out);
+        let recs = crate::common::results::records(&out);
         for r in &recs {
             let (server, dataset) = (u(&r["input_tokens"]), u(&r["dataset_input_tokens"]));
             if api == "OPENAI_COMPLETIONS" {
@@ -142,7 +132,7 @@ fn a_prompt_beyond_max_model_len_is_the_400_vllm_answers() {
     for absent in ["e2e_ms", "ttft_ms", "tpot_ms", "output_tokens"] {
         assert!(s.get(absent).is_none(), "{absent} was not measured: {s}");
     }
-    assert!(records(&out).iter().all(|r| r["status"] == 400), "vLLM answers 400");
+    assert!(crate::common::results::records(&out).iter().all(|r| r["status"] == 400), "vLLM answers 400");
     let line = String::from_utf8_lossy(&o.stdout).lines().find(|l| l.starts_with("users-1")).unwrap().to_owned();
     assert!(line.contains("TTFT p50        - p99        - ms  TPOT p50       - ms"), "{line}");
 }
@@ -164,7 +154,7 @@ fn the_clients_figures_agree_with_vllms_own_clock_and_counters() {
     );
     assert!(o.status.success(), "{}", text(&o));
     let sum = summary(&out);
-    let recs = records(&out);
+    let recs = crate::common::results::records(&out);
     let mut report = String::new();
     for s in sum["stages"].as_array().unwrap() {
         let name = s["name"].as_str().unwrap();

@@ -8,7 +8,10 @@ use std::{
     process::{ChildStdout, Command, Stdio},
 };
 
-use crate::common::run::{Run, text};
+use crate::common::{
+    results::sent,
+    run::{Run, text},
+};
 
 /// A benchmark on a fast simulated server: `name`, its base (or a full config), and load.
 fn sim_benchmark(name: &str, replicas: u32, load: &str) -> String {
@@ -288,29 +291,6 @@ fn a_second_ctrl_c_exits_at_once_without_corrupting_anything() {
     assert_eq!(rec["state"], "pending", "a running state left by a gone process is no longer running: {rec}");
 }
 
-/// (stage, intended µs, dataset prompt tokens) of every request of a benchmark, sorted.
-fn requests_of(bench_dir: &Path) -> Vec<(String, u64, u64)> {
-    use std::io::Read as _;
-    let mut jsonl = String::new();
-    zstd::Decoder::new(std::fs::File::open(bench_dir.join("results/requests.jsonl.zst")).unwrap())
-        .unwrap()
-        .read_to_string(&mut jsonl)
-        .unwrap();
-    let mut v: Vec<_> = jsonl
-        .lines()
-        .map(|l| {
-            let r: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                r["stage"].as_str().unwrap().to_owned(),
-                r["intended_us"].as_u64().unwrap(),
-                r["dataset_input_tokens"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn a_benchmark_with_three_load_workers_gives_one_merged_result_equal_to_one_workers_requests() {
     let load = "duration_seconds: 1.5 rates { request_rates: [40, 80] }";
@@ -321,9 +301,9 @@ fn a_benchmark_with_three_load_workers_gives_one_merged_result_equal_to_one_work
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     let (one, three) = (f.bench_dir("one"), f.bench_dir("three"));
-    let sent = requests_of(&one);
-    assert!(sent.len() > 100, "{}", sent.len());
-    assert_eq!(requests_of(&three), sent, "the same prompts on the same intended times");
+    let by_one = sent(&one.join("results"));
+    assert!(by_one.len() > 100, "{}", by_one.len());
+    assert_eq!(sent(&three.join("results")), by_one, "the same prompts on the same intended times");
     let s = summary(&three);
     for st in s["stages"].as_array().unwrap() {
         let workers = st["workers"].as_array().unwrap();
@@ -349,5 +329,5 @@ fn a_benchmark_with_three_load_workers_gives_one_merged_result_equal_to_one_work
     assert!(o.status.success(), "{}", text(&o));
     let overridden = f.out().join("override/one-override");
     assert_eq!(summary(&overridden)["stages"][0]["workers"].as_array().unwrap().len(), 2);
-    assert_eq!(requests_of(&overridden), sent);
+    assert_eq!(sent(&overridden.join("results")), by_one);
 }
