@@ -63,6 +63,19 @@ const FILES_RESERVED: u64 = 64;
 /// and a local port towards the one server address (the kernel's ephemeral range). Said before
 /// the run, with what to do, instead of users that silently never run.
 fn streams_beyond_limits(spec: &LoadSpec, stages: &[StageSpec]) -> Option<String> {
+    let files = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum.unwrap_or(u64::MAX);
+    let ports = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| {
+            let mut it = t.split_whitespace().map(|x| x.parse::<u64>().ok());
+            Some(it.next()??.abs_diff(it.next()??) + 1)
+        })
+        .unwrap_or(u64::MAX);
+    streams_beyond(spec, stages, files, ports)
+}
+
+/// [`streams_beyond_limits`] with a process file limit of `files` and `ports` ephemeral ports.
+fn streams_beyond(spec: &LoadSpec, stages: &[StageSpec], files: u64, ports: u64) -> Option<String> {
     let workers = spec.workers.unwrap_or(1).max(1);
     // Worker 0 has the largest share.
     let share = Share { index: 0, of: workers };
@@ -75,21 +88,27 @@ fn streams_beyond_limits(spec: &LoadSpec, stages: &[StageSpec]) -> Option<String
             Load::Open { .. } => None,
         })
         .max_by_key(|(n, _)| *n)?;
-    let files = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum.unwrap_or(u64::MAX);
-    let ports = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|t| {
-            let mut it = t.split_whitespace().map(|x| x.parse::<u64>().ok());
-            Some(it.next()??.abs_diff(it.next()??) + 1)
-        })
-        .unwrap_or(u64::MAX);
-    let (limit, why) = if files.saturating_sub(FILES_RESERVED) < ports {
+    // Each source address has its own ports towards the server.
+    let sources = spec.source_addresses.len().max(1) as u64;
+    let (limit, why) = if files.saturating_sub(FILES_RESERVED) < ports.saturating_mul(sources) {
         (
             files.saturating_sub(FILES_RESERVED),
             format!("this process may open {files} files (its hard limit, `ulimit -Hn`)"),
         )
+    } else if sources > 1 {
+        (
+            ports * sources,
+            format!(
+                "{sources} source addresses have {ports} local ports each towards the server (net.ipv4.ip_local_port_range)"
+            ),
+        )
     } else {
-        (ports, format!("one address has {ports} local ports towards the server (net.ipv4.ip_local_port_range)"))
+        (
+            ports,
+            format!(
+                "one address has {ports} local ports towards the server (net.ipv4.ip_local_port_range; more with --source-addresses)"
+            ),
+        )
     };
     if most <= limit {
         return None;
@@ -497,6 +516,31 @@ mod tests {
             ..Default::default()
         };
         stages::plan(&spec, &Arc::default()).unwrap()
+    }
+
+    #[test]
+    fn users_beyond_the_ports_or_files_are_refused_saying_what_to_do() {
+        let spec = |users: u32, workers: u32, sources: &[&str]| LoadSpec {
+            pattern: Some(Pattern::Concurrency(ClosedLoop { users: vec![users] })),
+            models: vec!["m".into()],
+            duration_seconds: Some(10.0),
+            workers: Some(workers),
+            source_addresses: sources.iter().map(|s| (*s).to_owned()).collect(),
+            ..Default::default()
+        };
+        let check = |s: LoadSpec, files| streams_beyond(&s, &stages::plan(&s, &Arc::default()).unwrap(), files, 28_232);
+        let e = check(spec(30_000, 1, &[]), 1 << 20).unwrap();
+        assert!(
+            e.starts_with("30000 users need up to 30000 open connections, but one address has 28232 local ports"),
+            "{e}"
+        );
+        assert!(e.contains("more with --source-addresses") && e.contains("--workers 2"), "{e}");
+        assert_eq!(check(spec(30_000, 1, &["127.0.0.2", "127.0.0.3"]), 1 << 20), None, "two addresses have the ports");
+        let e = check(spec(30_000, 1, &["127.0.0.2", "127.0.0.3"]), 20_000).unwrap();
+        assert!(e.contains("this process may open 20000 files") && e.contains("--workers 2"), "{e}");
+        assert_eq!(check(spec(30_000, 2, &[]), 20_000), None, "15 000 each");
+        let e = check(spec(100_000, 4, &[]), 20_000).unwrap();
+        assert!(e.contains("(25000 for each of 4 workers)") && e.contains("--workers 6"), "{e}");
     }
 
     #[test]
