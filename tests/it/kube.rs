@@ -186,6 +186,22 @@ fn processes_of_pod(pod: &str) -> Vec<(u32, BTreeMap<String, String>)> {
 }
 
 /// Asserts that `needle` is in no file under `dir` (zstd files decompressed).
+/// Waits until process `pid` (not ours) has exited, or `within` passes: its pidfd becomes readable
+/// when it exits (Linux 5.3+); a process already gone returns at once.
+fn wait_for_exit(pid: u32, within: std::time::Duration) {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) } as libc::c_int;
+    if fd < 0 {
+        return; // gone already
+    }
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd; the descriptor is ours and closed after.
+    unsafe {
+        libc::poll(&mut p, 1, within.as_millis().min(i32::MAX as u128) as libc::c_int);
+        libc::close(fd);
+    }
+}
+
 fn assert_nowhere_under(dir: &Path, needle: &str) {
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let path = e.path();
@@ -880,9 +896,9 @@ fn a_real_vllm_serves_a_benchmark_through_the_whole_lifecycle() {
     // finished load pod's grace of 0 leaks into the next pod's deletion), so the namespace can be
     // gone a moment before the node has stopped the pod: SIGTERM, a 2-second grace, then SIGKILL to
     // the whole process group, as a kubelet does.
-    let t0 = std::time::Instant::now();
-    while !processes_of_pod(&pod).is_empty() && t0.elapsed().as_secs() < 20 {
-        std::thread::sleep(std::time::Duration::from_millis(100));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    for (pid, _) in processes_of_pod(&pod) {
+        wait_for_exit(pid, deadline.saturating_duration_since(std::time::Instant::now()));
     }
     let left: Vec<String> = processes_of_pod(&pod)
         .iter()
