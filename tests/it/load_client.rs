@@ -40,7 +40,7 @@ async fn send_with(url: &str, api: Api, prompt: &Prompt, max_tokens: u32, stream
 }
 
 fn text(s: &str) -> Prompt {
-    Prompt::Text(s.to_owned())
+    Prompt::Text(s.into())
 }
 
 #[tokio::test]

@@ -45,7 +45,7 @@ pub(super) fn ipex(
     let output = DEFAULT_OUTPUT.min(max_out);
     walk(&v, "", &mut |at, leaf| match leaf.as_str() {
         Some(text) if !text.is_empty() => {
-            keep(out, Entry::single(Prompt::Text(text.to_owned()), counter.count(text), output));
+            keep(out, Entry::single(Prompt::Text(text.into()), counter.count(text), output));
         }
         _ => {
             out.broken += 1;

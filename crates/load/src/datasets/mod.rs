@@ -106,7 +106,7 @@ fn load_entries(spec: &Dataset, tokenizer: Option<&Tokenizer>, seed: u64) -> Res
                 match (turns.next(), turns.next()) {
                     (Some(q), Some(a)) if q.from != "gpt" => {
                         let (input, output) = (counter.count(&q.value), counter.count(&a.value));
-                        keep(&mut out, Entry::single(Prompt::Text(q.value.to_string()), input, output));
+                        keep(&mut out, Entry::single(Prompt::Text(q.value.to_string().into()), input, output));
                     }
                     _ => {
                         out.broken += 1;
@@ -123,7 +123,7 @@ fn load_entries(spec: &Dataset, tokenizer: Option<&Tokenizer>, seed: u64) -> Res
                 match serde_json::from_str::<JsonlEntry<'_>>(line) {
                     Ok(e) => {
                         let input = counter.count(&e.prompt);
-                        keep(&mut out, Entry::single(Prompt::Text(e.prompt.into_owned()), input, e.output_len));
+                        keep(&mut out, Entry::single(Prompt::Text(e.prompt.into_owned().into()), input, e.output_len));
                     }
                     Err(err) => {
                         out.broken += 1;
@@ -142,7 +142,7 @@ fn load_entries(spec: &Dataset, tokenizer: Option<&Tokenizer>, seed: u64) -> Res
                 let o = draw(&output, 128, &mut rng)?;
                 let (text, tokens) = filler.text(n, &mut rng);
                 out.entries.push(Entry {
-                    prompt: Prompt::Text(text),
+                    prompt: Prompt::Text(text.into()),
                     input_tokens: tokens,
                     output_tokens: o,
                     turns: Arc::default(),
@@ -163,7 +163,7 @@ fn load_entries(spec: &Dataset, tokenizer: Option<&Tokenizer>, seed: u64) -> Res
                     let text = format!("{prefix}{suffix}");
                     let tokens = filler.count(&text).unwrap_or(prefix_len + suffix_len);
                     out.entries.push(Entry {
-                        prompt: Prompt::Text(text),
+                        prompt: Prompt::Text(text.into()),
                         input_tokens: tokens,
                         output_tokens: output,
                         turns: Arc::default(),
@@ -538,7 +538,7 @@ mod tests {
         let l = load(&ds(dataset::Source::SharedPrefix(sp)), None, 1).unwrap();
         assert_eq!(l.entries.len(), 6);
         let text = |i: usize| match &l.entries[i].prompt {
-            Prompt::Text(t) => t.clone(),
+            Prompt::Text(t) => t.to_string(),
             Prompt::Chat(_) => unreachable!(),
         };
         let prefix = |i: usize| text(i).split_whitespace().take(50).collect::<Vec<_>>().join(" ");
@@ -590,7 +590,7 @@ mod tests {
 
     #[test]
     fn sampling_is_seeded_and_follows_the_traffic_split() {
-        let entries = (0..10).map(|i| Entry::single(Prompt::Text(i.to_string()), 4, 4));
+        let entries = (0..10).map(|i| Entry::single(Prompt::Text(i.to_string().into()), 4, 4));
         let loaded = || Loaded { entries: entries.clone().collect(), ..Loaded::default() };
         let s = Sampled::new(loaded(), 2, &[3.0, 1.0], 5).unwrap();
         let firsts: Vec<_> = (0..10).map(|i| s.get(i).prompt).collect();

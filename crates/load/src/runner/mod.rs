@@ -580,7 +580,7 @@ impl<S: Sender> Ctx<S> {
         let mut history = match (&work.prompt, turns.is_empty()) {
             (_, true) => vec![],
             (Prompt::Chat(m), false) => m.clone(),
-            (Prompt::Text(t), false) => vec![Message { role: "user".into(), content: t.clone() }],
+            (Prompt::Text(t), false) => vec![Message { role: "user".into(), content: t.to_string() }],
         };
         let in_warmup = intended < self.warmup_end;
         let mut timing = Timing { stage_start: self.start, intended, waited_for_slot };

@@ -228,7 +228,7 @@ impl Sender for Echo {
         tokio::time::sleep(Duration::from_millis(30)).await;
         let last = match &w.prompt {
             Prompt::Chat(m) => m.last().unwrap().content.clone(),
-            Prompt::Text(t) => t.clone(),
+            Prompt::Text(t) => t.to_string(),
         };
         let record = RequestRecord {
             intended_us: (timing.intended - timing.stage_start).as_micros() as u64,
@@ -276,7 +276,7 @@ async fn a_conversation_sends_each_turn_after_the_previous_answer_with_the_real_
     assert_eq!(times, [0, 30, 60], "each turn when the previous answer is complete");
     let msgs = |p: &Prompt| match p {
         Prompt::Chat(m) => m.iter().map(|m| format!("{}: {}", m.role, m.content)).collect::<Vec<_>>(),
-        Prompt::Text(t) => vec![t.clone()],
+        Prompt::Text(t) => vec![t.to_string()],
     };
     assert_eq!(
         msgs(&sent[2].1),
