@@ -1,21 +1,17 @@
-//! Sends one request and measures it: the HTTP client (hyper, TCP_NODELAY, keep-alive
-//! connections each driven by the request that holds it: `pool`), SSE parsing as bytes
-//! arrive, each content chunk timestamped on arrival, errors classified, the output token count
+//! Sends one request and measures it: the HTTP client (HTTP/1.1, TCP_NODELAY, keep-alive
+//! connections each driven by the request that holds it: `pool` and `http1`), SSE parsing as
+//! bytes arrive, each content chunk timestamped on arrival, errors classified, the output token count
 //! taken from the server's usage when it gives one.
 
 use crate::LoadError;
 use std::{sync::Arc, time::Duration};
 
-use http_body_util::{BodyExt as _, Full};
-use hyper::{
-    body::{Bytes, Incoming},
-    header::HeaderValue,
-};
 use tokio::time::Instant;
 
 use super::{
     backends::{Backend, EventError, Request, Usage, for_api},
-    pool::Pool,
+    http1,
+    pool::{Conn, Pool},
     recorder::{ErrorKind, NONE_US, Outcome, RequestRecord, TokenSource},
     sse::SseParser,
     tokenize::Tokenizer,
@@ -36,12 +32,10 @@ const MAX_ERROR_BODY: usize = 64 << 10;
 /// A client for one target.
 pub struct Client {
     pool: Pool,
-    /// The target as given, for messages.
-    base: String,
     /// Its path, put before each API path (`/v1/completions` …); empty at the root.
     prefix: String,
     /// `Host` header value.
-    host: HeaderValue,
+    host: String,
     backend: Box<dyn Backend>,
     timeout: Duration,
     tokenizer: Option<Arc<Tokenizer>>,
@@ -93,9 +87,8 @@ impl Client {
         };
         Ok(Client {
             pool: Pool::new(format!("{host}:{port}")),
-            base: base_url.trim_end_matches('/').to_owned(),
             prefix: u.path().trim_end_matches('/').to_owned(),
-            host: HeaderValue::from_str(&host_header).map_err(|e| format!("\"{base_url}\": {e}"))?,
+            host: host_header,
             backend: for_api(api),
             timeout,
             tokenizer: None,
@@ -156,10 +149,10 @@ impl Client {
     /// (the load opens what it needs) after the request timeout or 10 s, whichever is shorter.
     pub async fn warm(&self, n: usize) {
         let path = format!("{}/health", self.prefix);
+        let req = http1::request("GET", &path, &[("host", &self.host)], None);
         let one = || async {
-            let req = hyper::Request::get(&path).header(hyper::header::HOST, &self.host).body(Full::default()).ok()?;
-            let (mut conn, resp) = self.pool.send(req).await.ok()?;
-            conn.drive(resp.into_body().collect()).await.ok()?;
+            let (mut conn, _) = self.pool.send(&req).await.ok()?;
+            while !conn.read_body(|_, _| ()).await.ok()? {}
             self.pool.put(conn);
             Some(())
         };
@@ -182,19 +175,21 @@ impl Client {
 
     async fn exchange(&self, req: &Request<'_>, id: &str, m: &mut Measure) -> Result<(), (ErrorKind, String)> {
         let path = format!("{}{}", self.prefix, self.backend.path(req));
-        let body = Bytes::from(self.backend.body(req));
-        let http_req = hyper::Request::post(&path)
-            .header(hyper::header::HOST, &self.host)
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .header(hyper::header::ACCEPT, if req.stream { "text/event-stream" } else { "application/json" })
-            .header("x-request-id", id)
-            .body(Full::new(body))
-            .map_err(|e| (ErrorKind::Connect, format!("bad request to {}{path}: {e}", self.base)))?;
-        let (mut conn, resp) =
-            self.pool.send(http_req).await.map_err(|e| (ErrorKind::Connect, format!("{path}: {e}")))?;
-        m.first_byte = Some(Instant::now());
-        m.status = resp.status().as_u16();
-        let read = conn.drive(self.read(req, resp.into_body(), m)).await;
+        let accept = if req.stream { "text/event-stream" } else { "application/json" };
+        let headers = [
+            ("host", self.host.as_str()),
+            ("content-type", "application/json"),
+            ("accept", accept),
+            ("x-request-id", id),
+        ];
+        let http_req = http1::request("POST", &path, &headers, Some(&self.backend.body(req)));
+        let sent = self.pool.send(&http_req).await;
+        // The request's bytes are not kept while the answer streams.
+        drop(http_req);
+        let (mut conn, head) = sent.map_err(|e| (ErrorKind::Connect, format!("{path}: {e}")))?;
+        m.first_byte = Some(conn.answer_at());
+        m.status = head.status;
+        let read = self.read(req, &mut conn, m).await;
         // Read to its end, the answer leaves the connection ready for another; else (a parse
         // error mid-stream) it is closed.
         if m.body_ended {
@@ -204,22 +199,18 @@ impl Client {
     }
 
     /// Reads and parses an answer's body (`m.status` is its status).
-    async fn read(&self, req: &Request<'_>, mut body: Incoming, m: &mut Measure) -> Result<(), (ErrorKind, String)> {
+    async fn read(&self, req: &Request<'_>, conn: &mut Conn, m: &mut Measure) -> Result<(), (ErrorKind, String)> {
         if !(200..300).contains(&m.status) {
             let mut text = Vec::new();
-            loop {
-                match body.frame().await {
-                    Some(Ok(frame)) => {
-                        if let Some(d) = frame.data_ref() {
-                            let room = MAX_ERROR_BODY - text.len().min(MAX_ERROR_BODY);
-                            text.extend_from_slice(&d[..d.len().min(room)]);
-                        }
-                    }
-                    Some(Err(_)) => break,
-                    None => {
-                        m.body_ended = true;
-                        break;
-                    }
+            let keep = |d: &[u8], _| {
+                let room = MAX_ERROR_BODY - text.len().min(MAX_ERROR_BODY);
+                text.extend_from_slice(&d[..d.len().min(room)]);
+            };
+            let mut keep = keep;
+            while let Ok(ended) = conn.read_body(&mut keep).await {
+                if ended {
+                    m.body_ended = true;
+                    break;
                 }
             }
             let shown = String::from_utf8_lossy(&text[..text.len().min(300)]).into_owned();
@@ -229,31 +220,44 @@ impl Client {
             let mut parser = SseParser::new();
             let mut events = Vec::new();
             loop {
-                let frame = match body.frame().await {
-                    None => {
-                        m.body_ended = true;
-                        break;
-                    }
-                    Some(Ok(f)) => f,
-                    Some(Err(e)) => return Err((ErrorKind::StreamCut, format!("the stream broke: {e}"))),
-                };
-                let Some(data) = frame.data_ref() else { continue };
-                // Stamped before anything is parsed.
-                let at = Instant::now();
-                parser.push(data, at, &mut events).map_err(|e| (ErrorKind::Parse, e.to_string()))?;
+                // Each piece carries the time its read completed, taken before anything is parsed.
+                let mut unreadable = None;
+                let ended = conn
+                    .read_body(|data, at| {
+                        if let Err(e) = parser.push(data, at, &mut events) {
+                            unreadable.get_or_insert(e);
+                        }
+                    })
+                    .await
+                    .map_err(|e| (ErrorKind::StreamCut, format!("the stream broke: {e}")))?;
+                if let Some(e) = unreadable {
+                    return Err((ErrorKind::Parse, e.to_string()));
+                }
                 for ev in events.drain(..).filter(|e| !e.data.is_empty()) {
                     let p = self.backend.parse_event(&ev.data).map_err(classify)?;
                     m.add(&p, ev.at);
+                }
+                if ended {
+                    m.body_ended = true;
+                    break;
                 }
             }
             if parser.finish() || (self.backend.stream_has_end_marker() && !m.done) {
                 return Err((ErrorKind::StreamCut, "the stream ended before its end marker".into()));
             }
         } else {
-            let bytes =
-                body.collect().await.map_err(|e| (ErrorKind::StreamCut, format!("the body broke: {e}")))?.to_bytes();
+            let mut bytes = Vec::new();
+            let mut at = Instant::now();
+            let mut keep = |d: &[u8], read_at| {
+                bytes.extend_from_slice(d);
+                at = read_at;
+            };
+            while !conn
+                .read_body(&mut keep)
+                .await
+                .map_err(|e| (ErrorKind::StreamCut, format!("the body broke: {e}")))?
+            {}
             m.body_ended = true;
-            let at = Instant::now();
             let p = self.backend.parse_body(&bytes).map_err(classify)?;
             m.add(&p, at);
         }

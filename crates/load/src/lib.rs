@@ -30,6 +30,7 @@ mod error;
 pub mod exporter;
 pub mod gate;
 pub mod host;
+pub(crate) mod http1;
 pub mod merge;
 pub mod output;
 pub mod pacer;
