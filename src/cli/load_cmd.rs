@@ -439,6 +439,16 @@ fn run_workers(args: &LoadArgs, spec: &LoadSpec) -> anyhow::Result<ExitCode> {
     for s in &merged.results.stages {
         let _ = writeln!(std::io::stdout(), "{}", crate::report::table::workers_table(s));
     }
+    if args.save_json_results == Some(true) {
+        // LPG's own place (the working folder) gets the merge's LPG files, as one process's run does.
+        let lpg = out.join("lpg");
+        for entry in std::fs::read_dir(&lpg).with_context(|| format!("{}", lpg.display()))? {
+            let from = entry?.path();
+            let to = std::env::current_dir()?.join(from.file_name().unwrap_or_default());
+            let bytes = std::fs::read(&from).with_context(|| format!("{}", from.display()))?;
+            crate::schema::result_files::atomic_write(&to, &bytes)?;
+        }
+    }
     if let Some(t) = &temporary {
         let _ = std::fs::remove_dir_all(t);
     }

@@ -207,3 +207,52 @@ async fn more_users_than_one_process_can_connect_are_refused_before_the_run_with
     );
     assert!(!out.exists(), "refused before anything ran");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_peers_files_of_a_merged_run_are_written_from_the_merged_figures() {
+    let s = sim(&["--time-scale", "0.02"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (out, cwd) = (dir.path().join("out"), dir.path().join("cwd"));
+    std::fs::create_dir(&cwd).unwrap();
+    let spec = dir.path().join("load.pbtxt");
+    std::fs::write(&spec, "outputs { vllm_bench_json: true inference_perf_json: true }\n").unwrap();
+    let mut c =
+        load(&s.url(), &out, &["--spec", spec.to_str().unwrap(), "--request-rate", "40", "--num-prompts", "30"]);
+    c.args(["--workers", "3", "--save-json-results"]).current_dir(&cwd);
+    let o = output(c).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let json = |p: &Path| -> serde_json::Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
+    let names = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        v.sort();
+        v
+    };
+    let only = |d: PathBuf| -> PathBuf {
+        let files = names(&d);
+        assert_eq!(files.len(), 1, "{}: {files:?}", d.display());
+        d.join(&files[0])
+    };
+    let counts = &summary(&out)["stages"][0]["counts"];
+    let sent = counts["sent"].as_u64().unwrap();
+    assert_eq!(sent, 30, "{counts}");
+    let vllm = json(&only(out.join("vllm-bench")));
+    assert_eq!((vllm["num_prompts"].as_u64(), vllm["completed"].as_u64()), (Some(sent), counts["succeeded"].as_u64()));
+    // LPG's: one file for the model and one weighted over the models, in LPG's own place too.
+    let lpg = names(&out.join("lpg"));
+    assert_eq!(lpg.len(), 2, "{lpg:?}");
+    assert_eq!(names(&cwd), lpg, "LPG's own place has the same files");
+    for name in &lpg {
+        let v = json(&out.join("lpg").join(name));
+        assert_eq!(v["metrics"]["num_prompts_attempted"].as_u64(), Some(sent), "{name}: {v}");
+        assert_eq!(json(&cwd.join(name)), v, "{name}");
+    }
+    let ip = json(&only(out.join("inference-perf")));
+    assert!(ip.get("successes").is_some(), "{ip}");
+    // A worker's share is not written as a peer's file.
+    for k in 0..3 {
+        for peer in ["lpg", "vllm-bench", "inference-perf"] {
+            assert!(!out.join(format!("workers/{k}/{peer}")).exists(), "worker {k} wrote {peer}");
+        }
+    }
+}

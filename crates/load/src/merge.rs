@@ -2,7 +2,8 @@
 //! reads (`summary.json`, `requests.jsonl.zst`, `server_metrics.json`), as if one process had sent
 //! it all: each stage's [`shard`]s added (histograms bucket for bucket: exact percentiles), its
 //! counts summed, its rates over the union of the workers' windows (they share one start), its
-//! per-request records concatenated, and a `workers` table of each one's part. A worker that did
+//! per-request records concatenated, the peers' files (`compat`) written from the merged
+//! figures, and a `workers` table of each one's part. A worker that did
 //! not report a stage (it died, or was stopped before) makes the stage *partial*, saying which
 //! worker and how many arrivals it never sent: never silently merged as whole.
 
@@ -18,7 +19,7 @@ use inferbench_schema::{
 };
 
 use super::{
-    agreement,
+    agreement, compat,
     recorder::Slo,
     runner::Share,
     shard::{SHARDS, StageShard},
@@ -91,6 +92,9 @@ pub fn merge(spec: &LoadSpec, workers: &[Worker], out: &Path) -> Result<Results,
         result_files::atomic_write(&out.join(SERVER_METRICS), &bytes)?;
     }
     result_files::atomic_write(&out.join(SUMMARY), result_files::summary_json(&results).as_bytes())?;
+    for i in 0..results.stages.len() {
+        compat::write(spec, Some(out), None, &results, i)?;
+    }
     Ok(results)
 }
 

@@ -418,7 +418,11 @@ impl Session {
                         result_files::write_json(dir, shard::SHARDS, &shards)?;
                     }
                 }
-                self.write_compat(output_dir, &results, results.stages.len() - 1)
+                // A worker's files are its share: the merge writes the peers' files of the whole.
+                if self.gate.is_some() {
+                    return Ok(());
+                }
+                compat::write(&self.spec, output_dir, self.lpg_also_in.as_deref(), &results, results.stages.len() - 1)
             })?;
             on_stage(results.stages.last().expect("just pushed"));
             if let (Some(stop), Some(Pattern::Sweep(sw))) = (probe_stop, &self.spec.pattern) {
@@ -450,54 +454,6 @@ impl Session {
         }
         let spec = LoadSpec { pattern: Some(Pattern::Rates(RateList { request_rates: rates })), ..self.spec.clone() };
         stages::plan(&spec, stop)
-    }
-
-    /// The peers' file formats of stage `i`, as the spec's `outputs` ask.
-    fn write_compat(&self, dir: Option<&Path>, results: &Results, i: usize) -> Result<(), FileError> {
-        let outputs = self.spec.outputs.clone().unwrap_or_default();
-        let (Some(run), Some(stage)) = (results.run.as_ref(), results.stages.get(i)) else { return Ok(()) };
-        let cx = compat::Context {
-            run,
-            api: self.spec.api(),
-            tokenizer: self
-                .spec
-                .tokenizer
-                .clone()
-                .filter(|t| !t.is_empty())
-                .unwrap_or_else(|| run.models.first().cloned().unwrap_or_default()),
-            file_prefix: outputs
-                .file_prefix
-                .clone()
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| "benchmark-catalog".into()),
-            streaming: self.spec.streaming.unwrap_or(true),
-            ended: time::OffsetDateTime::now_utc(),
-        };
-        let put = |dir: &Path, name: &str, v: &serde_json::Value| -> Result<(), FileError> {
-            std::fs::create_dir_all(dir).map_err(|e| FileError { path: dir.to_path_buf(), message: e.to_string() })?;
-            result_files::write_json(dir, name, v).map(drop)
-        };
-        if outputs.lpg_json.unwrap_or(false) {
-            for (name, v) in compat::lpg::files(&cx, stage) {
-                if let Some(d) = dir {
-                    put(&d.join("lpg"), &name, &v)?;
-                }
-                if let Some(d) = &self.lpg_also_in {
-                    put(d, &name, &v)?;
-                }
-            }
-        }
-        if let Some(d) = dir {
-            if outputs.vllm_bench_json.unwrap_or(false) {
-                let (name, v) = compat::vllm_bench::file(&cx, stage);
-                put(&d.join("vllm-bench"), &name, &v)?;
-            }
-            if outputs.inference_perf_json.unwrap_or(false) {
-                let (name, v) = compat::inference_perf::file(&cx, i, stage);
-                put(&d.join("inference-perf"), &name, &v)?;
-            }
-        }
-        Ok(())
     }
 }
 

@@ -13,7 +13,68 @@ pub mod inference_perf;
 pub mod lpg;
 pub mod vllm_bench;
 
-use inferbench_schema::{Api, RunInfo, StageResult};
+use std::path::Path;
+
+use inferbench_schema::{
+    Api, LoadSpec, Results, RunInfo, StageResult,
+    result_files::{self, FileError},
+};
+
+/// The peers' files of stage `i` of `results`, as `spec.outputs` asks: under `dir` (`lpg/`,
+/// `vllm-bench/`, `inference-perf/`), and LPG's also in `lpg_also_in` (`--save-json-results`:
+/// LPG's own place). Written by a run after each stage, and by the merge of workers for each
+/// merged stage (a worker writes none: its figures are a share).
+pub fn write(
+    spec: &LoadSpec,
+    dir: Option<&Path>,
+    lpg_also_in: Option<&Path>,
+    results: &Results,
+    i: usize,
+) -> Result<(), FileError> {
+    let outputs = spec.outputs.clone().unwrap_or_default();
+    let (Some(run), Some(stage)) = (results.run.as_ref(), results.stages.get(i)) else { return Ok(()) };
+    let cx = Context {
+        run,
+        api: spec.api(),
+        tokenizer: spec
+            .tokenizer
+            .clone()
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| run.models.first().cloned().unwrap_or_default()),
+        file_prefix: outputs
+            .file_prefix
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "benchmark-catalog".into()),
+        streaming: spec.streaming.unwrap_or(true),
+        ended: time::OffsetDateTime::now_utc(),
+    };
+    let put = |dir: &Path, name: &str, v: &serde_json::Value| -> Result<(), FileError> {
+        std::fs::create_dir_all(dir).map_err(|e| FileError { path: dir.to_path_buf(), message: e.to_string() })?;
+        result_files::write_json(dir, name, v).map(drop)
+    };
+    if outputs.lpg_json.unwrap_or(false) {
+        for (name, v) in lpg::files(&cx, stage) {
+            if let Some(d) = dir {
+                put(&d.join("lpg"), &name, &v)?;
+            }
+            if let Some(d) = lpg_also_in {
+                put(d, &name, &v)?;
+            }
+        }
+    }
+    if let Some(d) = dir {
+        if outputs.vllm_bench_json.unwrap_or(false) {
+            let (name, v) = vllm_bench::file(&cx, stage);
+            put(&d.join("vllm-bench"), &name, &v)?;
+        }
+        if outputs.inference_perf_json.unwrap_or(false) {
+            let (name, v) = inference_perf::file(&cx, i, stage);
+            put(&d.join("inference-perf"), &name, &v)?;
+        }
+    }
+    Ok(())
+}
 
 /// What the writers need besides a stage's result.
 #[derive(Debug, Clone)]
