@@ -94,6 +94,8 @@ pub struct KubePlatform {
 
 /// The load Job's name (templates/30-load-engine.yaml).
 const LOAD_JOB: &str = crate::schema::manifest::LOAD_ENGINE;
+/// Load workers whose results are fetched at once (see `load_workers`).
+const FETCHES_AT_ONCE: usize = 4;
 
 /// Stage names already reported live.
 type Reported = Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
@@ -511,18 +513,29 @@ impl KubePlatform {
             Err(e) => return Err(self.diagnose_wait(snap, "load", "the load workers", t, e).await),
         };
         let load_s = t0.elapsed().as_secs_f64();
+        // Fetched a few at a time: each is an exec streaming a tar through the API server, and
+        // one at a time, 64 workers' records would take minutes.
+        let fetches = (0..n).map(|k| {
+            let dir = out.join("workers").join(k.to_string());
+            let failure = conducted.failed.iter().find(|f| f.0 == k).map(|f| f.1.clone());
+            let pod = fleet.pod(k).map(str::to_owned).unwrap_or_default();
+            let results_dir = &results_dir;
+            async move {
+                if failure.is_some() {
+                    return (k, dir, failure, Ok(0));
+                }
+                let fetched = self.fetch_worker(ns, &pod, k, results_dir, &dir, stop).await;
+                (k, dir, None, fetched)
+            }
+        });
+        let fetched: Vec<_> = futures_util::stream::iter(fetches).buffered(FETCHES_AT_ONCE).collect().await;
         let mut reports = vec![];
         let mut fetched_bytes = 0;
-        for k in 0..n {
-            let dir = out.join("workers").join(k.to_string());
-            let mut failure = conducted.failed.iter().find(|f| f.0 == k).map(|f| f.1.clone());
-            if failure.is_none() {
-                let pod = fleet.pod(k).map(str::to_owned).unwrap_or_default();
-                match self.fetch_worker(ns, &pod, k, &results_dir, &dir, stop).await {
-                    Ok(bytes) => fetched_bytes += bytes,
-                    Err(PlatformError::Interrupted) => return Err(PlatformError::Interrupted),
-                    Err(e) => failure = Some(format!("its results could not be fetched: {e}")),
-                }
+        for (k, dir, mut failure, got) in fetched {
+            match got {
+                Ok(bytes) => fetched_bytes += bytes,
+                Err(PlatformError::Interrupted) => return Err(PlatformError::Interrupted),
+                Err(e) => failure = Some(format!("its results could not be fetched: {e}")),
             }
             reports.push(crate::load::merge::Worker { index: k, dir, failure });
         }

@@ -179,8 +179,12 @@ impl Fleet for Pods {
         Duration::from_millis(500 + 150 * u64::from(self.n))
     }
 
-    fn poll_every(&self) -> Duration {
-        Duration::from_millis(100)
+    fn poll_between(&self) -> (Duration, Duration) {
+        // A look is a pod listing and an exec per running worker through the API server: at most
+        // ~25 execs a second however many workers (64 workers: every 2.6 s, 3: every second).
+        let longest =
+            Duration::from_millis(40 * u64::from(self.n)).clamp(Duration::from_secs(1), Duration::from_secs(5));
+        (Duration::from_millis(100), longest)
     }
 
     fn merge_so_far(&mut self) -> Option<Result<Results, String>> {
