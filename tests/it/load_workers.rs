@@ -90,6 +90,11 @@ async fn three_workers_send_what_one_sends_and_their_merge_is_exact() {
         let sent_by_workers: u64 = workers.iter().map(|w| w["sent"].as_u64().unwrap_or(0)).sum();
         assert_eq!(stage["counts"]["sent"].as_u64().unwrap(), sent_by_workers, "{name}");
         assert!(stage.get("partial").is_none(), "{name}");
+        // The arrival process is tested once, on the whole schedule, as one process tests it.
+        let checks = stage["verdict"]["checks"].as_array().unwrap();
+        let arrivals: Vec<&serde_json::Value> = checks.iter().filter(|c| c["name"] == "arrivals").collect();
+        assert_eq!(arrivals.len(), 1, "{name}: {checks:?}");
+        assert_eq!(arrivals[0]["passed"], true, "{name}: {:?}", arrivals[0]);
         // The server's own counters (read once every worker's answers were in) hold every
         // merged request.
         assert_eq!(stage["server_agreement"]["agrees"], true, "{name}: {}", stage["server_agreement"]);

@@ -155,8 +155,12 @@ impl Schedule {
     /// from its start: what every worker agrees a stage offered, so the next stage's request
     /// numbers are the same on each.
     pub fn arrivals_before(&self, end: Option<Duration>) -> u64 {
-        let all = Schedule::new(self.process, self.segments.clone(), self.max_count, self.seed).expect("built before");
-        all.take_while(|t| end.is_none_or(|e| *t < e)).count() as u64
+        self.whole().take_while(|t| end.is_none_or(|e| *t < e)).count() as u64
+    }
+
+    /// The whole schedule (every worker's arrivals) from its start, whatever this one's share.
+    pub fn whole(&self) -> Schedule {
+        Schedule::new(self.process, self.segments.clone(), self.max_count, self.seed).expect("built before")
     }
 
     /// Offered requests over the whole schedule (∫ rate), when finite: what a run should send.

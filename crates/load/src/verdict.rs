@@ -40,10 +40,13 @@ pub type InFlight = [(u64, u64)];
 pub enum Asked<'a> {
     /// An open loop on this schedule (as planned, not yet drawn from).
     Open(&'a Schedule),
-    /// One worker's share (every n-th arrival) of an open loop on this schedule: its rate and
-    /// the requests it keeps open are the schedule's over n. Its arrival gaps are not the
-    /// schedule's process (every n-th of a Poisson process is not Poisson): not tested here.
-    Shared(&'a Schedule, u32),
+    /// Worker `index`'s share of `of` (every n-th arrival) of an open loop on this schedule: its
+    /// rate and the requests it keeps open are the schedule's over n. Its own arrival gaps are
+    /// not the schedule's process (every n-th of a Poisson process is not Poisson): worker 0
+    /// tests the gaps of the whole schedule instead (every worker's arrivals, drawn again from
+    /// the seed up to its own last one: what one process would have tested, but for the last
+    /// few arrivals), so the merged stage has the one "arrivals" check one process has.
+    Shared { schedule: &'a Schedule, index: u32, of: u32 },
     /// A closed loop of this many users.
     Closed(u32),
 }
@@ -65,12 +68,12 @@ pub fn verdict(result: &StageResult, records: &Records, asked: Asked<'_>, in_fli
             .fold((0.0, 0u64), |(s, n), r| (s + f64::from(r.end_us) / 1e6, n + 1));
         if n == 0 { None } else { Some(sum / n as f64) }
     };
-    let (asked, share) = match asked {
-        Asked::Shared(schedule, n) => (Asked::Open(schedule), f64::from(n.max(1))),
-        other => (other, 1.0),
+    let (asked, share, tests_arrivals) = match asked {
+        Asked::Shared { schedule, index, of } => (Asked::Open(schedule), f64::from(of.max(1)), index == 0),
+        other => (other, 1.0, true),
     };
     match asked {
-        Asked::Shared(..) => unreachable!("taken apart above"),
+        Asked::Shared { .. } => unreachable!("taken apart above"),
         Asked::Open(schedule) => {
             checks.push(LoadCheck {
                 name: "dropped".into(),
@@ -82,9 +85,16 @@ pub fn verdict(result: &StageResult, records: &Records, asked: Asked<'_>, in_fli
             if let Some(c) = rate_check(schedule, share, first_turns().map(|r| r.sent_us)) {
                 checks.push(c);
             }
-            if let Some(c) = arrivals_check(schedule, first_turns().map(|r| r.intended_us)).filter(|_| share == 1.0) {
-                checks.push(c);
-            }
+            let arrivals = if !tests_arrivals {
+                None
+            } else if share == 1.0 {
+                arrivals_check(schedule, first_turns().map(|r| r.intended_us))
+            } else {
+                let last = first_turns().map(|r| r.intended_us).max().unwrap_or(0);
+                let whole = schedule.whole().map(|t| t.as_micros() as u64).take_while(|us| *us <= last);
+                arrivals_check(schedule, whole)
+            };
+            checks.extend(arrivals);
             // All at once (an infinite rate) has no schedule to keep: its lag is the queue it makes.
             let scheduled = schedule.expected_by(0.0).is_some();
             if let Some(lag) = result.schedule_lag_ms.filter(|d| d.count > 0 && scheduled) {
@@ -464,6 +474,33 @@ mod tests {
         let bursty: Vec<u64> = g.clone().take(5000).map(|d| d.as_micros() as u64).collect();
         assert!(arrivals_check(&g, bursty.iter().copied()).unwrap().passed);
         assert!(!arrivals_check(&schedule(Process::Poisson, 100.0), bursty.into_iter()).unwrap().passed);
+    }
+
+    #[test]
+    fn worker_0_of_a_shared_load_tests_the_arrivals_of_the_whole_schedule_as_one_process_does() {
+        let s = schedule(Process::Poisson, 200.0);
+        let all: Vec<u64> = s.clone().take(3000).map(|d| d.as_micros() as u64).collect();
+        let result = StageResult {
+            counts: Some(inferbench_schema::Counts { sent: 1000, ..Default::default() }),
+            duration_seconds: *all.last().unwrap() as f64 / 1e6,
+            ..Default::default()
+        };
+        let arrivals = |v: LoadVerdict| v.checks.into_iter().find(|c| c.name == "arrivals");
+        let one = arrivals(verdict(&result, &records(&all, 50, 100_000), Asked::Open(&s), &[]).unwrap()).unwrap();
+        let shares: Vec<Option<LoadCheck>> = (0..3u32)
+            .map(|index| {
+                let mine: Vec<u64> = s.clone().shared(index, 3).take(1000).map(|d| d.as_micros() as u64).collect();
+                let asked = Asked::Shared { schedule: &s, index, of: 3 };
+                arrivals(verdict(&result, &records(&mine, 50, 100_000), asked, &[]).unwrap())
+            })
+            .collect();
+        // Worker 0's last arrival is at most 2 before the schedule's: nearly the same test.
+        let w0 = shares[0].clone().expect("worker 0 tests the arrivals");
+        assert!(w0.passed && (w0.value - one.value).abs() < 0.005, "{w0:?} vs {one:?}");
+        assert!(shares[1].is_none() && shares[2].is_none(), "once per stage, not per worker");
+        // Its share alone (every 3rd arrival of a Poisson process) would have failed the test.
+        let mine: Vec<u64> = s.clone().shared(0, 3).take(1000).map(|d| d.as_micros() as u64).collect();
+        assert!(!arrivals_check(&s, mine.into_iter()).unwrap().passed);
     }
 
     #[test]

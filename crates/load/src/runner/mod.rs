@@ -362,7 +362,7 @@ pub async fn run_stage<S: Sender>(
         c.warmup = shared.warmup;
     }
     let asked = match &spec.load {
-        Load::Open { schedule, .. } if share.of > 1 => Asked::Shared(schedule, share.of),
+        Load::Open { schedule, .. } if share.of > 1 => Asked::Shared { schedule, index: share.index, of: share.of },
         Load::Open { schedule, .. } => Asked::Open(schedule),
         Load::Closed { users, .. } => Asked::Closed(*users),
     };
