@@ -875,7 +875,16 @@ fn a_real_vllm_serves_a_benchmark_through_the_whole_lifecycle() {
         "vLLM runs as a server and an engine process: {:?}",
         procs.iter().map(|p| p.0).collect::<Vec<_>>()
     );
-    let server = procs.iter().map(|(pid, _)| *pid).min().unwrap();
+    // The server is the process the others descend from (not the lowest pid: pids wrap at 32 768
+    // here, and a child can have a lower one).
+    let pids: Vec<u32> = procs.iter().map(|(pid, _)| *pid).collect();
+    let parent = |pid: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()
+    };
+    let roots: Vec<u32> = pids.iter().copied().filter(|pid| parent(*pid).is_none_or(|p| !pids.contains(&p))).collect();
+    assert_eq!(roots.len(), 1, "one process the pod's others descend from: {roots:?} of {pids:?}");
+    let server = roots[0];
     let cmdline = std::fs::read(format!("/proc/{server}/cmdline")).unwrap();
     let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
     let served = format!("serve {} ", real_vllm_links().1.display());
