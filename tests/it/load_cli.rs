@@ -650,6 +650,15 @@ async fn live_metrics_move_during_the_run_and_end_equal_to_summary_json() {
     let (said, stages, sent) = tokio::task::spawn_blocking(move || {
         let (mut said, mut stages, mut sent) = (vec![], vec![], vec![]);
         loop {
+            // The next line the engine says, or 20 ms: a sample of the metrics then (they are
+            // read while the run goes on), until it says it holds.
+            match rx.recv_timeout(std::time::Duration::from_millis(20)) {
+                Ok(line) => said.push(line),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!("the engine ended, never holding: {said:?}")
+                }
+            }
             while let Ok(line) = rx.try_recv() {
                 said.push(line);
             }
@@ -665,8 +674,6 @@ async fn live_metrics_move_during_the_run_and_end_equal_to_summary_json() {
                 }
                 sent.push(sample(&t, "inferbench_requests_sent_total").unwrap());
             }
-            // Poll again soon: the metrics are read while the run goes on.
-            std::thread::sleep(std::time::Duration::from_millis(20));
         }
     })
     .await
