@@ -518,7 +518,7 @@ pub fn stage_line(s: &schema::StageResult) -> String {
     let mut errors: Vec<String> = c.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
     errors.sort();
     format!(
-        "{:<12} sent {:>6} ok {:>6} failed {:>5}{}  achieved {:>8} req/s  out {:>9} tok/s  TTFT p50 {:>8} p99 {:>8} ms  TPOT p50 {:>7} ms  lag p99 {:>7} ms{}{}{}{}{}",
+        "{:<12} sent {:>6} ok {:>6} failed {:>5}{}  achieved {:>8} req/s  out {:>9} tok/s  TTFT p50 {:>8} p99 {:>8} ms  TPOT p50 {:>7} ms  lag p99 {:>7} ms{}{}{}{}{}{}",
         s.name,
         c.sent,
         c.succeeded,
@@ -554,5 +554,22 @@ pub fn stage_line(s: &schema::StageResult) -> String {
             Some(a) => format!("  SERVER DISAGREES: {}", a.disagreements.join("; ")),
             None => String::new(),
         },
+        first_errors(&c),
     )
+}
+
+/// Lines under a stage line saying, in words, the first failure of each kind it counted.
+fn first_errors(c: &schema::Counts) -> String {
+    /// Characters of a message shown (summary.json has it whole).
+    const SHOWN: usize = 240;
+    let mut kinds: Vec<(&String, &String)> = c.first_errors.iter().collect();
+    kinds.sort();
+    kinds
+        .into_iter()
+        .map(|(kind, words)| {
+            let cut = words.char_indices().nth(SHOWN).map_or(words.as_str(), |(i, _)| &words[..i]);
+            let more = if cut.len() < words.len() { " …" } else { "" };
+            format!("\n    first {kind} error: {cut}{more}")
+        })
+        .collect()
 }

@@ -334,6 +334,28 @@ async fn bad_input_is_a_clear_error() {
     .await;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("connect 3") && text(&o).contains("every request failed"), "{}", text(&o));
+    assert!(text(&o).contains("first connect error: /v1/completions: connect to 127.0.0.1:9: "), "{}", text(&o));
+    // A server that does not speak HTTP: the failure says so, in the summary and on the screen.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            let _ = sock.write_all(b"SSH-2.0-OpenSSH_9.6\r\n\r\n").await;
+        }
+    });
+    let out = dir.path().join("not-http");
+    let url = format!("http://{addr}");
+    let args = ["--url", &url, "--request-rate", "20", "--num-prompts", "2", "--models", "m", "--output-dir"];
+    let o = load([&args[..], &[out.to_str().unwrap()]].concat().into_iter().map(String::from).collect()).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let said = format!("{addr}: the answer's head is not HTTP/1: invalid HTTP version");
+    assert!(text(&o).contains(&said), "{}", text(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let first = summary["stages"][0]["counts"]["first_errors"]["connect"].as_str().unwrap_or_default();
+    assert!(first.ends_with(&said), "{summary}");
 }
 
 /// Starts `inferbench load` with `args` (and the output folder), stdout piped.

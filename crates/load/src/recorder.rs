@@ -203,6 +203,8 @@ pub struct StageAggregate {
     pub(crate) sent: u64,
     pub(crate) succeeded: u64,
     pub(crate) errors: BTreeMap<&'static str, u64>,
+    /// The first failure of each kind, in words.
+    pub(crate) first_errors: BTreeMap<&'static str, String>,
     pub(crate) sources: BTreeMap<&'static str, u64>,
     pub(crate) prompt_mismatches: u64,
     pub(crate) length_mismatches: u64,
@@ -248,6 +250,7 @@ impl StageAggregate {
             sent: 0,
             succeeded: 0,
             errors: BTreeMap::new(),
+            first_errors: BTreeMap::new(),
             sources: BTreeMap::new(),
             prompt_mismatches: 0,
             length_mismatches: 0,
@@ -262,6 +265,11 @@ impl StageAggregate {
             last_end_us: 0,
             slo,
         }
+    }
+
+    /// Keeps `words` as what went wrong with a failed request of `kind`, if it is the first.
+    pub fn note_error(&mut self, kind: ErrorKind, words: &str) {
+        self.first_errors.entry(kind.as_str()).or_insert_with(|| words.to_owned());
     }
 
     /// Adds one finished request.
@@ -395,6 +403,7 @@ impl StageAggregate {
                 warmup: 0,
                 prompt_token_mismatches: self.prompt_mismatches,
                 output_length_mismatches: self.length_mismatches,
+                first_errors: self.first_errors.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
             }),
             throughput: measured.then(|| Throughput {
                 requests_per_second: per_s(self.succeeded),

@@ -49,6 +49,9 @@ pub struct AggregateState {
     pub counters: BTreeMap<String, u64>,
     /// Failures by kind.
     pub errors: BTreeMap<String, u64>,
+    /// The first failure of each kind, in words.
+    #[serde(default)]
+    pub first_errors: BTreeMap<String, String>,
     /// Token count sources.
     pub sources: BTreeMap<String, u64>,
     /// Output tokens per whole second from the stage start.
@@ -110,6 +113,7 @@ impl AggregateState {
             histograms: BTreeMap::new(),
             counters: BTreeMap::new(),
             errors: a.errors.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            first_errors: a.first_errors.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
             sources: a.sources.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
             per_second: a.per_second.clone(),
             first_intended_us: a.first_intended_us,
@@ -146,6 +150,9 @@ impl AggregateState {
         for (k, v) in &self.errors {
             a.errors.insert(known(ErrorKind::ALL.map(ErrorKind::as_str), k)?, *v);
         }
+        for (k, v) in &self.first_errors {
+            a.first_errors.insert(known(ErrorKind::ALL.map(ErrorKind::as_str), k)?, v.clone());
+        }
         for (k, v) in &self.sources {
             a.sources.insert(known(SOURCES.map(TokenSource::as_str), k)?, *v);
         }
@@ -169,6 +176,9 @@ impl StageAggregate {
         }
         for (k, v) in &other.errors {
             *self.errors.entry(k).or_default() += v;
+        }
+        for (k, v) in &other.first_errors {
+            self.first_errors.entry(k).or_insert_with(|| v.clone());
         }
         for (k, v) in &other.sources {
             *self.sources.entry(k).or_default() += v;
@@ -211,8 +221,13 @@ mod tests {
         let mut whole = StageAggregate::new(slo);
         let mut parts: Vec<StageAggregate> = (0..3).map(|_| StageAggregate::new(slo)).collect();
         for i in 0..5_000 {
-            whole.record(&outcome(i));
-            parts[(i % 3) as usize].record(&outcome(i));
+            let (o, part) = (outcome(i), &mut parts[(i % 3) as usize]);
+            if let Some(kind) = o.record.error {
+                whole.note_error(kind, "HTTP 500: boom");
+                part.note_error(kind, "HTTP 500: boom");
+            }
+            whole.record(&o);
+            part.record(&o);
         }
         let json = serde_json::to_string(&AggregateState::of(&parts[1])).unwrap();
         let read: AggregateState = serde_json::from_str(&json).unwrap();
@@ -225,7 +240,9 @@ mod tests {
         merged.merge(&parts[2]);
         let (m, w) = (merged.finish("s", Default::default()), whole.finish("s", Default::default()));
         assert_eq!(m, w, "exact: every percentile, count and rate");
-        assert!(m.counts.unwrap().errors["http_5xx"] > 0);
+        let c = m.counts.unwrap();
+        assert!(c.errors["http_5xx"] > 0);
+        assert_eq!(c.first_errors["http_5xx"], "HTTP 500: boom", "the words survive the shard and the merge");
     }
 
     #[test]

@@ -601,7 +601,7 @@ impl<S: Sender> Ctx<S> {
             if let Some(e) = &self.exporter {
                 e.request_ended(&sent.outcome, in_warmup);
             }
-            record(&self.shared, sent.outcome, in_warmup, &self.live);
+            record(&self.shared, sent.outcome, sent.error.as_deref(), in_warmup, &self.live);
             let Some(next) = turns.get(k) else { break };
             if !ok || self.stop.is_cancelled() {
                 break;
@@ -622,11 +622,14 @@ impl<S: Sender> Ctx<S> {
     }
 }
 
-fn record(shared: &Mutex<Shared>, outcome: Outcome, in_warmup: bool, live: &Live) {
+fn record(shared: &Mutex<Shared>, outcome: Outcome, error: Option<&str>, in_warmup: bool, live: &Live) {
     let mut s = shared.lock().expect("results lock");
     if in_warmup {
         s.warmup += 1;
     } else {
+        if let (Some(kind), Some(words)) = (outcome.record.error, error) {
+            s.agg.note_error(kind, words);
+        }
         s.agg.record(&outcome);
         s.records.push(outcome.record);
         // A quantile walks the whole histogram (tens of µs): refreshed four times a second, not
