@@ -202,11 +202,10 @@ impl Client {
     async fn read(&self, req: &Request<'_>, conn: &mut Conn, m: &mut Measure) -> Result<(), (ErrorKind, String)> {
         if !(200..300).contains(&m.status) {
             let mut text = Vec::new();
-            let keep = |d: &[u8], _| {
+            let mut keep = |d: &[u8], _| {
                 let room = MAX_ERROR_BODY - text.len().min(MAX_ERROR_BODY);
                 text.extend_from_slice(&d[..d.len().min(room)]);
             };
-            let mut keep = keep;
             while let Ok(ended) = conn.read_body(&mut keep).await {
                 if ended {
                     m.body_ended = true;
